@@ -1,0 +1,53 @@
+"""Render the batch script: pure, data in and text out.
+
+Only values of a validated :class:`~dkrzspawner.options.JobRequest` and the spawner's own settings reach
+the template; as a last guard, any value with a line break or control character stops the rendering.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from importlib import resources
+
+import jinja2
+
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class UnsafeValue(ValueError):
+    """A value that could break out of its line in the batch script."""
+
+
+def _refuse_unsafe(value):
+    if isinstance(value, str) and _UNSAFE.search(value):
+        raise UnsafeValue(f"refusing to write {value!r} into a batch script")
+    return value
+
+
+def environment(extra_paths=()) -> jinja2.Environment:
+    """The template environment: admins' folders first, then the packaged ``share/``."""
+    loaders = [jinja2.FileSystemLoader(list(extra_paths))] if extra_paths else []
+    loaders.append(jinja2.FileSystemLoader(str(resources.files("dkrzspawner") / "share")))
+    return jinja2.Environment(
+        loader=jinja2.ChoiceLoader(loaders),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        finalize=_refuse_unsafe,
+    )
+
+
+def render(template: str, *, request, job_name, comment, output, workdir, export_names, path, command,
+           extra_paths=()) -> str:
+    """The batch script for ``request``; ``command`` is an argument list, quoted here for the shell."""
+    return environment(extra_paths).get_template(template).render(
+        request=request,
+        job_name=job_name,
+        comment=comment,
+        output=output,
+        workdir=workdir,
+        export=",".join(sorted(export_names)),
+        path=shlex.quote(path),
+        command=" ".join(shlex.quote(arg) for arg in command),
+    )

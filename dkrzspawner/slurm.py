@@ -1,0 +1,161 @@
+"""Run Slurm commands: argument lists, never a shell; as the user through sudo; always with a timeout.
+
+Knows nothing of JupyterHub. Failures are typed so that callers can tell "Slurm could not be asked"
+(:class:`SlurmUnreachable`) from "Slurm said no" (:class:`SlurmRejected`) and "no such job"
+(:class:`JobUnknown`). A caller must never read an unreachable controller as a dead job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import getpass
+import logging
+import os
+import re
+import signal
+import time
+from dataclasses import dataclass
+
+log = logging.getLogger("dkrzspawner.slurm")
+
+# The environment every command starts from; nothing of the hub's own environment leaks through.
+BASE_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
+# Hub environment variables that tell Slurm's clients where their config is.
+PASSED_FROM_HUB = ("SLURM_CONF",)
+
+_UNREACHABLE = re.compile(
+    r"Unable to contact slurm controller|Socket timed out|Zero Bytes were transmitted|"
+    r"Communication connection failure|Connection refused|Connection reset|"
+    r"munge|Protocol authentication error|Slurm backup controller in standby|"
+    r"Transport endpoint|Unable to establish controller machine|slurmdbd.*(unavailable|connection)",
+    re.IGNORECASE,
+)
+_JOB_UNKNOWN = re.compile(r"Invalid job id specified", re.IGNORECASE)
+
+
+class SlurmError(Exception):
+    """A Slurm command did not do what was asked."""
+
+    def __init__(self, argv, returncode, stderr, message=None):
+        self.argv = list(argv)
+        self.returncode = returncode
+        self.stderr = stderr.strip()
+        super().__init__(message or self.stderr or f"{argv[0]} exited with {returncode}")
+
+    @property
+    def reason(self) -> str:
+        """Slurm's own words, without the ``sbatch: error:`` prefixes."""
+        lines = [re.sub(r"^\w+: error: ", "", line).strip() for line in self.stderr.splitlines()]
+        lines = [line for line in lines if line]
+        return lines[-1] if lines else str(self)
+
+
+class SlurmUnreachable(SlurmError):
+    """The controller (or munge, or slurmdbd) could not be reached, or the command timed out.
+
+    Nothing can be concluded about any job from this.
+    """
+
+
+class SlurmTimeout(SlurmUnreachable):
+    """The command ran longer than its timeout and was stopped."""
+
+
+class SlurmRejected(SlurmError):
+    """Slurm answered and refused the request (bad partition, account, limits, ...)."""
+
+
+class JobUnknown(SlurmError):
+    """Slurm answered that it does not know the job id (purged from slurmctld's memory)."""
+
+
+def classify(argv, returncode, stderr) -> SlurmError:
+    """Turn a failed command into the matching typed error."""
+    if _JOB_UNKNOWN.search(stderr):
+        return JobUnknown(argv, returncode, stderr)
+    if _UNREACHABLE.search(stderr):
+        return SlurmUnreachable(argv, returncode, stderr)
+    return SlurmRejected(argv, returncode, stderr)
+
+
+@dataclass
+class Result:
+    stdout: str
+    stderr: str
+    seconds: float
+
+
+class SlurmRunner:
+    """Runs commands as the hub's account or, through ``sudo -n -u USER``, as a hub user.
+
+    ``env`` values given to :meth:`run` reach the command through sudo's ``--preserve-env=NAMES``, so
+    secrets never appear on a command line.
+    """
+
+    def __init__(self, sudo=("sudo", "-n"), timeout: float = 30.0):
+        self.sudo = list(sudo)
+        self.timeout = timeout
+        self.hub_user = getpass.getuser()
+        #: commands run and failed, by program name: what the hub costs slurmctld
+        self.calls: collections.Counter[str] = collections.Counter()
+        self.failures: collections.Counter[str] = collections.Counter()
+
+    def command_line(self, argv, user=None, env_names=()) -> list[str]:
+        """The full argument list for ``argv`` run as ``user``."""
+        if user is None or user == self.hub_user:
+            return list(argv)
+        prefix = [*self.sudo, "-u", user]
+        if env_names:
+            prefix.append("--preserve-env=" + ",".join(sorted(env_names)))
+        return [*prefix, "--", *argv]
+
+    async def run(self, argv, *, user=None, env=None, stdin: str | None = None, timeout=None) -> Result:
+        """Run ``argv``; return its output, or raise a :class:`SlurmError` subclass."""
+        env = dict(env or {})
+        full = self.command_line(argv, user, env.keys())
+        proc_env = {**BASE_ENV, **{k: os.environ[k] for k in PASSED_FROM_HUB if k in os.environ}, **env}
+        timeout = self.timeout if timeout is None else timeout
+        name = os.path.basename(argv[0])
+        self.calls[name] += 1
+        started = time.monotonic()
+        proc = await asyncio.create_subprocess_exec(
+            *full,
+            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=proc_env,
+            start_new_session=True,
+        )
+        try:
+            out, err = await asyncio.wait_for(
+                proc.communicate(stdin.encode() if stdin is not None else None), timeout
+            )
+        except (asyncio.TimeoutError, asyncio.CancelledError) as exc:
+            await _terminate(proc)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            self.failures[name] += 1
+            raise SlurmTimeout(argv, None, "", f"{name} did not answer within {timeout:g} s") from None
+        seconds = time.monotonic() - started
+        stdout, stderr = out.decode(errors="replace"), err.decode(errors="replace")
+        log.debug("%s -> rc %s in %.3f s", " ".join(argv[:3]), proc.returncode, seconds)
+        if proc.returncode != 0:
+            self.failures[name] += 1
+            raise classify(argv, proc.returncode, stderr)
+        return Result(stdout, stderr, seconds)
+
+
+async def _terminate(proc):
+    """Stop a command that ran too long: SIGTERM (sudo relays it), then SIGKILL."""
+    for sig, grace in ((signal.SIGTERM, 2.0), (signal.SIGKILL, 2.0)):
+        if proc.returncode is not None:
+            return
+        try:
+            proc.send_signal(sig)
+        except ProcessLookupError:
+            return
+        try:
+            await asyncio.wait_for(proc.wait(), grace)
+        except asyncio.TimeoutError:
+            continue

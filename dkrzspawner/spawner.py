@@ -1,0 +1,466 @@
+"""DKRZSpawner: thin glue between JupyterHub and the parts that validate, render, submit and watch."""
+
+from __future__ import annotations
+
+import asyncio
+import pwd
+import secrets
+import sys
+import time
+
+from jupyterhub.spawner import Spawner
+from tornado import web
+from traitlets import Bool, Dict, Float, Integer, List, Unicode, default, observe
+
+from . import handlers, options, script
+from .slurm import SlurmError, SlurmRejected, SlurmRunner, SlurmUnreachable
+from .watcher import JobWatcher
+
+handlers.register()
+
+try:  # JupyterHub >= 6
+    from jupyterhub.spawner import SpawnException
+except ImportError:  # JupyterHub 5
+    SpawnException = None
+
+
+def spawn_error(message: str, reason: str, status_code: int = 400) -> web.HTTPError:
+    """An expected spawn failure whose message the user sees as is."""
+    if SpawnException is not None:
+        return SpawnException(message, reason=reason, status_code=status_code)
+    error = web.HTTPError(status_code, message)
+    error.jupyterhub_message = message
+    return error
+
+
+_shared: dict[tuple, tuple[SlurmRunner, JobWatcher]] = {}
+
+
+class DKRZSpawner(Spawner):
+    """Starts each Jupyter server as a Slurm job of the user, from a preset or an advanced request."""
+
+    presets = Dict(
+        default_value=options.DKRZ_PRESETS,
+        help="""Presets offered to users, by name (a lower-case slug, used in ``user_options["preset"]``).
+
+        Each value has ``display_name``, ``description``, ``partition``, ``cores`` (the choices, the first is
+        the default), ``memory_per_core`` (Slurm units, e.g. ``2500M``), ``runtime`` (default walltime) and
+        ``max_runtime``. The default is DKRZ's ``shared`` and ``prepost`` with 1, 2 or 4 cores and 2.5 GB
+        per core.
+        """,
+    ).tag(config=True)
+
+    job_prefix = Unicode(
+        sys.prefix,
+        help="""Prefix of the Python environment on the compute nodes that holds jupyterhub-singleuser and
+        dkrzspawner. Relative commands in ``Spawner.cmd`` are looked up in its ``bin/``. Default: the hub's
+        own environment (``sys.prefix``), which must then be readable by the users on the compute nodes.
+        """,
+    ).tag(config=True)
+
+    job_path = Unicode(
+        "/usr/local/bin:/usr/bin:/bin",
+        help="PATH inside the job, after the job environment's ``bin/``.",
+    ).tag(config=True)
+
+    bind_ip = Unicode(
+        "0.0.0.0",
+        help="Address the Jupyter server binds on the compute node; the hub connects to the node's name.",
+    ).tag(config=True)
+
+    batch_script_template = Unicode(
+        "batch_script.sh.j2",
+        help="Name of the Jinja2 batch-script template, looked up in ``template_paths`` then the package's own.",
+    ).tag(config=True)
+
+    template_paths = List(
+        Unicode(),
+        help="Folders searched first for templates, so that sites can override a template or one of its blocks.",
+    ).tag(config=True)
+
+    output_path = Unicode(
+        "{home}/.jupyterhub-slurm-%j.log",
+        help="""The job's output file (``#SBATCH --output``). ``{home}`` and ``{username}`` are filled in by the
+        hub; Slurm's own patterns such as ``%j`` (job id) and ``%x`` (job name) are left to Slurm. The folder
+        must exist. Its last lines are shown to the user when a job ends before its server answers.""",
+    ).tag(config=True)
+
+    job_name_template = Unicode(
+        "jupyterhub-{server}",
+        help="Slurm job name; ``{server}`` is the named server's name or ``default``, ``{username}`` the user.",
+    ).tag(config=True)
+
+    sudo_command = List(
+        ["sudo", "-n"],
+        help="""Command prefix that runs a Slurm command as the user; ``-u USER`` and
+        ``--preserve-env=NAMES`` are added. Never ``sudo -E``: only the job's explicit environment passes.""",
+    ).tag(config=True)
+
+    slurm_timeout = Float(
+        30.0,
+        help="Seconds any single Slurm command may take before it is stopped and counted as unanswered.",
+    ).tag(config=True)
+
+    watch_interval = Float(
+        30.0,
+        help="Seconds between the hub's batched Slurm queries while no job is starting or stopping.",
+    ).tag(config=True)
+
+    watch_fast_interval = Float(
+        1.0,
+        help="Seconds between the batched queries while any job is starting or stopping (still one query).",
+    ).tag(config=True)
+
+    watch_jitter = Float(
+        0.1,
+        help="Random fraction (plus or minus) applied to each interval, so hubs do not poll in lockstep.",
+    ).tag(config=True)
+
+    accounting = Bool(
+        True,
+        help="""Whether Slurm accounting (slurmdbd) is available: ``sacct`` then tells how a job ended once
+        slurmctld has forgotten it. Without it, a job missing from two successful queries counts as ended.""",
+    ).tag(config=True)
+
+    queue_timeout = Float(
+        3600.0,
+        help="""Seconds a job may wait in the queue before the spawn gives up and cancels it. Queue time is not
+        counted against the server's start-up (``server_timeout``).""",
+    ).tag(config=True)
+
+    server_timeout = Float(
+        300.0,
+        help="Seconds from the job starting to run until its Jupyter server must answer.",
+    ).tag(config=True)
+
+    stop_timeout = Float(
+        60.0,
+        help="Seconds ``stop()`` waits for Slurm to confirm that a cancelled job has ended.",
+    ).tag(config=True)
+
+    output_tail_lines = Integer(
+        20,
+        help="How many lines of a failed job's output the user is shown.",
+    ).tag(config=True)
+
+    @default("start_timeout")
+    def _start_timeout_default(self):
+        # JupyterHub's own limit must not cut the queue wait short: ours are queue_timeout + server_timeout.
+        return int(self.queue_timeout + self.server_timeout + 60)
+
+    @default("apply_user_options")
+    def _apply_user_options_default(self):
+        return DKRZSpawner._apply_options
+
+    @observe("presets")
+    def _presets_changed(self, change):
+        self._presets = options.load_presets(change["new"])
+
+    # -- state ------------------------------------------------------------------------------------
+    job_id = Unicode(None, allow_none=True)
+    job_host = Unicode(None, allow_none=True)
+    job_comment = Unicode(None, allow_none=True)
+
+    def load_state(self, state):
+        super().load_state(state)
+        self.job_id = state.get("job_id")
+        self.job_host = state.get("job_host")
+        self.job_comment = state.get("job_comment")
+        if self.job_id:
+            self.watcher.watch(self.job_id)
+
+    def get_state(self):
+        state = super().get_state()
+        for key in ("job_id", "job_host", "job_comment"):
+            if getattr(self, key):
+                state[key] = getattr(self, key)
+        return state
+
+    def clear_state(self):
+        super().clear_state()
+        if self.job_id:
+            self.watcher.unwatch(self.job_id)
+        self.job_id = self.job_host = self.job_comment = None
+
+    def _save_state(self):
+        """Persist the job id at once, so a hub restart during the queue wait finds the job."""
+        if self.orm_spawner is None or self.db is None:
+            return
+        self.orm_spawner.state = self.get_state()
+        self.db.commit()
+
+    # -- shared parts -----------------------------------------------------------------------------
+    @property
+    def presets_checked(self) -> dict[str, options.Preset]:
+        if not hasattr(self, "_presets"):
+            self._presets = options.load_presets(self.presets)
+        return self._presets
+
+    def _shared_parts(self):
+        key = (tuple(self.sudo_command), self.slurm_timeout, self.watch_interval, self.watch_fast_interval,
+               self.watch_jitter, self.accounting)
+        if key not in _shared:
+            runner = SlurmRunner(sudo=self.sudo_command, timeout=self.slurm_timeout)
+            watcher = JobWatcher(runner, interval=self.watch_interval, fast_interval=self.watch_fast_interval,
+                                 jitter=self.watch_jitter, accounting=self.accounting)
+            _shared[key] = (runner, watcher)
+        return _shared[key]
+
+    @property
+    def runner(self) -> SlurmRunner:
+        return self._shared_parts()[0]
+
+    @property
+    def watcher(self) -> JobWatcher:
+        return self._shared_parts()[1]
+
+    # -- options ----------------------------------------------------------------------------------
+    def validate_options(self, user_options) -> options.JobRequest:
+        """The one validation path for form, REST and URL options; raises a user-facing 400 error."""
+        try:
+            return options.validate(user_options, self.presets_checked)
+        except options.OptionsError as exc:
+            raise spawn_error(str(exc), reason="invalid_options") from None
+
+    @staticmethod
+    def _apply_options(spawner, user_options):
+        spawner.validate_options(user_options)
+
+    # -- naming -----------------------------------------------------------------------------------
+    @property
+    def server_label(self) -> str:
+        return self.name or "default"
+
+    @property
+    def job_name(self) -> str:
+        return self.job_name_template.format(server=self.server_label, username=self.user.name)
+
+    def _home(self) -> str:
+        try:
+            return pwd.getpwnam(self.user.name).pw_dir
+        except KeyError:
+            raise spawn_error(f"User {self.user.name} has no Unix account on this system.", reason="no_account")
+
+    def _command(self) -> list[str]:
+        prefix = self.job_prefix.rstrip("/")
+        cmd = [c if "/" in c else f"{prefix}/bin/{c}" for c in self.cmd[:1]] + list(self.cmd[1:])
+        return [f"{prefix}/bin/python", "-m", "dkrzspawner.singleuser", "--", *cmd, *self.get_args()]
+
+    def _job_env(self, home: str) -> dict[str, str]:
+        env = {k: str(v) for k, v in self.get_env().items()}
+        env.update(HOME=home, USER=self.user.name, LOGNAME=self.user.name, DKRZSPAWNER_BIND_IP=self.bind_ip)
+        return env
+
+    def _output_file(self, home: str) -> str:
+        return self.output_path.format(home=home, username=self.user.name)
+
+    # -- progress ---------------------------------------------------------------------------------
+    def _emit(self, progress: int, message: str):
+        self.log.info("%s: %s", self._log_name, message)
+        self._events.append({"progress": progress, "message": message})
+        self._events_changed.set()
+
+    async def progress(self):
+        seen = 0
+        while True:
+            events = getattr(self, "_events", [])
+            while seen < len(events):
+                yield events[seen]
+                seen += 1
+            if getattr(self, "_start_done", True):
+                return
+            self._events_changed.clear()
+            await self._events_changed.wait()
+
+    # -- start ------------------------------------------------------------------------------------
+    async def start(self):
+        request = self.validate_options(self.user_options)
+        self._events, self._events_changed, self._start_done = [], asyncio.Event(), False
+        self._port = asyncio.get_running_loop().create_future()
+        self.job_id = self.job_host = self.job_comment = None
+        try:
+            await self._submit(request)
+            with self.watcher.urgent(self.job_id):
+                host, port = await self._wait_until_serving()
+            self._emit(100, f"Jupyter server of job {self.job_id} answers on {host}:{port}.")
+            return host, port
+        except BaseException:
+            if self.job_id:
+                await self._cancel_quietly()
+            raise
+        finally:
+            self._start_done = True
+            self._events_changed.set()
+
+    async def _submit(self, request: options.JobRequest):
+        home = self._home()
+        env = self._job_env(home)
+        self.job_comment = f"dkrzspawner:{self.user.name}:{self.server_label}:{secrets.token_hex(6)}"
+        text = script.render(
+            self.batch_script_template, request=request, job_name=self.job_name, comment=self.job_comment,
+            output=self._output_file(home), workdir=home, export_names=env.keys(),
+            path=f"{self.job_prefix.rstrip('/')}/bin:{self.job_path}", command=self._command(),
+            extra_paths=self.template_paths,
+        )
+        self.log.debug("Batch script for %s:\n%s", self._log_name, text)
+        try:
+            result = await self.runner.run(["sbatch", "--parsable"], user=self.user.name, env=env, stdin=text)
+        except SlurmRejected as exc:
+            raise spawn_error(f"Slurm refused the job: {exc.reason}", reason="slurm_rejected") from None
+        except SlurmUnreachable as exc:
+            job_id = await self._find_tagged_job()
+            if job_id is None:
+                raise spawn_error(
+                    f"Slurm did not answer ({exc.reason}); no job was started. Please try again shortly.",
+                    reason="slurm_unreachable", status_code=503) from None
+            self.log.warning("sbatch for %s failed (%s) but created job %s: adopting it",
+                             self._log_name, exc.reason, job_id)
+            result = None
+        self.job_id = result.stdout.strip().split(";")[0] if result else job_id
+        self._save_state()
+        self.watcher.watch(self.job_id)
+        self._emit(10, f"Submitted Slurm job {self.job_id}: partition {request.partition}, {request.cores} "
+                       f"cores, {request.memory} memory, walltime {request.runtime}.")
+
+    async def _find_tagged_job(self) -> str | None:
+        """After an sbatch that failed to answer: the job it may have created anyway, found by its tag."""
+        deadline = time.monotonic() + self.slurm_timeout * 2
+        while time.monotonic() < deadline:
+            try:
+                result = await self.runner.run(["squeue", "-h", "-t", "all", "-u", self.user.name, "-o", "%i|%k"])
+            except SlurmUnreachable:
+                await asyncio.sleep(2)
+                continue
+            except SlurmError:
+                return None
+            for line in result.stdout.splitlines():
+                job_id, _, comment = line.partition("|")
+                if comment.strip() == self.job_comment:
+                    return job_id.strip()
+            return None
+        return None
+
+    def receive_port(self, port: int) -> bool:
+        """Called by the port handler; False if this spawner is not waiting for a port."""
+        future = getattr(self, "_port", None)
+        if future is None or future.done():
+            return False
+        future.set_result(port)
+        return True
+
+    async def _wait_until_serving(self) -> tuple[str, int]:
+        queued_since = time.monotonic()
+        running_since = None
+        last = None
+        while not self._port.done():
+            status = self.watcher.status(self.job_id)
+            if status is not None and (status.state, status.reason) != last:
+                last = (status.state, status.reason)
+                if status.state == "PENDING":
+                    self._emit(20, f"Job {self.job_id} is waiting in the queue ({status.reason or 'no reason given'}).")
+                elif status.running:
+                    self._emit(50, f"Job {self.job_id} is running on {status.host}; starting the Jupyter server.")
+            if status is not None and status.ended:
+                await self._fail_ended(status)
+            if status is not None and status.running and running_since is None:
+                running_since = time.monotonic()
+            now = time.monotonic()
+            if running_since is None and now - queued_since > self.queue_timeout:
+                raise spawn_error(f"Job {self.job_id} waited longer than {self.queue_timeout:g} s in the queue; "
+                                  "it was cancelled.", reason="queue_timeout")
+            if running_since is not None and now - running_since > self.server_timeout:
+                raise spawn_error(f"The Jupyter server of job {self.job_id} did not start within "
+                                  f"{self.server_timeout:g} s.", reason="server_timeout")
+            poll = asyncio.ensure_future(self.watcher.next_poll())
+            await asyncio.wait([poll, self._port], return_when=asyncio.FIRST_COMPLETED)
+            poll.cancel()
+        port = self._port.result()
+        self._emit(80, f"Jupyter server of job {self.job_id} reported port {port}.")
+        host = await self._batch_host()
+        await self._wait_listening(host, port, running_since or time.monotonic())
+        return host, port
+
+    async def _batch_host(self) -> str:
+        """The node running the job, from Slurm (never from the job)."""
+        while True:
+            status = self.watcher.status(self.job_id)
+            if status is not None and status.ended:
+                await self._fail_ended(status)
+            if status is not None and status.running and status.host:
+                self.job_host = status.host
+                self._save_state()
+                return status.host
+            await self.watcher.refresh()
+
+    async def _wait_listening(self, host: str, port: int, running_since: float):
+        while True:
+            try:
+                _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 2)
+                writer.close()
+                return
+            except (OSError, asyncio.TimeoutError):
+                pass
+            status = self.watcher.status(self.job_id)
+            if status is not None and status.ended:
+                await self._fail_ended(status)
+            if time.monotonic() - running_since > self.server_timeout:
+                raise spawn_error(f"The Jupyter server of job {self.job_id} did not start within "
+                                  f"{self.server_timeout:g} s.", reason="server_timeout")
+            await asyncio.sleep(0.02)
+
+    async def _fail_ended(self, status):
+        tail = await self._output_tail()
+        message = f"Job {self.job_id} ended ({status.state}) before its Jupyter server started."
+        if tail:
+            message += " Last lines of its output:\n" + tail
+        raise spawn_error(message, reason="job_ended")
+
+    async def _output_tail(self) -> str:
+        path = self._output_file(self._home()).replace("%j", str(self.job_id)).replace("%x", self.job_name)
+        try:
+            result = await self.runner.run(["tail", "-n", str(self.output_tail_lines), path], user=self.user.name)
+        except SlurmError:
+            return ""
+        return result.stdout.strip()
+
+    # -- poll and stop ----------------------------------------------------------------------------
+    async def poll(self):
+        if not self.job_id:
+            return 0
+        self.watcher.watch(self.job_id)
+        status = self.watcher.status(self.job_id)
+        if status is None:
+            # Nothing heard yet (e.g. just after a hub restart): ask, batched with all other spawners.
+            try:
+                await asyncio.wait_for(self.watcher.refresh(), self.slurm_timeout * 3)
+            except asyncio.TimeoutError:
+                return None
+            status = self.watcher.status(self.job_id)
+        if status is None or not status.ended:
+            return None  # running, pending, or not known yet: never "stopped" on a failed query
+        self.log.info("%s: job %s ended: %s", self._log_name, self.job_id, status.state)
+        return 0 if status.state == "COMPLETED" else 1
+
+    async def stop(self, now=False):
+        if not self.job_id:
+            return
+        await self._cancel_job()
+        with self.watcher.urgent(self.job_id):
+            deadline = time.monotonic() + self.stop_timeout
+            while time.monotonic() < deadline:
+                status = self.watcher.status(self.job_id)
+                if status is not None and status.ended:
+                    self.log.info("%s: job %s ended (%s)", self._log_name, self.job_id, status.state)
+                    return
+                await self.watcher.refresh()
+        self.log.warning("%s: Slurm has not confirmed the end of job %s within %g s",
+                         self._log_name, self.job_id, self.stop_timeout)
+
+    async def _cancel_job(self):
+        await self.runner.run(["scancel", str(self.job_id)], user=self.user.name)
+
+    async def _cancel_quietly(self):
+        try:
+            await asyncio.shield(self._cancel_job())
+        except (SlurmError, asyncio.CancelledError) as exc:
+            self.log.error("%s: could not cancel job %s: %s", self._log_name, self.job_id, exc)

@@ -1,0 +1,16 @@
+"""The demo hub: DKRZSpawner on the local single-node Slurm (``make demo``).
+
+Users alice (account bb1234), bob (ab0000) and carol (both) log in with any password; ``admin`` administers.
+Loaded by ``jupyterhub_config.py`` at the top of the repository, like any other drop-in file here.
+"""
+
+c = get_config()  # noqa: F821 (provided by JupyterHub when it loads the file)
+
+c.JupyterHub.spawner_class = "dkrz"
+c.JupyterHub.authenticator_class = "dummy"
+c.Authenticator.allowed_users = {"alice", "bob", "carol"}
+c.Authenticator.admin_users = {"admin"}
+c.JupyterHub.allow_named_servers = True
+c.JupyterHub.bind_url = "http://127.0.0.1:8000"
+# Servers are Slurm jobs: they keep running while the hub restarts, and the hub finds them again.
+c.JupyterHub.cleanup_servers = False
