@@ -360,7 +360,7 @@ class DKRZSpawner(Spawner):
                     self._emit(20, f"Job {self.job_id} is waiting in the queue ({status.reason or 'no reason given'}).")
                 elif status.running:
                     self._emit(50, f"Job {self.job_id} is running on {status.host}; starting the Jupyter server.")
-            if status is not None and status.ended:
+            if status is not None and status.over:
                 await self._fail_ended(status)
             if status is not None and status.running and running_since is None:
                 running_since = time.monotonic()
@@ -384,7 +384,7 @@ class DKRZSpawner(Spawner):
         """The node running the job, from Slurm (never from the job)."""
         while True:
             status = self.watcher.status(self.job_id)
-            if status is not None and status.ended:
+            if status is not None and status.over:
                 await self._fail_ended(status)
             if status is not None and status.running and status.host:
                 self.job_host = status.host
@@ -401,7 +401,7 @@ class DKRZSpawner(Spawner):
             except (OSError, asyncio.TimeoutError):
                 pass
             status = self.watcher.status(self.job_id)
-            if status is not None and status.ended:
+            if status is not None and status.over:
                 await self._fail_ended(status)
             if time.monotonic() - running_since > self.server_timeout:
                 raise spawn_error(f"The Jupyter server of job {self.job_id} did not start within "
@@ -436,7 +436,7 @@ class DKRZSpawner(Spawner):
             except asyncio.TimeoutError:
                 return None
             status = self.watcher.status(self.job_id)
-        if status is None or not status.ended:
+        if status is None or not status.over:
             return None  # running, pending, or not known yet: never "stopped" on a failed query
         self.log.info("%s: job %s ended: %s", self._log_name, self.job_id, status.state)
         return 0 if status.state == "COMPLETED" else 1

@@ -17,9 +17,9 @@ from .slurm import JobUnknown, SlurmError
 
 log = logging.getLogger("dkrzspawner.watcher")
 
+#: final states: the job is over and its resources are free
 ENDED_STATES = frozenset(
-    "BOOT_FAIL CANCELLED COMPLETED COMPLETING DEADLINE FAILED NODE_FAIL OUT_OF_MEMORY PREEMPTED "
-    "REVOKED TIMEOUT GONE".split()
+    "BOOT_FAIL CANCELLED COMPLETED DEADLINE FAILED NODE_FAIL OUT_OF_MEMORY PREEMPTED REVOKED TIMEOUT GONE".split()
 )
 SQUEUE_FORMAT = "%i|%T|%B|%r|%S|%L|%P|%u"
 SACCT_FORMAT = "JobIDRaw,State,ExitCode,Elapsed,Timelimit"
@@ -44,7 +44,13 @@ class JobStatus:
 
     @property
     def ended(self) -> bool:
+        """Slurm says the job is over."""
         return self.state in ENDED_STATES
+
+    @property
+    def over(self) -> bool:
+        """The job's programs have ended (final state, or Slurm still cleaning up after them)."""
+        return self.ended or self.state == "COMPLETING"
 
     @property
     def running(self) -> bool:

@@ -1,0 +1,152 @@
+"""A real JupyterHub process with its real proxy, configured like the demo, on ports of its own."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.slurmtools import require_slurm, slurm, wait_for
+
+REPO = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+ARTIFACTS = REPO / "test-artifacts"
+PUBLIC_PORT, HUB_PORT, PROXY_API_PORT = 18000, 18081, 18001
+USERS = ("alice", "bob", "carol")
+
+TEST_CONFIG = """
+load_subconfig({repo_config!r})
+c.JupyterHub.bind_url = "http://127.0.0.1:{public}"
+c.JupyterHub.hub_bind_url = "http://127.0.0.1:{hub}"
+c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api}"
+c.JupyterHub.log_level = "DEBUG"
+c.JupyterHub.services = [{{"name": "e2e-driver", "api_token": {token!r}}}]
+c.JupyterHub.load_roles = [{{
+    "name": "e2e-driver",
+    "scopes": ["admin:users", "admin:servers", "tokens", "list:users", "read:users"],
+    "services": ["e2e-driver"],
+}}]
+c.DKRZSpawner.watch_interval = 5
+
+
+def break_named_server(spawner):
+    # A server named "broken" gets a job environment that does not exist: its job dies at once.
+    if spawner.name == "broken":
+        spawner.job_prefix = "/nonexistent/env"
+
+
+c.Spawner.pre_spawn_hook = break_named_server
+"""
+
+
+class Hub:
+    """Starts, stops and talks to one hub process; its log is kept as a test artifact."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.token = secrets.token_hex(16)
+        self.api_url = f"http://127.0.0.1:{HUB_PORT}/hub/api"
+        self.public_url = f"http://127.0.0.1:{PUBLIC_PORT}"
+        self.proc = None
+        self.log_path = ARTIFACTS / "hub.log"
+        (workdir / "jupyterhub_config.py").write_text(TEST_CONFIG.format(
+            repo_config=str(REPO / "jupyterhub_config.py"), public=PUBLIC_PORT, hub=HUB_PORT,
+            proxy_api=PROXY_API_PORT, token=self.token))
+
+    def start(self):
+        ARTIFACTS.mkdir(exist_ok=True)
+        env = {"PATH": f"{VENV_BIN}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "LANG": "C.UTF-8",
+               "HOME": str(self.workdir)}
+        log = open(self.log_path, "a")
+        self.proc = subprocess.Popen([str(VENV_BIN / "jupyterhub"), "-f", "jupyterhub_config.py"],
+                                     cwd=self.workdir, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        wait_for(self._answers, timeout=60, what="the hub API")
+
+    def _answers(self):
+        if self.proc.poll() is not None:
+            raise AssertionError(f"the hub exited with {self.proc.returncode}; see {self.log_path}")
+        try:
+            return requests.get(self.api_url, timeout=2).ok
+        except requests.ConnectionError:
+            return False
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.proc = None
+
+    def api(self, method, path, **kwargs) -> requests.Response:
+        headers = {"Authorization": f"token {self.token}"}
+        return requests.request(method, self.api_url + path, headers=headers, timeout=120, **kwargs)
+
+    def server_path(self, user, name=""):
+        return f"/users/{user}/servers/{name}" if name else f"/users/{user}/server"
+
+    def spawn(self, user, name="", options=None) -> requests.Response:
+        """POST a spawn with JupyterHub 6's body shape and return the response."""
+        if self.api("GET", f"/users/{user}").status_code == 404:
+            self.api("POST", f"/users/{user}")
+        return self.api("POST", self.server_path(user, name), json={"user_options": options or {}})
+
+    def servers(self, user) -> dict:
+        response = self.api("GET", f"/users/{user}")
+        return response.json().get("servers", {}) if response.ok else {}
+
+    def server(self, user, name=""):
+        return self.servers(user).get(name)
+
+    def wait_ready(self, user, name="", timeout=120):
+        def ready():
+            server = self.server(user, name)
+            if server and server.get("stopped"):
+                raise AssertionError(f"{user}/{name} stopped while starting: {server}")
+            return server if server and server.get("ready") else None
+        return wait_for(ready, timeout=timeout, what=f"{user}/{name} ready")
+
+    def stop_server(self, user, name="", wait=True):
+        response = self.api("DELETE", self.server_path(user, name))
+        assert response.status_code in (202, 204), response.text
+        if wait:
+            wait_for(lambda: self.server(user, name) is None, timeout=90, what=f"{user}/{name} stopped")
+
+    def user_token(self, user) -> str:
+        response = self.api("POST", f"/users/{user}/tokens",
+                            json={"scopes": [f"access:servers!user={user}"], "expires_in": 3600})
+        assert response.status_code == 201, response.text
+        return response.json()["token"]
+
+
+@pytest.fixture(scope="session")
+def hub(tmp_path_factory):
+    require_slurm()
+    if not shutil.which("configurable-http-proxy", path=str(VENV_BIN)):
+        pytest.fail("configurable-http-proxy is missing from the environment: run `make env`")
+    hub = Hub(tmp_path_factory.mktemp("hub"))
+    hub.start()
+    yield hub
+    hub.stop()
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_jobs(hub):
+    """Every e2e test starts and ends with no job of the test users in the queue."""
+    yield
+    for user in USERS:
+        for name in list(hub.servers(user)):
+            hub.stop_server(user, name)
+    leftover = slurm("squeue", "-h", "-u", ",".join(USERS), "-o", "%i %u %j %T").strip()
+    assert not leftover, f"jobs left behind: {leftover}"
