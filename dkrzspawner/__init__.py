@@ -5,7 +5,14 @@ without importing JupyterHub's hub side.
 """
 
 __version__ = "0.1.0"
-__all__ = ["DKRZSpawner"]
+__all__ = ["DKRZSpawner", "templates_path"]
+
+
+def templates_path() -> str:
+    """Folder of dkrzspawner's hub page templates, for ``c.JupyterHub.template_paths``."""
+    import os
+
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
 
 
 def __getattr__(name):

@@ -7,7 +7,6 @@ the job: it comes from Slurm.
 
 from __future__ import annotations
 
-import hmac
 import json
 
 from jupyterhub.apihandlers.base import APIHandler
@@ -43,11 +42,10 @@ class PortReportHandler(APIHandler):
             port = parse_port(self.request.body)
         except ValueError as exc:
             raise web.HTTPError(400, str(exc)) from None
-        for spawner in self.users[user.orm_user].spawners.values():
-            receive = getattr(spawner, "receive_port", None)
-            expected = getattr(spawner, "api_token", None)
-            if receive and expected and hmac.compare_digest(expected, token):
-                if not receive(port):
+        for spawner in user.spawners.values():
+            owns_token = getattr(spawner, "owns_token", None)
+            if owns_token and owns_token(token):
+                if not spawner.receive_port(port):
                     raise web.HTTPError(409, "this server is not waiting for a port")
                 self.set_status(204)
                 return

@@ -12,15 +12,21 @@ from importlib import resources
 
 import jinja2
 
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
+# No control characters anywhere; in #SBATCH values no white space either (sbatch reads each word as an option).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_UNSAFE = re.compile(r"[\x00-\x20\x7f\s]")
 
 
 class UnsafeValue(ValueError):
-    """A value that could break out of its line in the batch script."""
+    """A value that could break out of its line in the batch script or add an sbatch option."""
+
+
+class ShellWords(str):
+    """Text already quoted for the shell: it may contain spaces, but no control characters."""
 
 
 def _refuse_unsafe(value):
-    if isinstance(value, str) and _UNSAFE.search(value):
+    if isinstance(value, str) and (_CONTROL if isinstance(value, ShellWords) else _UNSAFE).search(value):
         raise UnsafeValue(f"refusing to write {value!r} into a batch script")
     return value
 
@@ -48,6 +54,6 @@ def render(template: str, *, request, job_name, comment, output, workdir, export
         output=output,
         workdir=workdir,
         export=",".join(sorted(export_names)),
-        path=shlex.quote(path),
-        command=" ".join(shlex.quote(arg) for arg in command),
+        path=ShellWords(shlex.quote(path)),
+        command=ShellWords(" ".join(shlex.quote(arg) for arg in command)),
     )

@@ -119,14 +119,18 @@ class SlurmRunner:
         name = os.path.basename(argv[0])
         self.calls[name] += 1
         started = time.monotonic()
-        proc = await asyncio.create_subprocess_exec(
-            *full,
-            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=proc_env,
-            start_new_session=True,
-        )
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *full,
+                stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=proc_env,
+                start_new_session=True,
+            )
+        except OSError as exc:  # the program is missing or not executable: Slurm could not be asked
+            self.failures[name] += 1
+            raise SlurmUnreachable(argv, None, "", f"cannot run {full[0]}: {exc.strerror}") from None
         try:
             out, err = await asyncio.wait_for(
                 proc.communicate(stdin.encode() if stdin is not None else None), timeout

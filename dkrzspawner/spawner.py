@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
+import hashlib
+import hmac
 import pwd
+import re
 import secrets
 import sys
 import time
@@ -12,31 +16,18 @@ from jupyterhub.spawner import Spawner
 from tornado import web
 from traitlets import Bool, Dict, Float, Integer, List, Unicode, default, observe
 
-from . import handlers, options, script
+from . import handlers, options, reasons, script
+from .errors import SpawnException, spawn_error  # noqa: F401 (spawn_error is used here, both are re-exported)
+from .spawnpage import SpawnPageMixin
 from .slurm import SlurmError, SlurmRejected, SlurmRunner, SlurmUnreachable
-from .watcher import JobWatcher
+from .watcher import SACCT_FORMAT, JobWatcher, parse_sacct
 
 handlers.register()
-
-try:  # JupyterHub >= 6
-    from jupyterhub.spawner import SpawnException
-except ImportError:  # JupyterHub 5
-    SpawnException = None
-
-
-def spawn_error(message: str, reason: str, status_code: int = 400) -> web.HTTPError:
-    """An expected spawn failure whose message the user sees as is."""
-    if SpawnException is not None:
-        return SpawnException(message, reason=reason, status_code=status_code)
-    error = web.HTTPError(status_code, message)
-    error.jupyterhub_message = message
-    return error
-
 
 _shared: dict[tuple, tuple[SlurmRunner, JobWatcher]] = {}
 
 
-class DKRZSpawner(Spawner):
+class DKRZSpawner(SpawnPageMixin, Spawner):
     """Starts each Jupyter server as a Slurm job of the user, from a preset or an advanced request."""
 
     presets = Dict(
@@ -111,6 +102,12 @@ class DKRZSpawner(Spawner):
         help="Seconds between the batched queries while any job is starting or stopping (still one query).",
     ).tag(config=True)
 
+    watch_pending_interval = Float(
+        5.0,
+        help="""Seconds between the batched queries while starting jobs only wait in the queue. The server
+        reports its port itself, so this only sets how soon the progress page shows a new pending reason.""",
+    ).tag(config=True)
+
     watch_jitter = Float(
         0.1,
         help="Random fraction (plus or minus) applied to each interval, so hubs do not poll in lockstep.",
@@ -157,21 +154,26 @@ class DKRZSpawner(Spawner):
         self._presets = options.load_presets(change["new"])
 
     # -- state ------------------------------------------------------------------------------------
-    job_id = Unicode(None, allow_none=True)
-    job_host = Unicode(None, allow_none=True)
-    job_comment = Unicode(None, allow_none=True)
+    job_id = Unicode(None, allow_none=True, help="The Slurm job of the current server (state).")
+    job_host = Unicode(None, allow_none=True, help="The node the job runs on, from Slurm (state).")
+    job_port = Integer(0, help="The port the job's server reported (state).")
+    job_comment = Unicode(None, allow_none=True, help="The tag given to the job with --comment (state).")
+    token_digest = Unicode(None, allow_none=True, help="SHA-256 of the server's API token (state).")
+    last_end = Dict(help="How the last job of this server ended: job_id, state, reason, at (state).")
+
+    _STATE_KEYS = ("job_id", "job_host", "job_port", "job_comment", "token_digest", "last_end")
 
     def load_state(self, state):
         super().load_state(state)
-        self.job_id = state.get("job_id")
-        self.job_host = state.get("job_host")
-        self.job_comment = state.get("job_comment")
+        for key in self._STATE_KEYS:
+            if key in state:
+                setattr(self, key, state[key])
         if self.job_id:
-            self.watcher.watch(self.job_id)
+            self.watcher.watch(self.job_id, on_over=self._job_over)
 
     def get_state(self):
         state = super().get_state()
-        for key in ("job_id", "job_host", "job_comment"):
+        for key in self._STATE_KEYS:
             if getattr(self, key):
                 state[key] = getattr(self, key)
         return state
@@ -180,7 +182,8 @@ class DKRZSpawner(Spawner):
         super().clear_state()
         if self.job_id:
             self.watcher.unwatch(self.job_id)
-        self.job_id = self.job_host = self.job_comment = None
+        self.job_id = self.job_host = self.job_comment = self.token_digest = None
+        self.job_port = 0
 
     def _save_state(self):
         """Persist the job id at once, so a hub restart during the queue wait finds the job."""
@@ -198,11 +201,12 @@ class DKRZSpawner(Spawner):
 
     def _shared_parts(self):
         key = (tuple(self.sudo_command), self.slurm_timeout, self.watch_interval, self.watch_fast_interval,
-               self.watch_jitter, self.accounting)
+               self.watch_pending_interval, self.watch_jitter, self.accounting)
         if key not in _shared:
             runner = SlurmRunner(sudo=self.sudo_command, timeout=self.slurm_timeout)
             watcher = JobWatcher(runner, interval=self.watch_interval, fast_interval=self.watch_fast_interval,
-                                 jitter=self.watch_jitter, accounting=self.accounting)
+                                 pending_interval=self.watch_pending_interval, jitter=self.watch_jitter,
+                                 accounting=self.accounting, log=self.log)
             _shared[key] = (runner, watcher)
         return _shared[key]
 
@@ -214,22 +218,13 @@ class DKRZSpawner(Spawner):
     def watcher(self) -> JobWatcher:
         return self._shared_parts()[1]
 
-    # -- options ----------------------------------------------------------------------------------
-    def validate_options(self, user_options) -> options.JobRequest:
-        """The one validation path for form, REST and URL options; raises a user-facing 400 error."""
-        try:
-            return options.validate(user_options, self.presets_checked)
-        except options.OptionsError as exc:
-            raise spawn_error(str(exc), reason="invalid_options") from None
-
-    @staticmethod
-    def _apply_options(spawner, user_options):
-        spawner.validate_options(user_options)
+    # -- options: validate_options, the form and the pre-flight are in spawnpage.SpawnPageMixin -------
 
     # -- naming -----------------------------------------------------------------------------------
     @property
     def server_label(self) -> str:
-        return self.name or "default"
+        """The server's name as it may appear in a job name and tag (JupyterHub 5 allows any name)."""
+        return re.sub(r"[^A-Za-z0-9_.-]", "-", self.name)[:40] or "default"
 
     @property
     def job_name(self) -> str:
@@ -272,25 +267,39 @@ class DKRZSpawner(Spawner):
             self._events_changed.clear()
             await self._events_changed.wait()
 
-    # -- start ------------------------------------------------------------------------------------
-    async def start(self):
-        request = self.validate_options(self.user_options)
+    def _begin_waiting(self):
+        """Fresh progress events and a fresh port slot, for start() or a recovery after a restart."""
         self._events, self._events_changed, self._start_done = [], asyncio.Event(), False
         self._port = asyncio.get_running_loop().create_future()
-        self.job_id = self.job_host = self.job_comment = None
+
+    # -- start ------------------------------------------------------------------------------------
+    async def start(self):
+        request = await self.validate_options(self.user_options)
+        self._begin_waiting()
+        self.job_id = self.job_host = None
+        self.job_port = 0
+        self.token_digest = _digest(self.api_token)
         try:
             await self._submit(request)
-            with self.watcher.urgent(self.job_id):
-                host, port = await self._wait_until_serving()
-            self._emit(100, f"Jupyter server of job {self.job_id} answers on {host}:{port}.")
-            return host, port
-        except BaseException:
-            if self.job_id:
+            return await self._serve()
+        except Exception:
+            if self.job_id:  # our own failure: the job must not outlive the spawn
                 await self._cancel_quietly()
             raise
+        # Cancelled: the hub is shutting down (the job is recovered after the restart) or the user
+        # cancelled the spawn (the hub then calls stop(), which cancels the job).
         finally:
             self._start_done = True
             self._events_changed.set()
+
+    async def _serve(self) -> tuple[str, int]:
+        """Wait (queue, then server start) until the job's server listens; remember where."""
+        with self.watcher.urgent(self.job_id):
+            host, port = await self._wait_until_serving()
+        self.job_host, self.job_port = host, port
+        self._save_state()
+        self._emit(100, f"Jupyter server of job {self.job_id} answers on {host}:{port}.")
+        return host, port
 
     async def _submit(self, request: options.JobRequest):
         home = self._home()
@@ -303,32 +312,35 @@ class DKRZSpawner(Spawner):
             extra_paths=self.template_paths,
         )
         self.log.debug("Batch script for %s:\n%s", self._log_name, text)
+        await self.preflight(text, env)  # sbatch --test-only: Slurm's refusal in plain words, or its estimate
+        self._save_state()  # the tag first: a hub restart mid-sbatch can still find the job
         try:
             result = await self.runner.run(["sbatch", "--parsable"], user=self.user.name, env=env, stdin=text)
+            self.job_id = result.stdout.strip().split(";")[0]
         except SlurmRejected as exc:
             raise spawn_error(f"Slurm refused the job: {exc.reason}", reason="slurm_rejected") from None
         except SlurmUnreachable as exc:
-            job_id = await self._find_tagged_job()
-            if job_id is None:
-                raise spawn_error(
-                    f"Slurm did not answer ({exc.reason}); no job was started. Please try again shortly.",
-                    reason="slurm_unreachable", status_code=503) from None
+            self._emit(5, f"Slurm did not answer the submission ({exc.reason}); looking for the job.")
+            self.job_id = await self._find_tagged_job(give_up_after=self.queue_timeout)
+            if self.job_id is None:
+                raise spawn_error(f"Slurm did not take the job ({exc.reason}); no job was started. "
+                                  "Please try again.", reason="slurm_unreachable", status_code=503) from None
             self.log.warning("sbatch for %s failed (%s) but created job %s: adopting it",
-                             self._log_name, exc.reason, job_id)
-            result = None
-        self.job_id = result.stdout.strip().split(";")[0] if result else job_id
+                             self._log_name, exc.reason, self.job_id)
         self._save_state()
-        self.watcher.watch(self.job_id)
+        self.watcher.watch(self.job_id, on_over=self._job_over)
         self._emit(10, f"Submitted Slurm job {self.job_id}: partition {request.partition}, {request.cores} "
                        f"cores, {request.memory} memory, walltime {request.runtime}.")
 
-    async def _find_tagged_job(self) -> str | None:
-        """After an sbatch that failed to answer: the job it may have created anyway, found by its tag."""
-        deadline = time.monotonic() + self.slurm_timeout * 2
-        while time.monotonic() < deadline:
+    async def _find_tagged_job(self, give_up_after: float) -> str | None:
+        """The job carrying this spawn's tag, asked until Slurm answers; None if Slurm says there is none."""
+        deadline = time.monotonic() + give_up_after
+        while True:
             try:
                 result = await self.runner.run(["squeue", "-h", "-t", "all", "-u", self.user.name, "-o", "%i|%k"])
             except SlurmUnreachable:
+                if time.monotonic() > deadline:
+                    return None
                 await asyncio.sleep(2)
                 continue
             except SlurmError:
@@ -338,13 +350,20 @@ class DKRZSpawner(Spawner):
                 if comment.strip() == self.job_comment:
                     return job_id.strip()
             return None
-        return None
+
+    def owns_token(self, token: str) -> bool:
+        """Whether ``token`` is the API token of this spawner's current server (kept only as a digest)."""
+        return bool(self.token_digest) and hmac.compare_digest(self.token_digest, _digest(token))
 
     def receive_port(self, port: int) -> bool:
-        """Called by the port handler; False if this spawner is not waiting for a port."""
+        """Called by the port handler; False if this spawner is not waiting for a port.
+
+        The same port reported again (a retry after a lost reply) is accepted again."""
         future = getattr(self, "_port", None)
-        if future is None or future.done():
+        if future is None:
             return False
+        if future.done():
+            return not future.cancelled() and future.result() == port
         future.set_result(port)
         return True
 
@@ -354,16 +373,15 @@ class DKRZSpawner(Spawner):
         last = None
         while not self._port.done():
             status = self.watcher.status(self.job_id)
-            if status is not None and (status.state, status.reason) != last:
-                last = (status.state, status.reason)
-                if status.state == "PENDING":
-                    self._emit(20, f"Job {self.job_id} is waiting in the queue ({status.reason or 'no reason given'}).")
-                elif status.running:
-                    self._emit(50, f"Job {self.job_id} is running on {status.host}; starting the Jupyter server.")
-            if status is not None and status.over:
-                await self._fail_ended(status)
-            if status is not None and status.running and running_since is None:
-                running_since = time.monotonic()
+            if status is not None:
+                if status.over:
+                    await self._fail_ended(status)
+                message = self._status_message(status)
+                if message != last:
+                    last = message
+                    self._emit(50 if status.running else 20, message)
+                if status.running and running_since is None:
+                    running_since = time.monotonic()
             now = time.monotonic()
             if running_since is None and now - queued_since > self.queue_timeout:
                 raise spawn_error(f"Job {self.job_id} waited longer than {self.queue_timeout:g} s in the queue; "
@@ -380,6 +398,16 @@ class DKRZSpawner(Spawner):
         await self._wait_listening(host, port, running_since or time.monotonic())
         return host, port
 
+    def _status_message(self, status) -> str:
+        """The progress line for what Slurm says now (one message per change)."""
+        if status.state == "PENDING":
+            position = self.watcher.position(self.job_id)
+            place, total = position if position else (None, None)
+            return reasons.pending_message(self.job_id, status.reason, status.start_time, place, total)
+        if status.running:
+            return f"Job {self.job_id} is running on {status.host}; starting the Jupyter server."
+        return f"Job {self.job_id} is {status.state.lower()}."
+
     async def _batch_host(self) -> str:
         """The node running the job, from Slurm (never from the job)."""
         while True:
@@ -387,8 +415,6 @@ class DKRZSpawner(Spawner):
             if status is not None and status.over:
                 await self._fail_ended(status)
             if status is not None and status.running and status.host:
-                self.job_host = status.host
-                self._save_state()
                 return status.host
             await self.watcher.refresh()
 
@@ -410,7 +436,8 @@ class DKRZSpawner(Spawner):
 
     async def _fail_ended(self, status):
         tail = await self._output_tail()
-        message = f"Job {self.job_id} ended ({status.state}) before its Jupyter server started."
+        end = await self._record_end(status, tail)
+        message = f"Job {self.job_id} ended before its Jupyter server started: {end['reason']}"
         if tail:
             message += " Last lines of its output:\n" + tail
         raise spawn_error(message, reason="job_ended")
@@ -423,11 +450,61 @@ class DKRZSpawner(Spawner):
             return ""
         return result.stdout.strip()
 
+    async def _record_end(self, status, tail: str | None = None) -> dict:
+        """Remember (state, log) why the job ended, in words; sacct has the final word when Slurm is done."""
+        final = status
+        if status.state == "COMPLETING" or (self.accounting and status.exit_code is None):
+            final = await self._sacct_final(status)
+        if tail is None and final.state == "FAILED":
+            tail = await self._output_tail()
+        by = _user_of_uid(final.cancelled_by) if final.cancelled_by else None
+        self.last_end = {
+            "job_id": self.job_id, "state": final.state,
+            "reason": reasons.explain_end(final.state, final.exit_code, by, tail or ""),
+            "at": datetime.datetime.now().isoformat(timespec="seconds"),
+        }
+        self.log.info("%s: job %s ended (%s): %s", self._log_name, self.job_id, final.state,
+                      self.last_end["reason"])
+        return self.last_end
+
+    async def _sacct_final(self, status):
+        """sacct's record of how the job ended; the watcher's status if sacct cannot tell (yet)."""
+        if not self.accounting:
+            return status
+        for _ in range(5):
+            try:
+                out = await self.runner.run(["sacct", "-X", "-n", "-P", "-j", str(self.job_id), "-o", SACCT_FORMAT])
+                final = parse_sacct(out.stdout).get(str(self.job_id))
+            except (SlurmError, ValueError):
+                final = None
+            if final is not None and final.ended:
+                return final
+            await asyncio.sleep(1)
+        return status
+
+    # -- recovery after a hub restart -------------------------------------------------------------
+    async def get_url(self):
+        """After a hub restart during a start: wait for the job and its server like start() does."""
+        if self.job_port or not self.job_id:
+            return await super().get_url()
+        self.log.info("%s: resuming the start of job %s after a hub restart", self._log_name, self.job_id)
+        self._begin_waiting()
+        try:
+            host, port = await self._serve()
+        except web.HTTPError as exc:
+            self.log.warning("%s: recovered job %s did not start: %s", self._log_name, self.job_id, exc)
+            return await super().get_url()
+        finally:
+            self._start_done = True
+        return f"http://{host}:{port}"
+
     # -- poll and stop ----------------------------------------------------------------------------
     async def poll(self):
         if not self.job_id:
+            if self.job_comment:  # an sbatch that did not answer, then the hub restarted: no orphans
+                await self._cancel_unconfirmed()
             return 0
-        self.watcher.watch(self.job_id)
+        self.watcher.watch(self.job_id, on_over=self._job_over)
         status = self.watcher.status(self.job_id)
         if status is None:
             # Nothing heard yet (e.g. just after a hub restart): ask, batched with all other spawners.
@@ -438,23 +515,46 @@ class DKRZSpawner(Spawner):
             status = self.watcher.status(self.job_id)
         if status is None or not status.over:
             return None  # running, pending, or not known yet: never "stopped" on a failed query
-        self.log.info("%s: job %s ended: %s", self._log_name, self.job_id, status.state)
-        return 0 if status.state == "COMPLETED" else 1
+        if self.last_end.get("job_id") != self.job_id:
+            await self._record_end(status)
+            self._save_state()
+        return 0 if self.last_end.get("state") == "COMPLETED" else 1
+
+    def _job_over(self):
+        """The watcher saw the job end: let the hub know now, not at its next poll."""
+        polling = getattr(self, "_poll_callback", None)
+        if polling is not None and polling.is_running():  # a running server, not a start or a stop
+            asyncio.ensure_future(self.poll_and_notify())
+
+    async def _cancel_unconfirmed(self):
+        job_id = await self._find_tagged_job(give_up_after=0)
+        if job_id:
+            self.log.warning("%s: cancelling job %s, submitted before a hub restart but never confirmed",
+                             self._log_name, job_id)
+            self.job_id = job_id
+            await self._cancel_quietly()
+        self.job_id = self.job_comment = None
+        self._save_state()
 
     async def stop(self, now=False):
-        if not self.job_id:
+        job_id = self.job_id
+        if not job_id:
             return
-        await self._cancel_job()
-        with self.watcher.urgent(self.job_id):
+        with self.watcher.urgent(job_id):
+            status = self.watcher.status(job_id)
+            if status is None or not status.ended:
+                await self._cancel_job()
             deadline = time.monotonic() + self.stop_timeout
-            while time.monotonic() < deadline:
-                status = self.watcher.status(self.job_id)
+            while time.monotonic() < deadline and self.job_id == job_id:
+                status = self.watcher.status(job_id)
                 if status is not None and status.ended:
-                    self.log.info("%s: job %s ended (%s)", self._log_name, self.job_id, status.state)
+                    if self.last_end.get("job_id") != job_id:
+                        await self._record_end(status)
                     return
                 await self.watcher.refresh()
-        self.log.warning("%s: Slurm has not confirmed the end of job %s within %g s",
-                         self._log_name, self.job_id, self.stop_timeout)
+        if self.job_id == job_id:
+            self.log.warning("%s: Slurm has not confirmed the end of job %s within %g s",
+                             self._log_name, job_id, self.stop_timeout)
 
     async def _cancel_job(self):
         await self.runner.run(["scancel", str(self.job_id)], user=self.user.name)
@@ -464,3 +564,26 @@ class DKRZSpawner(Spawner):
             await asyncio.shield(self._cancel_job())
         except (SlurmError, asyncio.CancelledError) as exc:
             self.log.error("%s: could not cancel job %s: %s", self._log_name, self.job_id, exc)
+
+    # -- what the pages show ----------------------------------------------------------------------
+    def job_summary(self) -> dict:
+        """For the hub's home page: the job's state, node and walltime left, or how the last one ended."""
+        status = self.watcher.status(self.job_id) if self.job_id else None
+        summary = {"job_id": self.job_id, "state": status.state if status else None, "host": self.job_host,
+                   "time_left": "", "waiting": "", "last_end": self.last_end or None}
+        if status is not None and status.running:
+            summary["time_left"] = reasons.format_remaining(reasons.parse_slurm_time(status.end_time))
+        elif status is not None and status.state == "PENDING":
+            summary["waiting"] = reasons.explain_pending(status.reason)
+        return summary
+
+
+def _digest(token: str | None) -> str | None:
+    return hashlib.sha256(token.encode()).hexdigest() if token else None
+
+
+def _user_of_uid(uid: str) -> str:
+    try:
+        return pwd.getpwuid(int(uid)).pw_name
+    except (KeyError, ValueError):
+        return uid

@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 
 from .slurm import JobUnknown, SlurmError
 
-log = logging.getLogger("dkrzspawner.watcher")
 
 #: final states: the job is over and its resources are free
 ENDED_STATES = frozenset(
     "BOOT_FAIL CANCELLED COMPLETED DEADLINE FAILED NODE_FAIL OUT_OF_MEMORY PREEMPTED REVOKED TIMEOUT GONE".split()
 )
-SQUEUE_FORMAT = "%i|%T|%B|%r|%S|%L|%P|%u"
+SQUEUE_FORMAT = "%i|%T|%B|%r|%S|%e|%P|%u"
+# Pending jobs of the partitions our pending jobs wait in, most urgent first: our place in the queue.
+QUEUE_FORMAT = "%i|%P"
 SACCT_FORMAT = "JobIDRaw,State,ExitCode,Elapsed,Timelimit"
 # How many successful squeue answers may miss a job before it counts as gone when sacct cannot tell.
 MISSES_BEFORE_GONE = 2
@@ -35,8 +36,8 @@ class JobStatus:
     state: str
     host: str | None = None
     reason: str | None = None
-    start_time: str | None = None
-    time_left: str | None = None
+    start_time: str | None = None  # actual start, or Slurm's estimate while pending
+    end_time: str | None = None  # when the walltime runs out (running jobs)
     partition: str | None = None
     exit_code: str | None = None
     cancelled_by: str | None = None
@@ -71,12 +72,26 @@ def parse_squeue(text: str) -> dict[str, JobStatus]:
         parts = line.split("|")
         if len(parts) != 8 or not parts[0].strip().isdigit() or not parts[1].strip().isupper():
             raise ValueError(f"unexpected squeue line: {line!r}")
-        job_id, state, host, reason, start, left, partition, _user = parts
+        job_id, state, host, reason, start, end, partition, _user = parts
         jobs[job_id.strip()] = JobStatus(
             job_id=job_id.strip(), state=state.strip(), host=_none(host), reason=_none(reason),
-            start_time=_none(start), time_left=_none(left), partition=_none(partition),
+            start_time=_none(start), end_time=_none(end), partition=_none(partition),
         )
     return jobs
+
+
+def parse_queue(text: str) -> dict[str, list[str]]:
+    """Parse ``squeue -o QUEUE_FORMAT`` into the pending job ids of each partition, in queue order."""
+    queues: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        job_id, sep, partitions = line.partition("|")
+        if not sep or not job_id.strip().isdigit():
+            raise ValueError(f"unexpected squeue line: {line!r}")
+        for partition in partitions.strip().split(","):
+            queues.setdefault(partition, []).append(job_id.strip())
+    return queues
 
 
 def parse_sacct(text: str) -> dict[str, JobStatus]:
@@ -100,14 +115,17 @@ class JobWatcher:
     """Polls Slurm for every watched job in one command per interval.
 
     ``interval`` applies while all jobs are settled; ``fast_interval`` while any job is marked urgent
-    (starting, stopping) or someone awaits :meth:`refresh`.
+    (starting, stopping) and not pending; ``pending_interval`` while urgent jobs wait in the queue (the
+    server reports its port itself, so the queue wait needs no fast polling). :meth:`refresh` asks at once.
     """
 
-    def __init__(self, runner, *, interval=30.0, fast_interval=1.0, jitter=0.1, accounting=True,
-                 squeue="squeue", sacct="sacct"):
+    def __init__(self, runner, *, interval=30.0, fast_interval=1.0, pending_interval=5.0, jitter=0.1,
+                 accounting=True, squeue="squeue", sacct="sacct", log=None):
         self.runner = runner
+        self.log = log or logging.getLogger("dkrzspawner.watcher")
         self.interval = interval
         self.fast_interval = fast_interval
+        self.pending_interval = pending_interval
         self.jitter = jitter
         self.accounting = accounting
         self.squeue = squeue
@@ -118,25 +136,38 @@ class JobWatcher:
         self._wake = asyncio.Event()
         self._polled = asyncio.Event()
         self._task: asyncio.Task | None = None
+        self._listeners: dict[str, object] = {}
+        self._positions: dict[str, tuple[int, int]] = {}
+        self._positions_at = 0.0
         #: the last query's failure, or None when it succeeded
         self.last_error: SlurmError | None = None
         self.cycles = 0
 
     # -- what spawners use -------------------------------------------------------------------------
-    def watch(self, job_id: str):
-        """Start watching ``job_id`` (idempotent)."""
+    def watch(self, job_id: str, on_over=None):
+        """Start watching ``job_id`` (idempotent); ``on_over()`` is called once Slurm says it is over."""
         self._jobs.setdefault(str(job_id), None)
+        if on_over is not None:
+            self._listeners[str(job_id)] = on_over
         if self._task is None or self._task.done():
             self._task = asyncio.ensure_future(self._loop())
 
     def unwatch(self, job_id: str):
         self._jobs.pop(str(job_id), None)
+        self._listeners.pop(str(job_id), None)
         self._misses.pop(str(job_id), None)
         self._urgent.pop(str(job_id), None)
 
     def status(self, job_id: str) -> JobStatus | None:
         """The last status Slurm gave, or None if Slurm has not answered yet."""
         return self._jobs.get(str(job_id))
+
+    def position(self, job_id: str) -> tuple[int, int] | None:
+        """(place, number of pending jobs) in the job's partition while it is pending, else None."""
+        status = self.status(job_id)
+        if status is None or status.state != "PENDING":
+            return None
+        return self._positions.get(str(job_id))
 
     def urgent(self, job_id: str):
         """Context manager: poll at the fast cadence while the block runs (a start or a stop)."""
@@ -163,6 +194,9 @@ class JobWatcher:
 
     async def refresh(self):
         """Ask now (batched with everyone else who asks) and wait for the answer."""
+        if self._task is None or self._task.done():
+            await self.poll_once()  # no loop runs (nothing watched): ask once, here
+            return
         event = self._polled
         self._wake.set()
         await event.wait()
@@ -170,24 +204,39 @@ class JobWatcher:
     # -- the loop ----------------------------------------------------------------------------------
     async def _loop(self):
         while self._jobs:
-            await self.poll_once()
-            delay = self.fast_interval if self._urgent else self.interval
-            delay *= 1 + random.uniform(-self.jitter, self.jitter)
+            try:
+                await self.poll_once()
+            except Exception:  # never let one bad cycle end the watching for good
+                self.log.exception("watcher cycle failed; job states unchanged")
+            delay = self.delay() * (1 + random.uniform(-self.jitter, self.jitter))
             try:
                 await asyncio.wait_for(self._wake.wait(), delay)
             except asyncio.TimeoutError:
                 pass
         self._task = None
 
+    def delay(self) -> float:
+        """Seconds until the next query, from what the watched jobs are doing."""
+        if not self._urgent:
+            return self.interval
+        waiting = [self._jobs.get(job_id) for job_id in self._urgent]
+        if all(status is not None and status.state == "PENDING" for status in waiting):
+            return self.pending_interval
+        return self.fast_interval
+
     async def poll_once(self):
         """One query for every watched job; then wake everyone waiting for it."""
         self._wake.clear()
         event, self._polled = self._polled, asyncio.Event()
+        before = {job_id for job_id, status in self._jobs.items() if status is not None and status.over}
         try:
             await self._query()
         finally:
             self.cycles += 1
             event.set()
+        for job_id, status in list(self._jobs.items()):
+            if status is not None and status.over and job_id not in before and job_id in self._listeners:
+                self._listeners[job_id]()
 
     async def _query(self):
         ids = sorted(self._jobs, key=int)
@@ -209,6 +258,30 @@ class JobWatcher:
         missing = [job_id for job_id in ids if job_id not in found]
         if missing:
             await self._settle_missing(missing)
+        await self._update_positions()
+
+    async def _update_positions(self):
+        """Where our pending jobs stand in their partitions' queues; asked at the slow interval only."""
+        pending = [s for s in self._jobs.values() if s is not None and s.state == "PENDING"]
+        if not pending:
+            self._positions = {}
+            return
+        if time.monotonic() - self._positions_at < self.interval:
+            return
+        self._positions_at = time.monotonic()
+        partitions = sorted({p for s in pending for p in (s.partition or "").split(",") if p})
+        argv = [self.squeue, "-h", "-t", "PD", "-p", ",".join(partitions), "-S", "-p,i", "-o", QUEUE_FORMAT]
+        try:
+            queues = parse_queue((await self.runner.run(argv)).stdout)
+        except (SlurmError, ValueError) as exc:
+            self.log.warning("queue position query failed: %s", exc)
+            return
+        positions = {}
+        for status in pending:
+            queue = queues.get((status.partition or "").split(",")[0], [])
+            if status.job_id in queue:
+                positions[status.job_id] = (queue.index(status.job_id) + 1, len(queue))
+        self._positions = positions
 
     async def _settle_missing(self, missing):
         """Jobs slurmctld no longer knows: sacct tells how they ended; without it, repeated misses do."""
@@ -230,9 +303,9 @@ class JobWatcher:
                 continue  # sacct still counts it as alive: not gone
             self._misses[job_id] = self._misses.get(job_id, 0) + 1
             if self._misses[job_id] >= MISSES_BEFORE_GONE:
-                log.warning("Job %s is unknown to squeue and sacct: counting it as gone", job_id)
+                self.log.warning("Job %s is unknown to squeue and sacct: counting it as gone", job_id)
                 self._jobs[job_id] = JobStatus(job_id=job_id, state="GONE")
 
     def _failed(self, what, exc):
-        self.last_error = exc if isinstance(exc, SlurmError) else None
-        log.warning("%s query failed, job states unchanged: %s", what, exc)
+        self.last_error = exc if isinstance(exc, SlurmError) else SlurmError([what], 0, str(exc))
+        self.log.warning("%s query failed, job states unchanged: %s", what, exc)

@@ -6,7 +6,11 @@ Loaded by ``jupyterhub_config.py`` at the top of the repository, like any other 
 
 c = get_config()  # noqa: F821 (provided by JupyterHub when it loads the file)
 
+import dkrzspawner  # noqa: E402
+
 c.JupyterHub.spawner_class = "dkrz"
+# Our page templates: job state, walltime left and why a server ended on the home page.
+c.JupyterHub.template_paths = [dkrzspawner.templates_path()]
 c.JupyterHub.authenticator_class = "dummy"
 c.Authenticator.allowed_users = {"alice", "bob", "carol"}
 c.Authenticator.admin_users = {"admin"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -37,13 +38,16 @@ c.JupyterHub.load_roles = [{{
 c.DKRZSpawner.watch_interval = 5
 
 
-def break_named_server(spawner):
-    # A server named "broken" gets a job environment that does not exist: its job dies at once.
+def test_servers(spawner):
+    # "broken": a job environment that does not exist, so the job dies at once.
     if spawner.name == "broken":
         spawner.job_prefix = "/nonexistent/env"
+    # "hog": reports its port, then takes 4 GB of its 2500M and is killed by Slurm.
+    if spawner.name == "hog":
+        spawner.cmd = ["/usr/bin/python3", "-c", "import time; x = bytearray(4 << 30); time.sleep(600)"]
 
 
-c.Spawner.pre_spawn_hook = break_named_server
+c.Spawner.pre_spawn_hook = test_servers
 """
 
 
@@ -122,6 +126,36 @@ class Hub:
         assert response.status_code in (202, 204), response.text
         if wait:
             wait_for(lambda: self.server(user, name) is None, timeout=90, what=f"{user}/{name} stopped")
+
+    def login(self, user) -> requests.Session:
+        """A browser-like session of ``user`` (dummy authenticator: any password)."""
+        session = requests.Session()
+        session.get(f"{self.public_url}/hub/login", timeout=30)
+        response = session.post(f"{self.public_url}/hub/login?next=/hub/home",
+                                data={"username": user, "password": "x", "_xsrf": session.cookies.get("_xsrf")},
+                                timeout=30)
+        assert response.ok and "/hub/login" not in response.url, response.url
+        return session
+
+    def home(self, user) -> str:
+        return self.login(user).get(f"{self.public_url}/hub/home", timeout=30).text
+
+    def progress_messages(self, user, name="", until=None, timeout=60) -> list[str]:
+        """Read the spawn's progress events (server-sent events) until one contains ``until``."""
+        messages = []
+        url = self.api_url + self.server_path(user, name) + "/progress"
+        with requests.get(url, headers={"Authorization": f"token {self.token}"}, stream=True,
+                          timeout=timeout) as response:
+            deadline = time.monotonic() + timeout
+            for line in response.iter_lines(decode_unicode=True):
+                if line and line.startswith("data:"):
+                    event = json.loads(line[5:])
+                    messages.append(event.get("message", ""))
+                    if until and until in messages[-1]:
+                        break
+                if time.monotonic() > deadline:
+                    break
+        return messages
 
     def user_token(self, user) -> str:
         response = self.api("POST", f"/users/{user}/tokens",

@@ -1,0 +1,534 @@
+"""What Slurm says about the cluster: partitions and their limits, what is free right now, each user's
+accounts, and the reservations. Asked through the :class:`~dkrzspawner.slurm.SlurmRunner`, cached for a short
+time and shared: every spawner of a hub reads the same answers, and concurrent callers share one query.
+
+Knows no spawner and no JupyterHub. The parsers are pure functions, tested with recorded outputs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+import re
+import time
+from dataclasses import dataclass, field, replace
+
+from .slurm import SlurmError
+
+log = logging.getLogger("dkrzspawner.cluster")
+
+#: limits, defaults and access lists of every partition, one line each
+PARTITIONS_ARGV = ("scontrol", "show", "partition", "-o")
+#: one line per (node, partition): what each node has and what of it is in use
+SINFO_FIELDS = ("PartitionName", "NodeList", "StateCompact", "CPUsState", "Memory", "AllocMem", "Gres", "GresUsed")
+SINFO_ARGV = ("sinfo", "-h", "-N", "-O", ",".join(f"{name}:|" for name in SINFO_FIELDS))
+RESERVATIONS_ARGV = ("scontrol", "show", "reservation", "-o")
+
+
+def associations_argv(user: str) -> tuple[str, ...]:
+    """The user's default account and associations in one ``sacctmgr`` call."""
+    return ("sacctmgr", "-n", "-P", "show", "user", user, "withassoc",
+            "format=defaultaccount,account,partition")
+
+
+# -- parsing helpers ---------------------------------------------------------------------------------------
+_PAIR = re.compile(r"(\w+)=(\S*)")
+_UNLIMITED = {"UNLIMITED", "INFINITE", "NONE", "N/A", "(null)", ""}
+_DURATION = re.compile(r"(?:([0-9]+)-)?([0-9]+)(?::([0-9]+))?(?::([0-9]+))?", re.ASCII)
+
+
+def pairs(line: str) -> dict[str, str]:
+    """``Key=Value`` tokens of one ``scontrol ... -o`` line (the first occurrence of a key wins)."""
+    found: dict[str, str] = {}
+    for key, value in _PAIR.findall(line):
+        found.setdefault(key, value)
+    return found
+
+
+def duration_seconds(text: str) -> int | None:
+    """A Slurm duration (``7-00:00:00``, ``12:00:00``, ``30:00``, ``90``, ``2-12``) in seconds; None for
+    ``UNLIMITED``/``NONE``; ValueError if malformed."""
+    text = text.strip()
+    if text.upper() in _UNLIMITED:
+        return None
+    match = _DURATION.fullmatch(text)
+    if not match:
+        raise ValueError(f"not a Slurm duration: {text!r}")
+    days, first, second, third = match.groups()
+    if days is not None:  # days-hours[:minutes[:seconds]]
+        hours, minutes, seconds = int(first), int(second or 0), int(third or 0)
+        return ((int(days) * 24 + hours) * 60 + minutes) * 60 + seconds
+    if third is not None:  # hours:minutes:seconds
+        return (int(first) * 60 + int(second)) * 60 + int(third)
+    if second is not None:  # minutes:seconds
+        return int(first) * 60 + int(second)
+    return int(first) * 60  # minutes
+
+
+def _count(text: str) -> int | None:
+    """An integer field, None for UNLIMITED and the like."""
+    text = text.strip()
+    if text.upper() in _UNLIMITED:
+        return None
+    return int(text)
+
+
+def _names(text: str | None) -> tuple[str, ...] | None:
+    """A comma-separated list; None when Slurm puts no restriction (``ALL``, ``(null)``)."""
+    if text is None or text.strip() in ("ALL", "(null)", ""):
+        return None
+    return tuple(name for name in text.split(",") if name)
+
+
+def gpu_count(gres: str) -> int:
+    """GPUs in a gres string: ``gpu:2``, ``gpu:a100:4(S:0-1)``, ``gpu:a100:1(IDX:0),gpu:v100:2``; 0 for none."""
+    total = 0
+    for entry in re.sub(r"\([^)]*\)", "", gres or "").split(","):
+        parts = entry.strip().split(":")
+        if parts[0] != "gpu":
+            continue
+        total += int(parts[-1]) if len(parts) > 1 and parts[-1].isdigit() else 1
+    return total
+
+
+def memory_mb_from_slurm(text: str) -> int | None:
+    """Slurm's memory with an optional unit (``16000``, ``16000M``, ``15.62G``) in MB; None for UNLIMITED."""
+    text = text.strip()
+    if text.upper() in _UNLIMITED:
+        return None
+    match = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)([KMGTP]?)", text, re.ASCII)
+    if not match:
+        raise ValueError(f"not a Slurm memory size: {text!r}")
+    factor = {"K": 1 / 1024, "": 1, "M": 1, "G": 1024, "T": 1024**2, "P": 1024**3}[match.group(2)]
+    return int(float(match.group(1)) * factor)
+
+
+# -- partitions --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Partition:
+    """One Slurm partition: its limits (``scontrol``) and what its nodes have free right now (``sinfo``)."""
+
+    name: str
+    default: bool = False
+    state: str = "UP"
+    hidden: bool = False
+    max_time: int | None = None  # seconds; None: unlimited
+    default_time: int | None = None  # seconds; None: the MaxTime applies
+    max_nodes: int | None = None
+    total_nodes: int = 0
+    total_cpus: int = 0
+    max_cpus_per_node: int | None = None
+    max_mem_per_node: int | None = None  # MB
+    max_mem_per_cpu: int | None = None  # MB
+    def_mem_per_cpu: int | None = None  # MB
+    def_mem_per_node: int | None = None  # MB
+    allow_accounts: tuple[str, ...] | None = None  # None: every account
+    deny_accounts: tuple[str, ...] = ()
+    # from sinfo, per node of the partition (the largest node: what one job can get at most)
+    cpus_per_node: int = 0
+    memory_per_node: int = 0  # MB
+    gpus_per_node: int = 0
+    # from sinfo, free right now (usable nodes only)
+    idle_cpus: int = 0
+    free_gpus: int = 0
+    total_gpus: int = 0
+    free_memory: int = 0  # MB, the most free on one node
+    usable_nodes: int = 0
+
+    @property
+    def up(self) -> bool:
+        return self.state == "UP"
+
+    def allows_account(self, account: str) -> bool:
+        """Whether the partition's AllowAccounts/DenyAccounts let ``account`` in."""
+        if account in self.deny_accounts:
+            return False
+        return self.allow_accounts is None or account in self.allow_accounts
+
+
+def parse_partitions(text: str) -> dict[str, Partition]:
+    """Parse ``scontrol show partition -o``; ValueError on a line that does not fit."""
+    partitions = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        values = pairs(line)
+        name = values.get("PartitionName")
+        if not name:
+            raise ValueError(f"unexpected scontrol line: {line[:80]!r}")
+        try:
+            partitions[name] = Partition(
+                name=name,
+                default=values.get("Default") == "YES",
+                state=values.get("State", "UP"),
+                hidden=values.get("Hidden") == "YES",
+                max_time=duration_seconds(values.get("MaxTime", "UNLIMITED")),
+                default_time=duration_seconds(values.get("DefaultTime", "NONE")),
+                max_nodes=_count(values.get("MaxNodes", "UNLIMITED")),
+                total_nodes=_count(values.get("TotalNodes", "0")) or 0,
+                total_cpus=_count(values.get("TotalCPUs", "0")) or 0,
+                max_cpus_per_node=_count(values.get("MaxCPUsPerNode", "UNLIMITED")),
+                max_mem_per_node=memory_mb_from_slurm(values.get("MaxMemPerNode", "UNLIMITED")),
+                max_mem_per_cpu=memory_mb_from_slurm(values.get("MaxMemPerCPU", "UNLIMITED")),
+                def_mem_per_cpu=memory_mb_from_slurm(values.get("DefMemPerCPU", "UNLIMITED")),
+                def_mem_per_node=memory_mb_from_slurm(values.get("DefMemPerNode", "UNLIMITED")),
+                allow_accounts=_names(values.get("AllowAccounts")),
+                deny_accounts=_names(values.get("DenyAccounts")) or (),
+            )
+        except ValueError as exc:
+            raise ValueError(f"partition {name}: {exc}") from None
+    return partitions
+
+
+@dataclass
+class _Usage:
+    cpus: int = 0
+    memory: int = 0
+    gpus: int = 0
+    idle_cpus: int = 0
+    free_gpus: int = 0
+    total_gpus: int = 0
+    free_memory: int = 0
+    usable_nodes: int = 0
+
+
+_UNUSABLE_NODE = re.compile(r"down|drain|drng|fail|maint|reserved|resv|unk|npc|pow|boot|inval|futr|plnd", re.I)
+
+
+def parse_sinfo(text: str) -> dict[str, _Usage]:
+    """Parse ``sinfo -h -N -O SINFO_FIELDS`` (``|``-separated) into per-partition capacity and free resources."""
+    usage: dict[str, _Usage] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        parts = [part.strip() for part in line.split("|")]
+        if len(parts) < len(SINFO_FIELDS):
+            raise ValueError(f"unexpected sinfo line: {line!r}")
+        partition, _node, state, cpus_state, memory, alloc_mem, gres, gres_used = parts[: len(SINFO_FIELDS)]
+        try:
+            _alloc, idle, _other, total = (int(n) for n in cpus_state.split("/"))
+            node_memory = memory_mb_from_slurm(memory) or 0
+            allocated_memory = memory_mb_from_slurm(alloc_mem) or 0
+        except ValueError:
+            raise ValueError(f"unexpected sinfo line: {line!r}") from None
+        gpus, used_gpus = gpu_count(gres), gpu_count(gres_used)
+        entry = usage.setdefault(partition.rstrip("*"), _Usage())
+        entry.cpus = max(entry.cpus, total)
+        entry.memory = max(entry.memory, node_memory)
+        entry.gpus = max(entry.gpus, gpus)
+        entry.total_gpus += gpus
+        if _UNUSABLE_NODE.search(state):
+            continue
+        entry.usable_nodes += 1
+        entry.idle_cpus += idle
+        entry.free_gpus += max(gpus - used_gpus, 0)
+        entry.free_memory = max(entry.free_memory, node_memory - allocated_memory)
+    return usage
+
+
+def merge(partitions: dict[str, Partition], usage: dict[str, _Usage]) -> dict[str, Partition]:
+    """Partitions with their nodes' capacity and free resources filled in."""
+    merged = {}
+    for name, partition in partitions.items():
+        use = usage.get(name, _Usage())
+        merged[name] = replace(
+            partition, cpus_per_node=use.cpus, memory_per_node=use.memory, gpus_per_node=use.gpus,
+            idle_cpus=use.idle_cpus, free_gpus=use.free_gpus, total_gpus=use.total_gpus,
+            free_memory=use.free_memory, usable_nodes=use.usable_nodes,
+        )
+    return merged
+
+
+# -- the user's associations -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Access:
+    """A user's Slurm associations: which accounts, in which partitions, and the default account."""
+
+    user: str
+    default_account: str | None = None
+    associations: tuple[tuple[str, str], ...] = ()  # (account, partition or "" for every partition)
+
+    @property
+    def accounts(self) -> tuple[str, ...]:
+        """Every account of the user, the default first."""
+        seen = [self.default_account] if self.default_account in {a for a, _ in self.associations} else []
+        for account, _ in self.associations:
+            if account not in seen:
+                seen.append(account)
+        return tuple(seen)
+
+    def accounts_for(self, partition: str) -> tuple[str, ...]:
+        """The accounts the user may charge a job in ``partition`` to, the default first."""
+        allowed = {account for account, part in self.associations if part in ("", partition)}
+        return tuple(account for account in self.accounts if account in allowed)
+
+
+def parse_associations(user: str, text: str) -> Access:
+    """Parse ``sacctmgr -n -P show user U withassoc format=defaultaccount,account,partition``."""
+    default = None
+    associations = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        parts = line.split("|")
+        if len(parts) < 3:
+            raise ValueError(f"unexpected sacctmgr line: {line!r}")
+        default = parts[0].strip() or default
+        account, partition = parts[1].strip(), parts[2].strip()
+        if account and (account, partition) not in associations:
+            associations.append((account, partition))
+    return Access(user=user, default_account=default, associations=tuple(associations))
+
+
+# -- reservations ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Reservation:
+    """A Slurm reservation and who may use it."""
+
+    name: str
+    state: str = "ACTIVE"
+    start: str = ""
+    end: str = ""
+    partition: str | None = None
+    users: tuple[str, ...] | None = None  # None: no user list
+    users_excluded: bool = False  # the list names who may NOT use it (``Users=-bob``)
+    accounts: tuple[str, ...] | None = None
+    accounts_excluded: bool = False
+    flags: tuple[str, ...] = ()
+
+    def allows(self, user: str, account: str | None) -> bool:
+        """Whether ``user`` charging ``account`` may use it: every list Slurm has must match."""
+        if self.users is None and self.accounts is None:
+            return False  # group-only or license-only reservations: not offered, Slurm would decide
+        if self.users is not None and (user in self.users) == self.users_excluded:
+            return False
+        if self.accounts is not None:
+            if account is None or (account in self.accounts) == self.accounts_excluded:
+                return False
+        return True
+
+    def ended(self, now: datetime.datetime) -> bool:
+        try:
+            return datetime.datetime.strptime(self.end, "%Y-%m-%dT%H:%M:%S") <= now
+        except ValueError:
+            return False
+
+
+def _one(text: str | None) -> str | None:
+    return None if text is None or text in ("(null)", "") else text
+
+
+def _signed_names(text: str | None) -> tuple[tuple[str, ...] | None, bool]:
+    names = _names(text)
+    if names and names[0].startswith("-"):
+        return tuple(name.lstrip("-") for name in names), True
+    return names, False
+
+
+def parse_reservations(text: str) -> tuple[Reservation, ...]:
+    """Parse ``scontrol show reservation -o`` (``No reservations in the system`` gives none)."""
+    reservations = []
+    for line in text.splitlines():
+        if not line.strip() or line.startswith("No reservations"):
+            continue
+        values = pairs(line)
+        if "ReservationName" not in values:
+            raise ValueError(f"unexpected scontrol line: {line[:80]!r}")
+        users, users_excluded = _signed_names(values.get("Users"))
+        accounts, accounts_excluded = _signed_names(values.get("Accounts"))
+        reservations.append(Reservation(
+            name=values["ReservationName"], state=values.get("State", ""), start=values.get("StartTime", ""),
+            end=values.get("EndTime", ""), partition=_one(values.get("PartitionName")), users=users,
+            users_excluded=users_excluded, accounts=accounts,
+            accounts_excluded=accounts_excluded, flags=_names(values.get("Flags")) or (),
+        ))
+    return tuple(reservations)
+
+
+# -- sbatch --test-only ------------------------------------------------------------------------------------
+_ESTIMATE = re.compile(r"Job \d+ to start at (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)", re.ASCII)
+
+
+def parse_estimate(stderr: str) -> str | None:
+    """The start time ``sbatch --test-only`` predicts (``2026-11-22T04:56:21``), or None."""
+    match = _ESTIMATE.search(stderr or "")
+    return match.group(1) if match else None
+
+
+_REFUSALS = (
+    (re.compile(r"Invalid account or account/partition combination", re.I),
+     "your Slurm account may not be used in this partition"),
+    (re.compile(r"More processors requested than permitted", re.I), "the partition allows fewer cores per job"),
+    (re.compile(r"Memory specification can not be satisfied", re.I), "no node of the partition has that much memory"),
+    (re.compile(r"Requested node configuration is not available", re.I),
+     "no node of the partition has that many cores, that much memory or that many GPUs"),
+    (re.compile(r"Requested time limit is invalid", re.I), "the runtime is longer than the partition allows"),
+    (re.compile(r"Invalid partition name", re.I), "the partition does not exist"),
+    (re.compile(r"Node count specification invalid|Too many nodes", re.I), "the partition allows fewer nodes"),
+    (re.compile(r"Invalid qos", re.I), "your quality of service (QOS) does not allow this request"),
+    (re.compile(r"Job violates accounting/QOS policy", re.I),
+     "it exceeds a limit of your account or quality of service (QOS)"),
+    (re.compile(r"[Rr]eservation", re.I), "the reservation cannot be used for this request"),
+    (re.compile(r"Invalid generic resource|Invalid GRES", re.I), "the partition has no such GPUs"),
+)
+
+
+def explain_refusal(reason: str) -> str:
+    """Slurm's refusal of a job in plain words (lower case, no final full stop)."""
+    reason = re.sub(r"^(allocation failure|Batch job submission failed):\s*", "", reason.strip(), flags=re.I)
+    for pattern, words in _REFUSALS:
+        if pattern.search(reason):
+            return words
+    reason = re.sub(r"[\x00-\x1f\x7f]+", " ", reason).strip().rstrip(".")
+    return f"Slurm says: {reason}" if reason else "Slurm gave no reason"
+
+
+# -- the cache ---------------------------------------------------------------------------------------------
+@dataclass
+class _Entry:
+    value: object = None
+    at: float = float("-inf")
+    error: BaseException | None = None
+    error_at: float = float("-inf")
+    loading: asyncio.Future | None = None
+
+
+class TTLCache:
+    """Values loaded by coroutines, kept ``ttl`` seconds, shared by all callers.
+
+    Concurrent callers of a stale key share one load. A failed load is remembered for ``error_ttl``
+    seconds (so an outage does not make every page wait for a timeout), and an older value up to
+    ``stale_ttl`` old is served instead of the error.
+    """
+
+    def __init__(self, ttl: float = 60.0, *, error_ttl: float = 5.0, stale_ttl: float = 600.0, clock=time.monotonic):
+        self.ttl = ttl
+        self.error_ttl = error_ttl
+        self.stale_ttl = stale_ttl
+        self.clock = clock
+        self._entries: dict[object, _Entry] = {}
+        #: loads started, by key: what the cache costs Slurm
+        self.loads: dict[object, int] = {}
+
+    async def get(self, key, load):
+        entry = self._entries.setdefault(key, _Entry())
+        now = self.clock()
+        if now - entry.at < self.ttl:
+            return entry.value
+        if entry.loading is None:
+            if entry.error is not None and now - entry.error_at < self.error_ttl:
+                return self._stale_or_raise(entry, entry.error)
+            entry.loading = asyncio.ensure_future(load())
+            entry.loading.add_done_callback(lambda future: self._settle(entry, future))
+            self.loads[key] = self.loads.get(key, 0) + 1
+        try:
+            return await asyncio.shield(entry.loading)
+        except SlurmError as exc:
+            return self._stale_or_raise(entry, exc)
+
+    def _settle(self, entry: _Entry, future: asyncio.Future):
+        entry.loading = None
+        if future.cancelled():
+            return
+        error = future.exception()
+        if error is None:
+            entry.value, entry.at, entry.error = future.result(), self.clock(), None
+        else:
+            entry.error, entry.error_at = error, self.clock()
+
+    def _stale_or_raise(self, entry: _Entry, error: BaseException):
+        if entry.at > float("-inf") and self.clock() - entry.at < self.stale_ttl:
+            return entry.value
+        raise error
+
+    def clear(self):
+        self._entries.clear()
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything the cluster says for one user; a part is None when Slurm did not answer for it."""
+
+    user: str
+    partitions: dict[str, Partition] | None = None
+    access: Access | None = None
+    reservations: tuple[Reservation, ...] | None = None
+    errors: tuple[str, ...] = field(default=())
+    as_of: str = ""  # wall-clock time (HH:MM:SS) of the partition data
+
+
+class Cluster:
+    """Cached, shared answers from Slurm. One instance per runner serves every spawner of the hub."""
+
+    def __init__(self, runner, *, ttl: float = 60.0, timeout: float = 10.0, error_ttl: float = 5.0):
+        self.runner = runner
+        self.timeout = timeout
+        self.cache = TTLCache(ttl, error_ttl=error_ttl, stale_ttl=max(600.0, 10 * ttl))
+        #: when the partition data was last read from Slurm (HH:MM:SS, local time)
+        self.partitions_as_of = ""
+
+    async def _run(self, argv) -> str:
+        return (await self.runner.run(list(argv), timeout=self.timeout)).stdout
+
+    async def partitions(self) -> dict[str, Partition]:
+        """Every partition with its limits and free resources: one ``scontrol`` and one ``sinfo`` per refresh."""
+        async def load():
+            limits, usage = await asyncio.gather(self._run(PARTITIONS_ARGV), self._run(SINFO_ARGV))
+            found = merge(_parsed(parse_partitions, limits, PARTITIONS_ARGV), _parsed(parse_sinfo, usage, SINFO_ARGV))
+            self.partitions_as_of = datetime.datetime.now().strftime("%H:%M:%S")
+            return found
+        return await self.cache.get("partitions", load)
+
+    async def access(self, user: str) -> Access:
+        """The user's accounts and the partitions each may be used in."""
+        async def load():
+            argv = associations_argv(user)
+            return _parsed(lambda text: parse_associations(user, text), await self._run(argv), argv)
+        return await self.cache.get(("access", user), load)
+
+    async def reservations(self) -> tuple[Reservation, ...]:
+        """Reservations that have not ended."""
+        async def load():
+            found = _parsed(parse_reservations, await self._run(RESERVATIONS_ARGV), RESERVATIONS_ARGV)
+            now = datetime.datetime.now()
+            return tuple(r for r in found if not r.ended(now))
+        return await self.cache.get("reservations", load)
+
+    async def snapshot(self, user: str) -> Snapshot:
+        """Partitions, the user's access and reservations, asked concurrently; failures leave a part None."""
+        results = await asyncio.gather(self.partitions(), self.access(user), self.reservations(),
+                                       return_exceptions=True)
+        errors = []
+        for result in results:
+            if isinstance(result, SlurmError):
+                errors.append(getattr(result, "reason", str(result)))
+            elif isinstance(result, BaseException):
+                raise result
+        partitions, access, reservations = (None if isinstance(r, SlurmError) else r for r in results)
+        if errors:
+            log.warning("Slurm did not answer every cluster query for %s: %s", user, "; ".join(errors))
+        return Snapshot(user=user, partitions=partitions, access=access, reservations=reservations,
+                        errors=tuple(errors), as_of=self.partitions_as_of if partitions is not None else "")
+
+
+class UnexpectedOutput(SlurmError):
+    """A Slurm command answered with output this module cannot read (a different Slurm version?)."""
+
+
+def _parsed(parse, text: str, argv):
+    try:
+        return parse(text)
+    except ValueError as exc:
+        raise UnexpectedOutput(list(argv), 0, "", f"{argv[0]}: {exc}") from None
+
+
+async def submit_test_only(runner, script: str, *, user: str, env=None, timeout: float | None = None) -> str | None:
+    """``sbatch --test-only`` with ``script`` on stdin, as ``user``: no job is created.
+
+    Returns Slurm's estimated start (or None if it gave none); raises the runner's typed errors, e.g.
+    :class:`~dkrzspawner.slurm.SlurmRejected` when Slurm would refuse the job.
+    """
+    result = await runner.run(["sbatch", "--test-only"], user=user, env=env, stdin=script, timeout=timeout)
+    return parse_estimate(result.stderr + "\n" + result.stdout)
+

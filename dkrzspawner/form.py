@@ -1,0 +1,214 @@
+"""Render the spawn form (the HTML inside JupyterHub's ``<form>``) from presets, cluster facts and the
+server's last options.
+
+Our own autoescaped Jinja2 environment: a site's folders first, then the packaged ``templates/``; the packaged
+templates are also reachable as ``dkrzspawner/<name>``, so a site's ``options_form.html`` can
+``{% extends "dkrzspawner/options_form.html" %}`` and override single blocks. Pure: data in, text out.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+
+import jinja2
+
+from .options import Facts, Preset, format_runtime, human_memory, human_runtime, memory_mb, runtime_seconds
+
+TEMPLATE = "options_form.html"
+TEMPLATES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
+
+
+@functools.lru_cache(maxsize=16)
+def environment(extra_paths: tuple[str, ...] = ()) -> jinja2.Environment:
+    """The form's template environment (cached per list of site folders)."""
+    package = jinja2.FileSystemLoader(TEMPLATES_DIR)
+    loaders = [jinja2.FileSystemLoader(list(extra_paths))] if extra_paths else []
+    loaders += [package, jinja2.PrefixLoader({"dkrzspawner": package})]
+    env = jinja2.Environment(loader=jinja2.ChoiceLoader(loaders), autoescape=True, undefined=jinja2.StrictUndefined,
+                             trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(memory=human_memory, runtime=human_runtime, hours=core_hours_text)
+    return env
+
+
+def core_hours_text(value: float) -> str:
+    """``12 core-hours``, ``0.5 core-hours``."""
+    return f"{value:.1f}".rstrip("0").rstrip(".") + " core-hours"
+
+
+@dataclass(frozen=True)
+class Choice:
+    value: str  # the form value: "preset:cores"
+    id: str
+    cores: int
+    memory_mb: int
+    core_hours: float
+    checked: bool
+
+
+@dataclass(frozen=True)
+class PresetView:
+    key: str
+    display_name: str
+    description: str
+    partition: str
+    choices: tuple[Choice, ...]
+    runtime: int  # seconds
+    max_runtime: int  # seconds, after the partition's limit
+    available: bool
+    free: str
+
+
+@dataclass(frozen=True)
+class PartitionView:
+    name: str
+    display_name: str
+    description: str
+    hint: str
+    state: str
+    offered: bool  # selectable in the advanced tab
+    idle_cores: int
+    total_cores: int
+    free_gpus: int
+    total_gpus: int
+    max_nodes: int
+    max_cores: int
+    max_memory_mb: int
+    max_gpus: int
+    max_runtime: int | None
+    default_runtime: int
+    default_cores: int
+    memory_per_core_mb: int
+    accounts: tuple[str, ...]
+
+    @property
+    def limits(self) -> str:
+        """One line: what a job in this partition may ask for."""
+        parts = [f"up to {self.max_nodes} node{'s' if self.max_nodes > 1 else ''}",
+                 f"{self.max_cores} cores and {human_memory(self.max_memory_mb)} per node"]
+        if self.max_gpus:
+            parts.append(f"{self.max_gpus} GPU{'s' if self.max_gpus > 1 else ''} per node")
+        parts.append(f"runtime up to {human_runtime(self.max_runtime)}")
+        return f"{self.display_name}: " + ", ".join(parts) + "."
+
+    def as_data(self) -> dict:
+        return {"max_nodes": self.max_nodes, "max_cores": self.max_cores, "max_memory_mb": self.max_memory_mb,
+                "max_gpus": self.max_gpus, "max_runtime": self.max_runtime, "default_runtime": self.default_runtime,
+                "default_cores": self.default_cores, "memory_per_core_mb": self.memory_per_core_mb,
+                "limits": self.limits, "accounts": list(self.accounts)}
+
+
+def _accounts_for(facts: Facts | None, limits) -> tuple[str, ...]:
+    access = facts.access if facts is not None else None
+    if access is None:
+        return ()
+    return tuple(a for a in access.accounts_for(limits.name) if limits.allows_account(a))
+
+
+def partition_views(facts: Facts | None, presets: dict[str, Preset]) -> list[PartitionView]:
+    """Every partition the form mentions: the offered ones (default first), then those only presets use."""
+    if facts is None or facts.partitions is None:
+        return []
+    used = {preset.partition for preset in presets.values()}
+    offered = {p.name for p in facts.visible()} if facts.advanced else set()
+    ordered = facts.visible() + [p for p in facts.partitions.values() if p.hidden and p.name in used]
+    return [
+        PartitionView(
+            name=p.name, display_name=p.display_name, description=p.description, hint=p.hint, state=p.state,
+            offered=p.name in offered, idle_cores=p.idle_cores, total_cores=p.total_cores, free_gpus=p.free_gpus,
+            total_gpus=p.total_gpus, max_nodes=p.max_nodes, max_cores=p.max_cores, max_memory_mb=p.max_memory_mb,
+            max_gpus=p.max_gpus, max_runtime=p.max_runtime, default_runtime=p.default_runtime,
+            default_cores=p.default_cores, memory_per_core_mb=p.memory_per_core_mb, accounts=_accounts_for(facts, p),
+        )
+        for p in ordered if p.name in offered or p.name in used
+    ]
+
+
+def preset_views(presets: dict[str, Preset], facts: Facts | None, selected: dict) -> list[PresetView]:
+    views = []
+    partitions = facts.partitions if facts is not None else None
+    for key, preset in presets.items():
+        limits = partitions.get(preset.partition) if partitions is not None else None
+        runtime, longest = runtime_seconds(preset.runtime), runtime_seconds(preset.max_runtime)
+        if limits is not None and limits.max_runtime is not None:
+            longest = min(longest, limits.max_runtime)
+            runtime = min(runtime, longest)
+        per_core = memory_mb(preset.memory_per_core)
+        chosen = selected["cores"].get(key)
+        choices = tuple(
+            Choice(value=f"{key}:{cores}", id=f"dkrz-preset-{key}-{cores}", cores=cores, memory_mb=cores * per_core,
+                   core_hours=cores * runtime / 3600,
+                   checked=selected["mode"] == "preset" and selected["preset"] == key and chosen == cores)
+            for cores in preset.cores
+        )
+        free = ""
+        if limits is not None:
+            free = f"{limits.idle_cores} of {limits.total_cores} cores free"
+        views.append(PresetView(key=key, display_name=preset.display_name, description=preset.description,
+                                partition=preset.partition, choices=choices, runtime=runtime, max_runtime=longest,
+                                available=partitions is None or limits is not None, free=free))
+    if not any(c.checked for view in views for c in view.choices):  # advanced mode: still one preset preselected
+        first = views[0]
+        default = selected["cores"].get(first.key, first.choices[0].cores)
+        views[0] = PresetView(**{**first.__dict__, "choices": tuple(
+            Choice(**{**c.__dict__, "checked": c.cores == default}) for c in first.choices)})
+    return views
+
+
+def context(*, presets: dict[str, Preset], facts: Facts | None, selected: dict, server_name: str = "",
+            refresh_seconds: float = 60.0) -> dict:
+    """Everything the template needs; plain data, so tests and sites can inspect it."""
+    partitions = partition_views(facts, presets)
+    offered = [p for p in partitions if p.offered]
+    access = facts.access if facts is not None else None
+    accounts = tuple(access.accounts) if access is not None else ()
+    current = next((p for p in offered if p.name == selected["partition"]), offered[0] if offered else None)
+    reservations = []
+    if facts is not None and facts.reservations:
+        account = selected.get("account") or None
+        reservations = [r for r in facts.reservations
+                        if r.allows(facts.user, account) or any(r.allows(facts.user, a) for a in accounts)]
+    views = preset_views(presets, facts, selected)
+    checked = next(((v, c) for v in views for c in v.choices if c.checked), None)
+    if selected["mode"] == "preset" and checked:
+        view, choice = checked
+        runtime = runtime_seconds(selected["preset_runtime"]) if selected["preset_runtime"] else view.runtime
+        cost = choice.cores * runtime / 3600
+    elif current is not None:
+        nodes = int(selected["nodes"] or 1)
+        cores = int(selected["cores_advanced"] or current.default_cores)
+        runtime = runtime_seconds(selected["runtime"]) if selected["runtime"] else current.default_runtime
+        cost = nodes * cores * runtime / 3600
+    else:
+        cost = 0.0
+    data = {
+        "presets": {v.key: {"runtime": v.runtime, "max_runtime": v.max_runtime, "partition": v.partition}
+                    for v in views},
+        "partitions": {p.name: p.as_data() for p in offered},
+        "refresh_seconds": refresh_seconds,
+    }
+    return {
+        "server_name": server_name,
+        "presets": views,
+        "partitions": partitions,
+        "offered": offered,
+        "current_partition": current,
+        "advanced": bool(facts is not None and facts.advanced and offered),
+        "accounts": accounts,
+        "default_account": getattr(access, "default_account", None) or "",
+        "reservations": reservations,
+        "has_gpus": any(p.max_gpus for p in offered),
+        "gpu_partitions": [p.name for p in offered if p.max_gpus],
+        "selected": selected,
+        "cost": cost,
+        "slurm_errors": list(facts.errors) if facts is not None else [],
+        "as_of": getattr(facts, "as_of", "") if facts is not None else "",
+        "data": data,
+        "format_runtime": format_runtime,
+    }
+
+
+def render(ctx: dict, *, template: str = TEMPLATE, extra_paths=()) -> str:
+    """The form's HTML."""
+    return environment(tuple(extra_paths)).get_template(template).render(**ctx)

@@ -1,0 +1,180 @@
+"""The spawner's side of the spawn page: cluster facts, the one validation, the form, and the pre-flight.
+
+A mixin of :class:`~dkrzspawner.spawner.DKRZSpawner`. Every way to start a server (form, REST body, spawn URL)
+ends in :meth:`SpawnPageMixin.validate_options` (from ``apply_user_options`` and again in ``start()``), and
+every job is first submitted with ``sbatch --test-only`` (:meth:`SpawnPageMixin.preflight`).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import unquote, urlparse
+
+from traitlets import Bool, Dict, Float, Unicode, default, observe
+from traitlets.config import Configurable
+
+from . import cluster, form, options, reasons
+from .errors import spawn_error
+from .slurm import SlurmRejected, SlurmUnreachable
+
+_clusters: dict[tuple, cluster.Cluster] = {}
+
+
+class SpawnPageMixin(Configurable):
+    """Options form, validation against Slurm's facts, and the ``sbatch --test-only`` pre-flight."""
+
+    partitions = Dict(
+        help="""Adjust the partitions Slurm reports, by partition name; ``"*"`` applies to every partition.
+
+        Each value may have ``hidden`` (not offered in the Advanced tab; presets may still use it),
+        ``display_name``, ``description`` and ``hint`` (shown in the form), the limits ``max_nodes``,
+        ``max_cores`` (per node), ``max_memory`` (per node, Slurm units), ``max_gpus`` (per node; 0 hides the
+        GPU field for that partition) and ``max_runtime``, and the defaults ``default_runtime``,
+        ``default_cores`` and ``memory_per_core``. Limits only tighten what Slurm allows. Example::
+
+            c.DKRZSpawner.partitions = {
+                "*": {"max_gpus": 0},
+                "gpu": {"max_gpus": 2, "description": "Nodes with GPUs"},
+                "compute": {"hidden": True},
+            }
+        """,
+    ).tag(config=True)
+
+    advanced_options = Bool(
+        True,
+        help="""Offer the Advanced tab (a partition with nodes, cores, memory, GPUs, runtime, reservation) next
+        to the presets. When False, only presets are accepted, from the form and from REST alike.""",
+    ).tag(config=True)
+
+    cluster_cache_ttl = Float(
+        60.0,
+        help="""Seconds the hub keeps Slurm's answers about partitions, free resources, users' accounts and
+        reservations. All spawners share them, and concurrent requests share one query, so the form costs
+        Slurm at most one ``scontrol``, one ``sinfo`` and one ``sacctmgr`` per user per this many seconds.""",
+    ).tag(config=True)
+
+    estimated_start = Unicode(
+        None,
+        allow_none=True,
+        help="""When Slurm expects the job to start (``2026-11-22T05:40:00``), from the pre-flight
+        ``sbatch --test-only`` of the current start; shown on the progress page. Not saved in the state.""",
+    )
+
+    @observe("partitions")
+    def _partitions_changed(self, change):
+        self._partition_policy = options.load_partition_policy(change["new"])
+
+    @property
+    def partition_policy(self) -> dict[str, options.PartitionPolicy]:
+        if not hasattr(self, "_partition_policy"):
+            self._partition_policy = options.load_partition_policy(self.partitions)
+        return self._partition_policy
+
+    @property
+    def cluster(self) -> cluster.Cluster:
+        """The hub-wide cache of Slurm's answers (one per runner and TTL)."""
+        runner = self.runner
+        key = (id(runner), self.cluster_cache_ttl)
+        if key not in _clusters:
+            _clusters[key] = cluster.Cluster(runner, ttl=self.cluster_cache_ttl, timeout=min(self.slurm_timeout, 10.0))
+        return _clusters[key]
+
+    async def cluster_facts(self) -> options.Facts:
+        """What Slurm says for this user, with the site's partition policy applied; never raises for Slurm."""
+        snapshot = await self.cluster.snapshot(self.user.name)
+        return options.make_facts(snapshot, self.partition_policy, advanced=self.advanced_options)
+
+    # -- the one validation -------------------------------------------------------------------------------
+    async def validate_options(self, user_options) -> options.JobRequest:
+        """The one validation path for form, REST and URL options; raises a user-facing 400 error."""
+        facts = await self.cluster_facts()
+        try:
+            return options.validate(user_options, self.presets_checked, facts=facts)
+        except options.OptionsError as exc:
+            raise spawn_error(str(exc), reason="invalid_options") from None
+
+    @staticmethod
+    async def _apply_options(spawner, user_options):
+        await spawner.validate_options(user_options)
+
+    @default("options_from_form")
+    def _options_from_form_default(self):
+        return _options_from_form
+
+    def options_from_query(self, query_data):
+        """Spawn-URL arguments (``?opt-preset=shared&opt-cores=2``) as ``user_options``; validated later."""
+        try:
+            return options.options_from_query(query_data)
+        except options.OptionsError as exc:
+            raise spawn_error(str(exc), reason="invalid_options") from None
+
+    # -- the form -----------------------------------------------------------------------------------------
+    @default("options_form")
+    def _options_form_default(self):
+        return _options_form
+
+    async def render_options_form(self) -> str:
+        """This server's form, its last options preselected (re-validated; defaults where they fail)."""
+        facts = await self.cluster_facts()
+        last = self.orm_spawner.user_options if self.orm_spawner is not None else None
+        selected = options.preselect(last, self.presets_checked, facts)
+        context = form.context(presets=self.presets_checked, facts=facts, selected=selected, server_name=self.name,
+                               refresh_seconds=self.cluster_cache_ttl)
+        return form.render(context, extra_paths=self.template_paths)
+
+    async def options_form_for_url(self, url: str) -> str:
+        """The form of the server a ``/hub/spawn/<user>/<server>`` URL is about.
+
+        Our ``spawn.html`` calls this after a refused request: JupyterHub 6.1 re-renders the form of the
+        user's default server there, whichever named server the request was for.
+        """
+        target = self._spawner_for_url(url) or self
+        return await target.render_options_form()
+
+    def _spawner_for_url(self, url: str):
+        prefix = self.hub.base_url.rstrip("/") + "/spawn"
+        path = urlparse(url).path
+        if not path.startswith(prefix):
+            return None
+        parts = [unquote(part) for part in path[len(prefix):].strip("/").split("/") if part]
+        user_name = parts[0] if parts else self.user.name
+        server_name = parts[1] if len(parts) > 1 else ""
+        if user_name != self.user.name or server_name == self.name:
+            return None
+        if server_name and server_name not in self.user.orm_spawners:
+            return None
+        return self.user.spawners[server_name]
+
+    # -- the pre-flight -----------------------------------------------------------------------------------
+    async def preflight(self, text: str, env: dict) -> None:
+        """``sbatch --test-only`` as the user with the very script: Slurm's refusal in plain words, or its
+        estimated start (kept in :attr:`estimated_start`). Creates no job."""
+        self.estimated_start = None
+        try:
+            estimate = await cluster.submit_test_only(self.runner, text, user=self.user.name, env=env)
+        except SlurmRejected as exc:
+            raise spawn_error(f"Slurm would refuse this request: {cluster.explain_refusal(exc.reason)}.",
+                              reason="slurm_rejected") from None
+        except SlurmUnreachable as exc:
+            raise spawn_error(f"Slurm did not answer ({exc.reason}); no job was started. Please try again shortly.",
+                              reason="slurm_unreachable", status_code=503) from None
+        self.estimated_start = estimate
+        if estimate:
+            self._emit(5, f"Slurm accepts the request; it is {reasons.describe_start(estimate)}.")
+
+    @property
+    def start_estimate_text(self) -> str:
+        """``expected to start at 05:40 (in 12 min)``, or '' without an estimate."""
+        return reasons.describe_start(self.estimated_start) if self.estimated_start else ""
+
+
+def _options_from_form(form_data, spawner=None):
+    """``Spawner.options_from_form``: the form's fields as ``user_options`` with JSON types."""
+    try:
+        return options.options_from_form(form_data)
+    except options.OptionsError as exc:
+        raise spawn_error(str(exc), reason="invalid_options") from None
+
+
+async def _options_form(spawner) -> str:
+    """``Spawner.options_form``: our form, rendered for this spawner."""
+    return await spawner.render_options_form()

@@ -1,0 +1,308 @@
+"""slurm.py: typed errors from Slurm's real messages, the sudo command line, and running real (harmless) programs."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import os
+import time
+
+import pytest
+
+from dkrzspawner import slurm
+from dkrzspawner.slurm import (JobUnknown, Result, SlurmError, SlurmRejected, SlurmRunner, SlurmTimeout,
+                               SlurmUnreachable, classify)
+
+# stderr recorded on the local Slurm 22.05 (see slurm-local.md: "Controller outages", "sbatch errors", "scancel")
+UNREACHABLE = [
+    (["squeue"], 1, "slurm_load_jobs error: Unable to contact slurm controller (connect failure)\n"),
+    (["sinfo"], 1, "slurm_load_partitions: Unable to contact slurm controller (connect failure)\n"),
+    (["sbatch"], 1, "sbatch: error: Batch job submission failed: Unable to contact slurm controller (connect failure)\n"),
+    (["scancel", "71"], 8, "scancel: error: Kill job error on job id 71: Unable to contact slurm controller "
+                           "(connect failure)\n"),
+    (["squeue"], 1, "slurm_load_jobs error: Socket timed out on send/recv operation\n"),
+    (["sbatch"], 1, "sbatch: error: Batch job submission failed: Socket timed out on send/recv operation\n"),
+]
+JOB_UNKNOWN = [
+    (["squeue", "-h", "-j", "999999"], 1, "slurm_load_jobs error: Invalid job id specified\n"),
+    (["scancel", "-v", "999999"], 1, "scancel: error: Kill job error on job id 999999: Invalid job id specified\n"),
+]
+REJECTED = [
+    (["sbatch"], 1, "sbatch: error: invalid partition specified: nosuch\n"
+                    "sbatch: error: Batch job submission failed: Invalid partition name specified\n"),
+    (["sbatch"], 1, "sbatch: error: Batch job submission failed: Invalid account or account/partition combination "
+                    "specified\n"),
+    (["sbatch"], 1, "sbatch: error: Batch job submission failed: Invalid qos specification\n"),
+    (["sbatch"], 1, "sbatch: error: Batch job submission failed: Requested time limit is invalid (missing or exceeds "
+                    "some limit)\n"),
+    (["sbatch"], 1, "sbatch: error: Batch job submission failed: More processors requested than permitted\n"),
+    (["sbatch"], 1, "sbatch: error: Memory specification can not be satisfied\n"),
+    (["sbatch"], 1, "sbatch: error: Batch job submission failed: Requested node configuration is not available\n"),
+    (["sbatch"], 255, "sbatch: error: Invalid --time specification\n"),
+    (["sbatch"], 1, "sbatch: error: Unable to open file /tmp/nonexistent.sh\n"),
+    (["sbatch", "--test-only"], 1, "sbatch: error: invalid partition specified: nosuch\n"
+                                   "allocation failure: Invalid partition name specified\n"),
+    (["scancel", "96"], 210, "scancel: error: Kill job error on job id 96: Access/permission denied\n"),
+    (["sacct"], 1, "Slurm accounting storage is disabled\n"),
+    (["sbatch"], 1, ""),
+]
+
+
+def _ids(cases):
+    return [stderr.strip().splitlines()[-1][-45:] if stderr.strip() else "empty" for _, _, stderr in cases]
+
+
+@pytest.mark.parametrize("argv, rc, stderr", UNREACHABLE, ids=_ids(UNREACHABLE))
+def test_classify_unreachable(argv, rc, stderr):
+    error = classify(argv, rc, stderr)
+    assert type(error) is SlurmUnreachable
+    assert not isinstance(error, (JobUnknown, SlurmRejected))
+
+
+@pytest.mark.parametrize("argv, rc, stderr", JOB_UNKNOWN, ids=_ids(JOB_UNKNOWN))
+def test_classify_job_unknown(argv, rc, stderr):
+    assert type(classify(argv, rc, stderr)) is JobUnknown
+
+
+@pytest.mark.parametrize("argv, rc, stderr", REJECTED, ids=_ids(REJECTED))
+def test_classify_rejected(argv, rc, stderr):
+    assert type(classify(argv, rc, stderr)) is SlurmRejected
+
+
+def test_error_hierarchy():
+    for cls in (SlurmUnreachable, SlurmTimeout, SlurmRejected, JobUnknown):
+        assert issubclass(cls, SlurmError)
+    assert issubclass(SlurmTimeout, SlurmUnreachable)  # a timeout says nothing about any job either
+    assert not issubclass(JobUnknown, SlurmUnreachable)
+    assert not issubclass(SlurmRejected, SlurmUnreachable)
+
+
+def test_error_keeps_argv_returncode_and_stripped_stderr():
+    error = classify(("sbatch", "--parsable"), 1, "  sbatch: error: Batch job submission failed: Invalid qos "
+                                                   "specification\n\n")
+    assert error.argv == ["sbatch", "--parsable"]
+    assert error.returncode == 1
+    assert error.stderr == "sbatch: error: Batch job submission failed: Invalid qos specification"
+    assert str(error) == error.stderr
+
+
+@pytest.mark.parametrize("stderr, reason", [
+    ("sbatch: error: invalid partition specified: nosuch\n"
+     "sbatch: error: Batch job submission failed: Invalid partition name specified\n",
+     "Batch job submission failed: Invalid partition name specified"),
+    ("sbatch: error: Memory specification can not be satisfied\n", "Memory specification can not be satisfied"),
+    ("scancel: error: Kill job error on job id 96: Access/permission denied\n",
+     "Kill job error on job id 96: Access/permission denied"),
+    ("slurm_load_jobs error: Invalid job id specified\n", "slurm_load_jobs error: Invalid job id specified"),
+    ("Slurm accounting storage is disabled\n", "Slurm accounting storage is disabled"),
+    ("sbatch: error: first\n\n   \n", "first"),
+])
+def test_reason_strips_the_program_prefix(stderr, reason):
+    assert classify(["sbatch"], 1, stderr).reason == reason
+
+
+def test_reason_without_stderr_falls_back_to_the_message():
+    error = SlurmError(["sbatch", "--parsable"], 3, "")
+    assert str(error) == "sbatch exited with 3"
+    assert error.reason == "sbatch exited with 3"
+    assert SlurmTimeout(["squeue"], None, "", "squeue did not answer within 1 s").reason == \
+        "squeue did not answer within 1 s"
+
+
+# -- the command line -----------------------------------------------------------------------------------
+def test_command_line_as_another_user():
+    runner = SlurmRunner()
+    runner.hub_user = "jupyterhub"
+    assert runner.command_line(["sbatch", "--parsable"], user="alice", env_names=["JUPYTERHUB_API_TOKEN", "HOME",
+                                                                                  "DKRZSPAWNER_BIND_IP"]) == [
+        "sudo", "-n", "-u", "alice", "--preserve-env=DKRZSPAWNER_BIND_IP,HOME,JUPYTERHUB_API_TOKEN", "--",
+        "sbatch", "--parsable"]
+
+
+def test_command_line_without_env():
+    runner = SlurmRunner()
+    runner.hub_user = "jupyterhub"
+    assert runner.command_line(["scancel", "42"], user="bob") == ["sudo", "-n", "-u", "bob", "--", "scancel", "42"]
+
+
+def test_command_line_with_a_custom_sudo():
+    runner = SlurmRunner(sudo=("/usr/bin/sudo", "-n", "-E"))
+    runner.hub_user = "jupyterhub"
+    assert runner.command_line(["squeue"], user="carol", env_names={"B": 1, "A": 2}.keys()) == [
+        "/usr/bin/sudo", "-n", "-E", "-u", "carol", "--preserve-env=A,B", "--", "squeue"]
+
+
+def test_command_line_for_the_hub_itself_has_no_sudo():
+    runner = SlurmRunner()
+    assert runner.hub_user == getpass.getuser()
+    argv = ["squeue", "-h", "-j", "1,2"]
+    assert runner.command_line(argv) == argv
+    assert runner.command_line(argv, user=runner.hub_user, env_names=["X"]) == argv
+    assert runner.command_line(argv) is not argv  # a copy
+
+
+# -- running real programs ----------------------------------------------------------------------------
+async def test_run_returns_output():
+    runner = SlurmRunner()
+    result = await runner.run(["/bin/echo", "hello", "world"])
+    assert isinstance(result, Result)
+    assert result.stdout == "hello world\n"
+    assert result.stderr == ""
+    assert 0 <= result.seconds < 5
+    assert runner.calls["echo"] == 1
+    assert runner.failures["echo"] == 0
+
+
+async def test_run_failure_is_classified_and_counted():
+    runner = SlurmRunner()
+    with pytest.raises(SlurmRejected) as info:
+        await runner.run(["/bin/sh", "-c", "echo 'sbatch: error: Invalid qos specification' >&2; exit 3"])
+    assert info.value.returncode == 3
+    assert info.value.reason == "Invalid qos specification"
+    with pytest.raises(SlurmUnreachable):
+        await runner.run(["/bin/sh", "-c", "echo 'slurm_load_jobs error: Unable to contact slurm controller "
+                                           "(connect failure)' >&2; exit 1"])
+    with pytest.raises(JobUnknown):
+        await runner.run(["/bin/sh", "-c", "echo 'slurm_load_jobs error: Invalid job id specified' >&2; exit 1"])
+    await runner.run(["/bin/sh", "-c", "echo warning >&2"])  # stderr with rc 0 is no failure
+    assert runner.calls["sh"] == 4
+    assert runner.failures["sh"] == 3
+
+
+async def test_run_with_stderr_and_rc_zero_keeps_stderr():
+    result = await SlurmRunner().run(["/bin/sh", "-c", "echo 'sbatch: Job 15 to start at 2026-11-22T03:01:31' >&2"])
+    assert result.stdout == ""
+    assert result.stderr.startswith("sbatch: Job 15 to start")
+
+
+async def test_run_timeout_kills_the_program(tmp_path):
+    runner = SlurmRunner()
+    pidfile = tmp_path / "pid"
+    started = time.monotonic()
+    with pytest.raises(SlurmTimeout) as info:
+        await runner.run(["/bin/sh", "-c", f"echo $$ > {pidfile}; exec /bin/sleep 5"], timeout=0.3)
+    elapsed = time.monotonic() - started
+    assert elapsed < 2.5
+    assert isinstance(info.value, SlurmUnreachable)
+    assert info.value.returncode is None
+    assert "0.3 s" in str(info.value)
+    pid = int(pidfile.read_text())
+    with pytest.raises(ProcessLookupError):  # killed and reaped
+        os.kill(pid, 0)
+    assert runner.calls["sh"] == 1
+    assert runner.failures["sh"] == 1
+
+
+async def test_run_timeout_sleep():
+    runner = SlurmRunner(timeout=0.3)  # the runner's default timeout applies
+    started = time.monotonic()
+    with pytest.raises(SlurmTimeout):
+        await runner.run(["/bin/sleep", "5"])
+    assert time.monotonic() - started < 2.5
+    assert runner.failures["sleep"] == 1
+
+
+async def test_run_timeout_of_a_program_that_ignores_sigterm(tmp_path):
+    pidfile = tmp_path / "pid"
+    started = time.monotonic()
+    with pytest.raises(SlurmTimeout):
+        await SlurmRunner().run(["/bin/sh", "-c", f"trap '' TERM; echo $$ > {pidfile}; while :; do sleep 0.05; done"],
+                                timeout=0.3)
+    assert time.monotonic() - started < 4.5  # SIGTERM grace of 2 s, then SIGKILL
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(pidfile.read_text()), 0)
+
+
+async def test_run_cancelled_kills_the_program(tmp_path):
+    pidfile = tmp_path / "pid"
+    task = asyncio.ensure_future(SlurmRunner().run(["/bin/sh", "-c", f"echo $$ > {pidfile}; exec /bin/sleep 5"]))
+    for _ in range(200):
+        if pidfile.exists() and pidfile.read_text().strip():
+            break
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(pidfile.read_text()), 0)
+
+
+async def test_env_is_only_what_is_given(monkeypatch):
+    monkeypatch.setenv("FOO", "from-the-hub")
+    monkeypatch.setenv("JUPYTERHUB_CRYPT_KEY", "secret")
+    monkeypatch.setenv("SLURM_CONF", "/etc/slurm/test.conf")
+    result = await SlurmRunner().run(["/usr/bin/env"], env={"JUPYTERHUB_API_TOKEN": "t0ken", "HOME": "/home/alice"})
+    env = dict(line.split("=", 1) for line in result.stdout.splitlines())
+    assert "FOO" not in env
+    assert "JUPYTERHUB_CRYPT_KEY" not in env
+    assert env["SLURM_CONF"] == "/etc/slurm/test.conf"
+    assert env["JUPYTERHUB_API_TOKEN"] == "t0ken"
+    assert env["HOME"] == "/home/alice"
+    assert env["PATH"] == slurm.BASE_ENV["PATH"]
+    assert env["LANG"] == "C.UTF-8"
+    assert set(env) == {"SLURM_CONF", "JUPYTERHUB_API_TOKEN", "HOME", "PATH", "LANG"}
+
+
+async def test_env_without_slurm_conf(monkeypatch):
+    monkeypatch.delenv("SLURM_CONF", raising=False)
+    monkeypatch.setenv("FOO", "x")
+    result = await SlurmRunner().run(["/usr/bin/env"])
+    env = dict(line.split("=", 1) for line in result.stdout.splitlines())
+    assert env == slurm.BASE_ENV
+
+
+async def test_given_env_overrides_the_base(monkeypatch):
+    monkeypatch.setenv("SLURM_CONF", "/hub.conf")
+    result = await SlurmRunner().run(["/usr/bin/env"], env={"PATH": "/opt/x/bin:/usr/bin:/bin",
+                                                            "SLURM_CONF": "/job.conf"})
+    env = dict(line.split("=", 1) for line in result.stdout.splitlines())
+    assert env["PATH"] == "/opt/x/bin:/usr/bin:/bin"
+    assert env["SLURM_CONF"] == "/job.conf"
+
+
+async def test_stdin_is_delivered():
+    text = "#!/bin/bash\n#SBATCH --partition=shared\nexec 'jupyterhub-singleuser'\nünïcode ✓\n"
+    result = await SlurmRunner().run(["/bin/cat"], stdin=text)
+    assert result.stdout == text
+
+
+async def test_without_stdin_the_program_reads_nothing():
+    result = await SlurmRunner().run(["/bin/cat"], timeout=5)
+    assert result.stdout == ""
+
+
+async def test_output_that_is_not_utf8_is_replaced():
+    result = await SlurmRunner().run(["/usr/bin/printf", "caf\\351\\n"])
+    assert result.stdout == "caf\ufffd\n"
+
+
+async def test_no_shell_is_involved(tmp_path):
+    marker = tmp_path / "pwned"
+    result = await SlurmRunner().run(["/bin/echo", f"x; touch {marker}", "$(id)", "`id`"])
+    assert result.stdout == f"x; touch {marker} $(id) `id`\n"
+    assert not marker.exists()
+
+
+async def test_counters_by_program_name():
+    runner = SlurmRunner()
+    for _ in range(3):
+        await runner.run(["/bin/true"])
+    with pytest.raises(SlurmError):
+        await runner.run(["/bin/false"])
+    assert runner.calls == {"true": 3, "false": 1}
+    assert runner.failures == {"false": 1}
+
+
+async def test_runs_concurrently():
+    runner = SlurmRunner()
+    started = time.monotonic()
+    await asyncio.gather(*(runner.run(["/bin/sleep", "0.3"]) for _ in range(5)))
+    assert time.monotonic() - started < 1.2
+    assert runner.calls["sleep"] == 5
+
+
+async def test_missing_program_is_a_slurm_error():
+    runner = SlurmRunner()
+    with pytest.raises(SlurmError):
+        await runner.run(["/nonexistent/squeue", "-h"])
+    assert runner.failures["squeue"] == 1

@@ -1,0 +1,583 @@
+"""watcher.py: parsing recorded squeue/sacct output, and JobWatcher against a fake runner with recorded answers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from dkrzspawner import watcher as watcher_module
+from dkrzspawner.slurm import JobUnknown, Result, SlurmRejected, SlurmTimeout, SlurmUnreachable
+from dkrzspawner.watcher import (ENDED_STATES, MISSES_BEFORE_GONE, SACCT_FORMAT, SQUEUE_FORMAT, JobStatus, JobWatcher,
+                                 parse_sacct, parse_squeue)
+
+# Recorded on the local Slurm 22.05 (squeue -h -t all -j IDS -o SQUEUE_FORMAT: '%i|%T|%B|%r|%S|%e|%P|%u')
+SQUEUE_RUNNING = "8|RUNNING|vm|None|2026-11-22T03:01:06|2026-11-22T04:01:06|gpu|alice\n"
+SQUEUE_PENDING = "10|PENDING|n/a|PartitionTimeLimit|N/A|N/A|prepost|alice\n"
+SQUEUE_TIMEOUT = "16|TIMEOUT|vm|TimeLimit|2026-11-22T03:01:31|2026-11-22T03:02:59|shared|alice\n"
+# sacct -X -n -P -j IDS -o JobIDRaw,State,ExitCode,Elapsed,Timelimit
+SACCT = {
+    "COMPLETED": "{id}|COMPLETED|0:0|00:10:02|06:00:00\n",
+    "CANCELLED": "{id}|CANCELLED by 1001|0:15|00:00:10|06:00:00\n",
+    "TIMEOUT": "{id}|TIMEOUT|0:15|00:01:28|00:01:00\n",
+    "OUT_OF_MEMORY": "{id}|OUT_OF_MEMORY|0:125|00:00:03|06:00:00\n",
+    "FAILED": "{id}|FAILED|1:0|00:00:01|06:00:00\n",
+    "RUNNING": "{id}|RUNNING|0:0|00:05:00|06:00:00\n",
+    "PENDING": "{id}|PENDING|0:0|00:00:00|06:00:00\n",
+}
+UNREACHABLE = SlurmUnreachable(["squeue"], 1, "slurm_load_jobs error: Unable to contact slurm controller "
+                                              "(connect failure)")
+HUNG = SlurmUnreachable(["squeue"], 1, "slurm_load_jobs error: Socket timed out on send/recv operation")
+TIMEOUT = SlurmTimeout(["squeue"], None, "", "squeue did not answer within 30 s")
+PURGED = JobUnknown(["squeue"], 1, "slurm_load_jobs error: Invalid job id specified")
+SACCT_UNREACHABLE = SlurmUnreachable(["sacct"], 1, "sacct: error: slurmdbd: Getting response to message type: "
+                                                   "DBD_GET_JOBS_COND connection refused")
+
+
+def squeue_line(job_id, state="RUNNING", host="vm", reason="None"):
+    return f"{job_id}|{state}|{host}|{reason}|2026-11-22T03:01:06|2026-11-22T09:01:06|shared|alice\n"
+
+
+# -- parsing -----------------------------------------------------------------------------------------------
+def test_parse_squeue_recorded():
+    jobs = parse_squeue(SQUEUE_RUNNING + SQUEUE_PENDING + "\n" + SQUEUE_TIMEOUT)
+    assert list(jobs) == ["8", "10", "16"]
+    running, pending, timeout = jobs["8"], jobs["10"], jobs["16"]
+    assert (running.state, running.host, running.reason, running.start_time, running.end_time, running.partition) \
+        == ("RUNNING", "vm", None, "2026-11-22T03:01:06", "2026-11-22T04:01:06", "gpu")
+    assert running.running and not running.ended
+    assert (pending.state, pending.host, pending.reason, pending.start_time, pending.end_time, pending.partition) == \
+        ("PENDING", None, "PartitionTimeLimit", None, None, "prepost")  # host n/a, start N/A
+    assert not pending.running and not pending.ended
+    assert (timeout.state, timeout.reason) == ("TIMEOUT", "TimeLimit")
+    assert timeout.ended and not timeout.running
+
+
+def test_parse_squeue_empty():
+    # a finished job within MinJobAge without -t all, or ids dropped from a multi-id query: nothing, rc 0
+    assert parse_squeue("") == {}
+    assert parse_squeue("\n\n") == {}
+
+
+def test_parse_squeue_tolerates_padding():
+    jobs = parse_squeue(" 8|RUNNING |vm|None|N/A|1:00|shared|alice\n")
+    assert jobs["8"].job_id == "8" and jobs["8"].state == "RUNNING"
+
+
+@pytest.mark.parametrize("text", [
+    "8 RUNNING vm None\n",  # another format
+    "8|RUNNING|vm|None\n",  # too few fields
+    "8|RUNNING|vm|None|N/A|1:00|shared|alice|extra\n",  # too many
+    "JOBID|STATE|NODELIST|REASON|START_TIME|TIME_LEFT|PARTITION|USER\n",  # a header
+    "x8|RUNNING|vm|None|N/A|1:00|shared|alice\n",
+    "8_1|RUNNING|vm|None|N/A|1:00|shared|alice\n",  # array job
+    "|RUNNING|vm|None|N/A|1:00|shared|alice\n",
+    "8|running|vm|None|N/A|1:00|shared|alice\n",
+    "8||vm|None|N/A|1:00|shared|alice\n",
+    "slurm_load_jobs error: Unable to contact slurm controller (connect failure)\n",
+    '{"jobs": [], "errors": [{"description": "Failed while looking for jobs"}]}\n',  # squeue --json
+    SQUEUE_RUNNING + "garbage\n",  # one bad line spoils the answer
+])
+def test_parse_squeue_garbled(text):
+    with pytest.raises(ValueError):
+        parse_squeue(text)
+
+
+def test_parse_sacct_recorded():
+    text = "".join(SACCT[state].format(id=job_id) for job_id, state in
+                   [("16", "TIMEOUT"), ("17", "CANCELLED"), ("18", "COMPLETED"), ("19", "OUT_OF_MEMORY"),
+                    ("20", "RUNNING")])
+    jobs = parse_sacct(text)
+    assert {job_id: status.state for job_id, status in jobs.items()} == {
+        "16": "TIMEOUT", "17": "CANCELLED", "18": "COMPLETED", "19": "OUT_OF_MEMORY", "20": "RUNNING"}
+    assert jobs["17"].cancelled_by == "1001"
+    assert jobs["16"].cancelled_by is None
+    assert jobs["16"].exit_code == "0:15"
+    assert jobs["19"].exit_code == "0:125"
+    assert all(jobs[j].ended for j in "16 17 18 19".split())
+    assert not jobs["20"].ended and jobs["20"].running
+
+
+def test_parse_sacct_empty():
+    assert parse_sacct("") == {}
+
+
+@pytest.mark.parametrize("text", [
+    "16.batch|CANCELLED|0:15|00:01:28|\n",  # a step line (sacct without -X)
+    "JobIDRaw|State|ExitCode|Elapsed|Timelimit\n",
+    "16|TIMEOUT|0:15\n",
+    "16|TIMEOUT|0:15|00:01:28|00:01:00|extra\n",
+    "16 TIMEOUT 00:01:28 00:01:00 0:0\n",
+    "Slurm accounting storage is disabled\n",
+    "16|TIMEOUT|0:15|00:01:28|00:01:00\ngarbage\n",
+])
+def test_parse_sacct_garbled(text):
+    with pytest.raises(ValueError):
+        parse_sacct(text)
+
+
+def test_ended_states():
+    for state in ("COMPLETED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "FAILED", "NODE_FAIL", "PREEMPTED",
+                  "BOOT_FAIL", "DEADLINE", "GONE"):
+        assert JobStatus("1", state).ended
+    for state in ("PENDING", "RUNNING", "CONFIGURING", "SUSPENDED", "REQUEUED", "RESIZING"):
+        assert not JobStatus("1", state).ended
+    assert "RUNNING" not in ENDED_STATES
+    completing = JobStatus("1", "COMPLETING")  # Slurm still cleaning up: the programs are over, the job not yet
+    assert completing.over and not completing.ended and not completing.running
+    assert JobStatus("1", "TIMEOUT").over and not JobStatus("1", "RUNNING").over
+
+
+# -- the watcher with a fake runner ------------------------------------------------------------------------
+class FakeRunner:
+    """Answers like SlurmRunner.run, from recorded outputs; ``squeue``/``sacct`` are callables or values.
+
+    A value that is an exception is raised; a str is returned as stdout.
+    """
+
+    def __init__(self, squeue="", sacct="", queue=""):
+        self.squeue = squeue
+        self.sacct = sacct
+        self.queue = queue  # squeue without -j: the queue-position query, kept apart from the status queries
+        self.calls: list[list[str]] = []
+        self.queue_calls: list[list[str]] = []
+        self.delay = 0.0
+
+    def count(self, program):
+        return sum(1 for argv in self.calls if argv[0] == program)
+
+    async def run(self, argv, **kw):
+        assert not kw.get("user"), "the watcher asks as the hub, for everyone at once"
+        if argv[0] == "squeue" and "-j" not in argv:
+            self.queue_calls.append(list(argv))
+            answer = self.queue
+        else:
+            self.calls.append(list(argv))
+            answer = self.squeue if argv[0] == "squeue" else self.sacct
+        if callable(answer):
+            answer = answer(argv)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if isinstance(answer, BaseException):
+            raise answer
+        return Result(answer, "", 0.01)
+
+
+def ids_of(argv) -> list[str]:
+    return argv[argv.index("-j") + 1].split(",")
+
+
+@pytest.fixture
+async def make_watcher():
+    made = []
+
+    def make(runner, **kw):
+        kw.setdefault("interval", 3600)
+        kw.setdefault("fast_interval", 3600)
+        kw.setdefault("jitter", 0)
+        w = JobWatcher(runner, **kw)
+        made.append(w)
+        return w
+
+    yield make
+    for w in made:
+        if w._task is not None:
+            w._task.cancel()
+            try:
+                await w._task
+            except (asyncio.CancelledError, Exception):
+                pass
+
+
+async def refresh(w):
+    """Ask now and wait for the answer of a query that started after this call."""
+    await asyncio.wait_for(w.refresh(), 5)
+
+
+async def polled(w, cycles=1):
+    """Wait until the watcher has finished ``cycles`` queries in all (watch() starts the first one by itself)."""
+    for _ in range(500):
+        if w.cycles >= cycles:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"the watcher made {w.cycles} queries, not {cycles}")
+
+
+async def test_one_squeue_for_twenty_jobs(make_watcher):
+    job_ids = [str(i) for i in range(100, 120)]
+    runner = FakeRunner(squeue=lambda argv: "".join(squeue_line(i) for i in ids_of(argv)))
+    w = make_watcher(runner)
+    for job_id in reversed(job_ids):
+        w.watch(job_id)
+    w.watch("100")  # idempotent
+    await polled(w)
+    assert runner.count("squeue") == 1
+    assert runner.count("sacct") == 0
+    argv = runner.calls[0]
+    assert argv == ["squeue", "-h", "-t", "all", "-j", ",".join(job_ids), "-o", SQUEUE_FORMAT]
+    assert all(w.status(job_id).running for job_id in job_ids)
+    assert w.status(105).host == "vm"  # ids may be given as ints
+    await refresh(w)
+    assert runner.count("squeue") == 2
+
+
+async def test_ids_are_sorted_numerically(make_watcher):
+    runner = FakeRunner()
+    runner.sacct = ""
+    w = make_watcher(runner, accounting=False)
+    for job_id in ("100", "9", "1000", "99"):
+        w.watch(job_id)
+    await polled(w)
+    assert ids_of(runner.calls[0]) == ["9", "99", "100", "1000"]
+
+
+async def test_status_is_none_until_slurm_answers(make_watcher):
+    runner = FakeRunner(squeue=UNREACHABLE)
+    w = make_watcher(runner)
+    w.watch("8")
+    assert w.status("8") is None
+    await polled(w)
+    assert w.status("8") is None
+    assert w.status("12345") is None  # never watched
+
+
+@pytest.mark.parametrize("failure", [UNREACHABLE, HUNG, TIMEOUT, SlurmRejected(["squeue"], 1, "squeue: error: x"),
+                                     "8 RUNNING vm None\n", "garbage", SQUEUE_RUNNING + "slurm_load_jobs error\n"],
+                         ids=["unreachable", "hung", "timeout", "rejected", "other-format", "garbage", "half"])
+async def test_failed_query_changes_nothing(make_watcher, failure):
+    runner = FakeRunner(squeue=SQUEUE_RUNNING + SQUEUE_PENDING)
+    w = make_watcher(runner, accounting=False)
+    w.watch("8")
+    w.watch("10")
+    w.watch("11")  # missing once: one miss counted
+    await polled(w)
+    before = {job_id: w.status(job_id) for job_id in ("8", "10", "11")}
+    assert before["8"].running and before["10"].state == "PENDING" and before["11"] is None
+    runner.squeue = failure
+    for _ in range(MISSES_BEFORE_GONE + 2):
+        await refresh(w)
+    after = {job_id: w.status(job_id) for job_id in ("8", "10", "11")}
+    assert after == before
+    assert all(after[j] is before[j] for j in after)
+    assert runner.count("sacct") == 0
+    if not isinstance(failure, str):
+        assert w.last_error is failure
+    # and 11 was not pushed towards GONE by the failures: one more successful miss is needed
+    runner.squeue = SQUEUE_RUNNING + SQUEUE_PENDING
+    await refresh(w)
+    assert w.last_error is None
+    assert w.status("11").state == "GONE"
+
+
+async def test_garbled_output_is_reported_as_a_failure(make_watcher):
+    runner = FakeRunner(squeue="8 RUNNING vm None\n")
+    w = make_watcher(runner)
+    w.watch("8")
+    await polled(w)
+    assert w.last_error is not None
+
+
+@pytest.mark.parametrize("state", ["COMPLETED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "FAILED"])
+async def test_job_missing_from_squeue_is_settled_by_sacct(make_watcher, state):
+    runner = FakeRunner(squeue=SQUEUE_RUNNING + squeue_line(20))
+    w = make_watcher(runner)
+    w.watch("8")
+    w.watch("20")
+    await polled(w)
+    assert w.status("20").running
+    runner.squeue = SQUEUE_RUNNING  # 20 is gone from slurmctld's memory; 8 is still there
+    runner.sacct = lambda argv: SACCT[state].format(id="20")
+    await refresh(w)
+    sacct_calls = [argv for argv in runner.calls if argv[0] == "sacct"]
+    assert sacct_calls == [["sacct", "-X", "-n", "-P", "-j", "20", "-o", SACCT_FORMAT]]
+    status = w.status("20")
+    assert status.state == state and status.ended
+    assert status.cancelled_by == ("1001" if state == "CANCELLED" else None)
+    assert w.status("8").running
+
+
+async def test_ended_state_from_squeue_needs_no_sacct(make_watcher):
+    runner = FakeRunner(squeue=SQUEUE_TIMEOUT)
+    w = make_watcher(runner)
+    w.watch("16")
+    await polled(w)
+    assert w.status("16").state == "TIMEOUT" and w.status("16").ended
+    assert runner.count("sacct") == 0
+
+
+async def test_whole_query_unknown_goes_to_sacct(make_watcher):
+    runner = FakeRunner(squeue=PURGED,
+                        sacct=SACCT["COMPLETED"].format(id="30") + SACCT["CANCELLED"].format(id="31"))
+    w = make_watcher(runner)
+    for job_id in ("30", "31", "32"):
+        w.watch(job_id)
+    await polled(w)
+    assert runner.count("sacct") == 1
+    assert ids_of(runner.calls[-1]) == ["30", "31", "32"]
+    assert w.status("30").state == "COMPLETED"
+    assert w.status("31").state == "CANCELLED" and w.status("31").cancelled_by == "1001"
+    assert w.status("32") is None  # unknown to both: a first miss only
+    assert w.last_error is None  # "Invalid job id specified" is an answer, not a failure
+    await refresh(w)
+    assert w.status("32").state == "GONE"
+
+
+@pytest.mark.parametrize("alive", ["RUNNING", "PENDING"])
+async def test_sacct_saying_alive_keeps_the_job(make_watcher, alive):
+    runner = FakeRunner(squeue=SQUEUE_RUNNING)
+    w = make_watcher(runner)
+    w.watch("8")
+    await polled(w)
+    seen = w.status("8")
+    runner.squeue = ""  # e.g. a flaky slurmctld answer, or the job is between states
+    runner.sacct = SACCT[alive].format(id="8")
+    for _ in range(MISSES_BEFORE_GONE + 3):
+        await refresh(w)
+    assert w.status("8") is seen
+    assert not w.status("8").ended
+    assert runner.count("sacct") == MISSES_BEFORE_GONE + 3
+
+
+async def test_no_accounting_gone_after_two_consecutive_successful_misses(make_watcher):
+    runner = FakeRunner(squeue=SQUEUE_RUNNING)
+    w = make_watcher(runner, accounting=False)
+    w.watch("8")
+    await polled(w)
+    running = w.status("8")
+    runner.squeue = ""
+    await refresh(w)  # miss 1
+    assert w.status("8") is running
+    runner.squeue = UNREACHABLE
+    await refresh(w)  # a failure is not a miss
+    assert w.status("8") is running
+    runner.squeue = SQUEUE_RUNNING
+    await refresh(w)  # seen again: the count starts over
+    runner.squeue = ""
+    await refresh(w)  # miss 1
+    assert w.status("8").running
+    await refresh(w)  # miss 2
+    gone = w.status("8")
+    assert gone.state == "GONE" and gone.ended and gone.job_id == "8"
+    assert runner.count("sacct") == 0
+    assert MISSES_BEFORE_GONE == 2
+
+
+async def test_accounting_without_a_record_gone_after_two_misses(make_watcher):
+    runner = FakeRunner(squeue=SQUEUE_RUNNING, sacct="")
+    w = make_watcher(runner)
+    w.watch("8")
+    await polled(w)
+    runner.squeue = ""
+    await refresh(w)
+    assert w.status("8").running
+    await refresh(w)
+    assert w.status("8").state == "GONE"
+    assert runner.count("sacct") == 2
+
+
+@pytest.mark.parametrize("failure", [SACCT_UNREACHABLE, SlurmTimeout(["sacct"], None, "", "timeout"),
+                                     SlurmRejected(["sacct"], 1, "Slurm accounting storage is disabled"),
+                                     "Slurm accounting storage is disabled\n"])
+async def test_failed_sacct_changes_nothing(make_watcher, failure):
+    runner = FakeRunner(squeue=SQUEUE_RUNNING, sacct=failure)
+    w = make_watcher(runner)
+    w.watch("8")
+    await polled(w)
+    running = w.status("8")
+    runner.squeue = ""
+    for _ in range(MISSES_BEFORE_GONE + 2):
+        await refresh(w)
+    assert w.status("8") is running
+    if not isinstance(failure, str):
+        assert w.last_error is failure
+    runner.sacct = ""  # sacct works again and has no record: misses start from zero
+    await refresh(w)
+    assert w.status("8") is running
+    await refresh(w)
+    assert w.status("8").state == "GONE"
+
+
+async def test_unwatch_forgets_the_job_and_stops_the_loop(make_watcher):
+    runner = FakeRunner(squeue=SQUEUE_RUNNING + SQUEUE_PENDING)
+    w = make_watcher(runner)
+    w.watch("8")
+    w.watch("10")
+    await polled(w)
+    w.unwatch("10")
+    assert w.status("10") is None
+    await refresh(w)
+    assert ids_of(runner.calls[-1]) == ["8"]
+    w.unwatch("8")
+    w.unwatch("8")  # idempotent
+    await asyncio.wait_for(w.poll_once(), 5)  # no jobs: no query
+    assert len(runner.calls) == 2
+    w._wake.set()  # the loop wakes, finds no jobs and ends
+    for _ in range(100):
+        if w._task is None:
+            break
+        await asyncio.sleep(0.01)
+    assert w._task is None
+    w.watch("8")  # watching again restarts it, with a first query at once
+    await polled(w, w.cycles + 1)
+    assert len(runner.calls) == 3
+
+
+@pytest.mark.parametrize("during", ["unwatch", "rewatch"])
+async def test_job_unwatched_during_a_query_is_not_resurrected(make_watcher, during):
+    runner = FakeRunner(squeue=SQUEUE_RUNNING + SQUEUE_PENDING)
+    w = make_watcher(runner, accounting=False)
+    w.watch("8")
+    w.watch("10")
+    await polled(w)
+    runner.delay = 0.1
+    runner.squeue = SQUEUE_PENDING  # 8 is missing from this answer
+    poll = asyncio.ensure_future(w.refresh())
+    await asyncio.sleep(0.03)  # the query is under way
+    w.unwatch("8")
+    if during == "rewatch":
+        w.watch("8")
+    await asyncio.wait_for(poll, 5)
+    assert w.status("8") is None
+    assert ("8" in w._jobs) == (during == "rewatch")
+    assert w.status("10").state == "PENDING"
+    assert "8" not in w._misses or during == "rewatch"
+
+
+async def test_refresh_wakes_the_loop_and_returns_after_one_poll(make_watcher):
+    runner = FakeRunner(squeue=SQUEUE_RUNNING)
+    w = make_watcher(runner, interval=3600, fast_interval=3600)
+    w.watch("8")
+    await polled(w)
+    assert runner.count("squeue") == 1
+    await asyncio.sleep(0.1)
+    assert runner.count("squeue") == 1  # the loop sleeps for the interval
+    started = time.monotonic()
+    await refresh(w)
+    assert time.monotonic() - started < 1
+    assert runner.count("squeue") == 2
+    assert w.cycles == 2
+
+
+async def test_refresh_waits_for_a_poll_that_starts_after_it(make_watcher):
+    runner = FakeRunner(squeue=SQUEUE_PENDING)
+    runner.delay = 0.1
+    w = make_watcher(runner)
+    w.watch("10")
+    await asyncio.sleep(0.03)  # the first query is under way, with the old answer
+    runner.squeue = SQUEUE_PENDING.replace("PENDING", "RUNNING").replace("n/a", "vm")
+    await refresh(w)  # must not return with the answer of the query that was already running
+    assert w.status("10").running
+    assert runner.count("squeue") == 2
+
+
+async def test_many_refreshes_share_one_poll(make_watcher):
+    runner = FakeRunner(squeue=lambda argv: "".join(squeue_line(i) for i in ids_of(argv)))
+    runner.delay = 0.05
+    w = make_watcher(runner)
+    for i in range(50):
+        w.watch(str(1000 + i))
+    await polled(w)
+    assert runner.count("squeue") == 1
+    await asyncio.wait_for(asyncio.gather(*(w.refresh() for _ in range(50))), 5)
+    assert runner.count("squeue") == 2
+
+
+async def test_refresh_returns_after_a_failed_poll_too(make_watcher):
+    runner = FakeRunner(squeue=TIMEOUT)
+    w = make_watcher(runner)
+    w.watch("8")
+    await polled(w)
+    await refresh(w)
+    assert runner.count("squeue") == 2
+    assert w.cycles == 2
+
+
+async def test_next_poll_waits_for_the_next_query(make_watcher):
+    runner = FakeRunner(squeue=SQUEUE_RUNNING)
+    w = make_watcher(runner, interval=0.2, fast_interval=0.2)
+    w.watch("8")
+    await polled(w)
+    started = time.monotonic()
+    await asyncio.wait_for(w.next_poll(), 5)
+    assert 0.1 < time.monotonic() - started < 1.5
+    assert runner.count("squeue") == 2
+
+
+async def test_urgent_switches_to_the_fast_interval(make_watcher):
+    runner = FakeRunner(squeue=SQUEUE_RUNNING)
+    w = make_watcher(runner, interval=3600, fast_interval=0.02)
+    w.watch("8")
+    await polled(w)
+    await asyncio.sleep(0.15)
+    assert runner.count("squeue") == 1  # slow cadence: nothing more
+    with w.urgent("8"):
+        await asyncio.sleep(0.3)
+        fast = runner.count("squeue") - 1
+        assert fast >= 5  # about 0.3 / 0.02, allowing for a slow machine
+        with w.urgent("8"):  # nested (a stop during a start): still urgent after the inner block
+            pass
+        before = runner.count("squeue")
+        await asyncio.sleep(0.15)
+        assert runner.count("squeue") > before
+    await asyncio.sleep(0.05)  # let the poll that may be under way finish
+    settled = runner.count("squeue")
+    await asyncio.sleep(0.2)
+    assert runner.count("squeue") <= settled + 1  # back to the slow cadence
+    assert w._urgent == {}
+
+
+async def test_urgent_pending_job_polls_at_the_pending_interval(make_watcher):
+    runner = FakeRunner(squeue=SQUEUE_PENDING)
+    w = make_watcher(runner, interval=3600, fast_interval=0.02, pending_interval=3600)
+    w.watch("10")
+    await polled(w)
+    with w.urgent("10"):
+        await asyncio.sleep(0.2)
+        assert runner.count("squeue") == 2  # the wake-up only: a queued job needs no fast polling
+        runner.squeue = SQUEUE_PENDING.replace("PENDING", "RUNNING").replace("n/a", "vm")
+        await refresh(w)
+        await asyncio.sleep(0.2)
+        assert runner.count("squeue") >= 5  # running now: the fast cadence
+
+
+async def test_urgent_polls_at_once(make_watcher):
+    runner = FakeRunner(squeue=SQUEUE_RUNNING)
+    w = make_watcher(runner, interval=3600, fast_interval=3600)
+    w.watch("8")
+    await polled(w)
+    with w.urgent("8"):
+        await asyncio.sleep(0.05)
+    assert runner.count("squeue") == 2  # entering woke the loop once
+
+
+async def test_jitter_stays_within_bounds(make_watcher, monkeypatch):
+    delays = []
+    real_wait_for = asyncio.wait_for
+
+    async def spy(awaitable, timeout):
+        delays.append(timeout)
+        return await real_wait_for(awaitable, 0.001)
+
+    runner = FakeRunner(squeue=SQUEUE_RUNNING)
+    w = make_watcher(runner, interval=10, fast_interval=10, jitter=0.1)
+    monkeypatch.setattr(watcher_module.asyncio, "wait_for", spy)
+    w.watch("8")
+    for _ in range(200):
+        if len(delays) >= 20:
+            break
+        await asyncio.sleep(0.005)
+    monkeypatch.undo()
+    assert len(delays) >= 20
+    assert all(9 <= d <= 11 for d in delays)
+    assert len(set(delays)) > 1
+
+
+async def test_loop_survives_an_unexpected_error(make_watcher):
+    runner = FakeRunner(squeue=FileNotFoundError(2, "No such file or directory", "squeue"))
+    w = make_watcher(runner)
+    w.watch("8")
+    await polled(w)  # the first query meets the error
+    runner.squeue = SQUEUE_RUNNING
+    await asyncio.wait_for(w.refresh(), 0.5)  # times out (asyncio.TimeoutError) while the bug exists
+    assert w.status("8").running
