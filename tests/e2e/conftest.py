@@ -169,9 +169,16 @@ def hub(tmp_path_factory):
     require_slurm()
     if not shutil.which("configurable-http-proxy", path=str(VENV_BIN)):
         pytest.fail("configurable-http-proxy is missing from the environment: run `make env`")
+    stale = slurm("squeue", "-h", "-u", ",".join(USERS), "-o", "%i").split()
+    if stale:  # left by an earlier, interrupted run: its hub is gone, so nobody else will cancel them
+        print(f"cancelling stale jobs of the test users from an earlier run: {stale}")
+        slurm("scancel", *stale, check=False)
     hub = Hub(tmp_path_factory.mktemp("hub"))
     hub.start()
     yield hub
+    for user in USERS:  # servers are Slurm jobs: they would outlive the hub
+        for name in list(hub.servers(user)):
+            hub.stop_server(user, name)
     hub.stop()
 
 

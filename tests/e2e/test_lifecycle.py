@@ -36,8 +36,8 @@ def node_filled(cpus: int):
     """Root jobs holding ``cpus`` CPUs of the node, so that the next request has to wait."""
     job = slurm("sbatch", "--parsable", "-A", "root", "-p", "shared", "-c", str(cpus), "--mem=100M", "-t", "10",
                 "--chdir=/tmp", "-o", "/dev/null", "--wrap", "sleep 600").strip()
-    wait_for(lambda: job_field(job, "%T") == "RUNNING", timeout=30, what="the blocker to run")
     try:
+        wait_for(lambda: job_field(job, "%T") == "RUNNING", timeout=30, what="the blocker to run")
         yield job
     finally:
         slurm("scancel", job, check=False)

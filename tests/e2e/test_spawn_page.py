@@ -1,0 +1,246 @@
+"""The spawn page in a real browser (Playwright driving Debian's Chromium) against the real hub and Slurm.
+
+Screenshots go to test-artifacts/screenshots/ (the user guide uses them).
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import re
+import shutil
+
+import pytest
+
+from tests.e2e.conftest import ARTIFACTS
+from tests.slurmtools import accounted_jobs, job_field, jobs_of, slurm, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slurm, pytest.mark.browser]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SCREENSHOTS = ARTIFACTS / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        message = "Debian's Chromium is missing: run `make env` (ci/make-env installs it)"
+        pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
+    sync_api = pytest.importorskip("playwright.sync_api")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def login(hub, browser):
+    """``login(user)`` gives a page logged in to the hub as ``user`` (dummy authenticator, any password)."""
+    contexts = []
+
+    def login_as(user, javascript=True):
+        context = browser.new_context(viewport={"width": 1280, "height": 1000}, java_script_enabled=javascript)
+        context.set_default_timeout(30_000)
+        contexts.append(context)
+        page = context.new_page()
+        page.goto(f"{hub.public_url}/hub/login")
+        page.fill("#username_input", user)
+        page.fill("#password_input", "any password")
+        page.click("#login_submit")
+        page.wait_for_url(lambda url: "/hub/login" not in url)
+        return page
+
+    yield login_as
+    for context in contexts:
+        context.close()
+
+
+def shot(page, name):
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True, animations="disabled")
+
+
+def account_choices(page) -> list[str]:
+    return page.locator("#dkrz-account option").evaluate_all("options => options.map(o => o.value)")
+
+
+def since_now() -> str:
+    return (datetime.datetime.now() - datetime.timedelta(seconds=2)).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def test_alice_sees_the_two_presets_and_only_her_account(hub, login):
+    page = login("alice")
+    page.goto(f"{hub.public_url}/hub/spawn")
+    cards = page.locator(".dkrz-card legend")
+    assert cards.all_inner_texts() == ["Shared", "Pre- and post-processing"]
+    assert "internet access" in page.locator("#dkrz-card-prepost").inner_text()
+    assert account_choices(page) == ["bb1234"]
+    assert page.locator("#dkrz-account").input_value() == "bb1234"
+    assert page.locator("#dkrz-mode-preset").is_checked()
+    assert page.locator("#dkrz-preset-shared-1").is_checked(), "the first preset's first choice is the default"
+    # memory follows the cores in each choice; the cost follows the choice
+    assert "5 GB memory" in page.locator("label[for=dkrz-preset-prepost-2]").inner_text()
+    page.check("#dkrz-preset-prepost-4")
+    assert page.locator("#dkrz-cost-preset").inner_text() == "24 core-hours"
+    page.check("#dkrz-preset-shared-1")
+    # the table of free resources comes from Slurm
+    rows = page.locator("#dkrz-availability tbody tr")
+    assert rows.count() == 3
+    assert re.fullmatch(r"\d of 8", page.locator("tr[data-partition=shared] .dkrz-free-cores").inner_text())
+    shot(page, "spawn-presets")
+
+
+def test_carol_sees_both_accounts_and_the_gpu_field_follows_the_partition(hub, login):
+    page = login("carol")
+    page.goto(f"{hub.public_url}/hub/spawn")
+    assert account_choices(page) == ["bb1234", "ab0000"]
+    assert page.locator("#dkrz-account").input_value() == "bb1234", "the default account is preselected"
+
+    page.click("label[for=dkrz-mode-advanced]")
+    assert page.locator("#dkrz-panel-advanced").is_visible()
+    assert not page.locator("#dkrz-panel-preset").is_visible()
+    page.select_option("#dkrz-partition", "shared")
+    assert not page.locator("#dkrz-gpus").is_visible(), "shared offers no GPUs in the demo"
+    assert "7 days" in page.locator("#dkrz-limits").inner_text()
+    page.select_option("#dkrz-partition", "gpu")
+    assert page.locator("#dkrz-gpus").is_visible()
+    assert "2 GPUs per node" in page.locator("#dkrz-limits").inner_text()
+    page.fill("#dkrz-cores", "4")
+    page.fill("#dkrz-runtime", "02:30:00")
+    assert page.locator("#dkrz-cost-advanced").inner_text() == "10 core-hours"
+    assert page.locator("#dkrz-memory").get_attribute("placeholder") == "8000M", "the memory default follows cores"
+    shot(page, "spawn-advanced")
+
+
+def test_the_form_works_without_javascript(hub, login):
+    page = login("bob", javascript=False)
+    page.goto(f"{hub.public_url}/hub/spawn/bob/nojs")
+    assert account_choices(page) == ["ab0000"]
+    assert page.locator("#dkrz-panel-preset").is_visible()
+    assert not page.locator("#dkrz-panel-advanced").is_visible(), "CSS alone switches the tabs"
+    page.click("label[for=dkrz-mode-advanced]")
+    assert page.locator("#dkrz-panel-advanced").is_visible()
+    assert page.locator("#dkrz-gpus").is_visible(), "without JavaScript the GPU field is always there"
+    page.select_option("#dkrz-partition", "prepost")
+    page.fill("#dkrz-gpus", "1")
+    since = since_now()
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
+    error = page.locator("#dkrz-spawn-error").inner_text()
+    assert error == "GPUs: partition prepost has none; choose gpu."
+    assert page.url.split("?")[0].endswith("/hub/spawn/bob/nojs")
+    assert accounted_jobs("bob", since) == []
+
+
+def test_alice_starts_prepost_with_two_cores_and_lands_in_jupyterlab(hub, login):
+    page = login("alice")
+    page.goto(f"{hub.public_url}/hub/spawn")
+    page.check("#dkrz-preset-prepost-2")
+    assert page.locator("#dkrz-cost-preset").inner_text() == "12 core-hours"
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r".*/user/alice/lab.*"), timeout=120_000)
+    page.wait_for_selector("#jp-main-dock-panel", timeout=120_000)
+    page.wait_for_selector(".jp-Launcher", timeout=60_000)
+    shot(page, "jupyterlab")
+
+    (job_id,) = jobs_of("alice")
+    assert job_field(job_id, "%P|%C|%m|%a|%j|%T") == "prepost|2|5000M|bb1234|jupyterhub-default|RUNNING"
+
+
+def test_a_bad_advanced_request_shows_its_message_on_the_form_of_that_server(hub, login):
+    page = login("bob")
+    page.goto(f"{hub.public_url}/hub/spawn/bob/big")
+    page.click("label[for=dkrz-mode-advanced]")
+    page.select_option("#dkrz-partition", "gpu")
+    page.fill("#dkrz-memory", "64G")
+    since = since_now()
+    page.click("button[type=submit]")
+    page.wait_for_selector("#dkrz-spawn-error")
+    message = page.locator("#dkrz-spawn-error").inner_text()
+    assert message == "Memory must be at most 16000M (16 GB) per node in partition gpu."
+    assert page.url.split("?")[0].endswith("/hub/spawn/bob/big"), "the form posts to the same server again"
+    assert "your server big" in page.locator(".dkrz-server").inner_text(), "the form of the server asked for"
+    assert page.locator("#dkrz-mode-advanced").is_checked(), "the request's other choices are kept"
+    assert page.locator("#dkrz-partition").input_value() == "gpu"
+    assert page.locator("#dkrz-memory").input_value() == "", "the refused value falls back to the default"
+    shot(page, "spawn-refused")
+    assert accounted_jobs("bob", since) == [], "a refused request must not create a job"
+
+    # a spawn URL gets the same validation, and its refusal is shown on the form
+    page.goto(f"{hub.public_url}/hub/spawn/bob/big?opt-partition=shared&opt-gpus=1")
+    assert page.locator("#dkrz-spawn-error").inner_text() == "GPUs: partition shared has none; choose gpu."
+    assert accounted_jobs("bob", since) == []
+
+
+def test_a_second_named_server_remembers_its_own_last_options(hub, login):
+    page = login("carol")
+    # the first through a spawn URL (JupyterHub 6's opt- prefix), the second through the form
+    page.goto(f"{hub.public_url}/hub/spawn/carol/first?opt-preset=shared&opt-cores=2&opt-account=ab0000")
+    first = hub.wait_ready("carol", "first")
+    assert job_field(first["state"]["job_id"], "%P|%C|%a") == "shared|2|ab0000"
+
+    page.goto(f"{hub.public_url}/hub/spawn/carol/second")
+    assert page.locator("#dkrz-preset-shared-1").is_checked(), "a new server starts from the defaults"
+    assert page.locator("#dkrz-account").input_value() == "bb1234"
+    page.click("label[for=dkrz-mode-advanced]")
+    page.select_option("#dkrz-partition", "gpu")
+    page.fill("#dkrz-cores", "3")
+    page.fill("#dkrz-gpus", "1")
+    page.fill("#dkrz-runtime", "01:30:00")
+    page.click("button[type=submit]")
+    second = hub.wait_ready("carol", "second")
+    assert job_field(second["state"]["job_id"], "%P|%C|%a|%l") == "gpu|3|bb1234|1:30:00"
+    hub.stop_server("carol", "first")
+    hub.stop_server("carol", "second")
+
+    page.goto(f"{hub.public_url}/hub/spawn/carol/second")
+    assert page.locator("#dkrz-mode-advanced").is_checked()
+    assert page.locator("#dkrz-partition").input_value() == "gpu"
+    assert page.locator("#dkrz-cores").input_value() == "3"
+    assert page.locator("#dkrz-gpus").input_value() == "1"
+    assert page.locator("#dkrz-runtime").input_value() == "01:30:00"
+    assert page.locator("#dkrz-memory").input_value() == "", "left empty, it stays the partition's default"
+    assert page.locator(".dkrz-remembered").is_visible()
+    shot(page, "spawn-remembered")
+
+    page.goto(f"{hub.public_url}/hub/spawn/carol/first")
+    assert page.locator("#dkrz-mode-preset").is_checked()
+    assert page.locator("#dkrz-preset-shared-2").is_checked()
+    assert page.locator("#dkrz-account").input_value() == "ab0000"
+
+
+@pytest.fixture
+def gpus_taken():
+    """Both GPUs held by a job of root, so that a GPU request waits in the queue."""
+    out = slurm("sbatch", "--parsable", "-p", "gpu", "--gpus=2", "-c", "1", "--mem=100M", "--time=00:05:00",
+                "-o", "/dev/null", "-J", "e2e-gpu-holder", "--chdir=/tmp", "--wrap", "sleep 300")
+    job_id = out.strip().split(";")[0]
+    wait_for(lambda: job_field(job_id, "%T") == "RUNNING", timeout=30, what="the GPU holder to run")
+    yield job_id
+    slurm("scancel", job_id, check=False)
+
+
+def test_the_pending_page_shows_the_estimate_and_stops_the_server_it_is_about(hub, login, gpus_taken):
+    page = login("carol")
+    page.goto(f"{hub.public_url}/hub/spawn/carol/waiting")
+    page.click("label[for=dkrz-mode-advanced]")
+    page.select_option("#dkrz-partition", "gpu")
+    page.fill("#dkrz-gpus", "1")
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r".*/hub/spawn-pending/carol/waiting.*"))
+    assert "expected to start" in page.locator("#dkrz-estimate").inner_text()
+    page.wait_for_function("document.getElementById('progress-message').textContent.includes('waiting')")
+    (job_id,) = jobs_of("carol")
+    assert job_field(job_id, "%T|%r") == "PENDING|Resources"
+    shot(page, "spawn-pending")
+
+    page.click("#stop-server-btn")
+    wait_for(lambda: not jobs_of("carol"), timeout=60, what="carol's pending job to be cancelled")
+    wait_for(lambda: hub.server("carol", "waiting") is None, timeout=60, what="the named server to stop")
+    assert "alert-danger" not in (page.locator("#stop-server-status").get_attribute("class") or "")
+
+
+if shutil.which("sbatch") is None:  # pragma: no cover - the hub fixture fails more clearly first
+    pytestmark.append(pytest.mark.skip(reason="Slurm is not installed"))
