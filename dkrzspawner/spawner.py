@@ -108,6 +108,14 @@ class DKRZSpawner(SpawnPageMixin, Spawner):
         reports its port itself, so this only sets how soon the progress page shows a new pending reason.""",
     ).tag(config=True)
 
+    watch_as_users = Bool(
+        False,
+        help="""Ask Slurm about each job as its owner (one ``squeue`` per user with jobs, through sudo) instead
+        of one ``squeue`` for all jobs as the hub's account. Needed with ``PrivateData=jobs`` when the hub's
+        account is not a Slurm operator; the better fix is ``sacctmgr modify user HUBACCOUNT set
+        adminlevel=operator``, which keeps one query per interval.""",
+    ).tag(config=True)
+
     watch_jitter = Float(
         0.1,
         help="Random fraction (plus or minus) applied to each interval, so hubs do not poll in lockstep.",
@@ -169,7 +177,7 @@ class DKRZSpawner(SpawnPageMixin, Spawner):
             if key in state:
                 setattr(self, key, state[key])
         if self.job_id:
-            self.watcher.watch(self.job_id, on_over=self._job_over)
+            self.watcher.watch(self.job_id, on_over=self._job_over, user=self.user.name)
 
     def get_state(self):
         state = super().get_state()
@@ -201,12 +209,12 @@ class DKRZSpawner(SpawnPageMixin, Spawner):
 
     def _shared_parts(self):
         key = (tuple(self.sudo_command), self.slurm_timeout, self.watch_interval, self.watch_fast_interval,
-               self.watch_pending_interval, self.watch_jitter, self.accounting)
+               self.watch_pending_interval, self.watch_jitter, self.accounting, self.watch_as_users)
         if key not in _shared:
             runner = SlurmRunner(sudo=self.sudo_command, timeout=self.slurm_timeout)
             watcher = JobWatcher(runner, interval=self.watch_interval, fast_interval=self.watch_fast_interval,
                                  pending_interval=self.watch_pending_interval, jitter=self.watch_jitter,
-                                 accounting=self.accounting, log=self.log)
+                                 accounting=self.accounting, as_users=self.watch_as_users, log=self.log)
             _shared[key] = (runner, watcher)
         return _shared[key]
 
@@ -328,7 +336,7 @@ class DKRZSpawner(SpawnPageMixin, Spawner):
             self.log.warning("sbatch for %s failed (%s) but created job %s: adopting it",
                              self._log_name, exc.reason, self.job_id)
         self._save_state()
-        self.watcher.watch(self.job_id, on_over=self._job_over)
+        self.watcher.watch(self.job_id, on_over=self._job_over, user=self.user.name)
         self._emit(10, f"Submitted Slurm job {self.job_id}: partition {request.partition}, {request.cores} "
                        f"cores, {request.memory} memory, walltime {request.runtime}.")
 
@@ -504,7 +512,7 @@ class DKRZSpawner(SpawnPageMixin, Spawner):
             if self.job_comment:  # an sbatch that did not answer, then the hub restarted: no orphans
                 await self._cancel_unconfirmed()
             return 0
-        self.watcher.watch(self.job_id, on_over=self._job_over)
+        self.watcher.watch(self.job_id, on_over=self._job_over, user=self.user.name)
         status = self.watcher.status(self.job_id)
         if status is None:
             # Nothing heard yet (e.g. just after a hub restart): ask, batched with all other spawners.

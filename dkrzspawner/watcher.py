@@ -120,8 +120,11 @@ class JobWatcher:
     """
 
     def __init__(self, runner, *, interval=30.0, fast_interval=1.0, pending_interval=5.0, jitter=0.1,
-                 accounting=True, squeue="squeue", sacct="sacct", log=None):
+                 accounting=True, as_users=False, squeue="squeue", sacct="sacct", log=None):
         self.runner = runner
+        #: ask as each job's owner (one query per user with jobs): for PrivateData=jobs without operator rights
+        self.as_users = as_users
+        self._owners: dict[str, str | None] = {}
         self.log = log or logging.getLogger("dkrzspawner.watcher")
         self.interval = interval
         self.fast_interval = fast_interval
@@ -144,9 +147,11 @@ class JobWatcher:
         self.cycles = 0
 
     # -- what spawners use -------------------------------------------------------------------------
-    def watch(self, job_id: str, on_over=None):
-        """Start watching ``job_id`` (idempotent); ``on_over()`` is called once Slurm says it is over."""
+    def watch(self, job_id: str, on_over=None, user: str | None = None):
+        """Start watching ``job_id`` of ``user`` (idempotent); ``on_over()`` is called once it is over."""
         self._jobs.setdefault(str(job_id), None)
+        if user is not None:
+            self._owners[str(job_id)] = user
         if on_over is not None:
             self._listeners[str(job_id)] = on_over
         if self._task is None or self._task.done():
@@ -155,6 +160,7 @@ class JobWatcher:
     def unwatch(self, job_id: str):
         self._jobs.pop(str(job_id), None)
         self._listeners.pop(str(job_id), None)
+        self._owners.pop(str(job_id), None)
         self._misses.pop(str(job_id), None)
         self._urgent.pop(str(job_id), None)
 
@@ -239,12 +245,18 @@ class JobWatcher:
                 self._listeners[job_id]()
 
     async def _query(self):
-        ids = sorted(self._jobs, key=int)
-        if not ids:
-            return
+        groups: dict[str | None, list[str]] = {}
+        for job_id in sorted(self._jobs, key=int):
+            groups.setdefault(self._owners.get(job_id) if self.as_users else None, []).append(job_id)
+        if groups:
+            await asyncio.gather(*(self._query_group(ids, user) for user, ids in groups.items()))
+            await self._update_positions()
+
+    async def _query_group(self, ids: list[str], user: str | None):
+        """One squeue for ``ids``, run as ``user`` (None: the hub's own account)."""
         argv = [self.squeue, "-h", "-t", "all", "-j", ",".join(ids), "-o", SQUEUE_FORMAT]
         try:
-            found = parse_squeue((await self.runner.run(argv)).stdout)
+            found = parse_squeue((await self.runner.run(argv, user=user)).stdout)
         except JobUnknown:
             found = {}
         except (SlurmError, ValueError) as exc:
@@ -257,8 +269,7 @@ class JobWatcher:
                 self._misses.pop(job_id, None)
         missing = [job_id for job_id in ids if job_id not in found]
         if missing:
-            await self._settle_missing(missing)
-        await self._update_positions()
+            await self._settle_missing(missing, user)
 
     async def _update_positions(self):
         """Where our pending jobs stand in their partitions' queues; asked at the slow interval only."""
@@ -283,13 +294,17 @@ class JobWatcher:
                 positions[status.job_id] = (queue.index(status.job_id) + 1, len(queue))
         self._positions = positions
 
-    async def _settle_missing(self, missing):
-        """Jobs slurmctld no longer knows: sacct tells how they ended; without it, repeated misses do."""
+    async def _settle_missing(self, missing, user=None):
+        """Jobs squeue did not list: sacct tells how they ended; without accounting, repeated misses do.
+
+        With accounting, a job that sacct does not know either is kept: every job that ever existed is in
+        sacct, so such a job is hidden from us (PrivateData), not gone.
+        """
         final = {}
         if self.accounting:
             argv = [self.sacct, "-X", "-n", "-P", "-j", ",".join(missing), "-o", SACCT_FORMAT]
             try:
-                final = parse_sacct((await self.runner.run(argv)).stdout)
+                final = parse_sacct((await self.runner.run(argv, user=user)).stdout)
             except (SlurmError, ValueError) as exc:
                 self._failed("sacct", exc)
                 return
@@ -302,7 +317,11 @@ class JobWatcher:
                     self._jobs[job_id] = status
                 continue  # sacct still counts it as alive: not gone
             self._misses[job_id] = self._misses.get(job_id, 0) + 1
-            if self._misses[job_id] >= MISSES_BEFORE_GONE:
+            if self.accounting:
+                if self._misses[job_id] == MISSES_BEFORE_GONE:
+                    self.log.warning("Job %s is in neither squeue nor sacct: hidden by PrivateData? Kept as it was; "
+                                     "see DKRZSpawner.watch_as_users", job_id)
+            elif self._misses[job_id] >= MISSES_BEFORE_GONE:
                 self.log.warning("Job %s is unknown to squeue and sacct: counting it as gone", job_id)
                 self._jobs[job_id] = JobStatus(job_id=job_id, state="GONE")
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -96,4 +98,44 @@ async def test_one_query_covers_every_job_and_sees_a_cancel(runner, jobs):
     assert watcher.status(jobs[1]).state == "CANCELLED"
     assert not watcher.status(jobs[0]).ended and not watcher.status(jobs[2]).ended
     for job in jobs:
+        watcher.unwatch(job)
+
+
+class RunsAsBob(SlurmRunner):
+    """A hub account without Slurm privileges: bob stands in for an unprivileged hub user."""
+
+    def command_line(self, argv, user=None, env_names=()):
+        return super().command_line(argv, user or "bob", env_names)
+
+
+@pytest.fixture
+def private_data():
+    """The cluster with PrivateData=jobs for the test, then as before (slurm-up restarts the daemons)."""
+    up = str(Path(__file__).resolve().parents[2] / "ci" / "slurm-up")
+    env = {**os.environ, "SLURM_PRIVATE_DATA": "jobs"}
+    subprocess.run(["bash", up], env=env, check=True, capture_output=True, timeout=300)
+    try:
+        yield
+    finally:
+        subprocess.run(["bash", up], check=True, capture_output=True, timeout=300)
+
+
+async def test_private_data_hides_jobs_but_never_loses_them(private_data, runner, jobs):
+    job = await submit(runner, "alice")
+    jobs.append(job)
+    hidden = JobWatcher(RunsAsBob(), interval=60)
+    hidden.watch(job, user="alice")
+    for _ in range(4):
+        await hidden.refresh()
+    assert hidden.status(job) is None, "hidden by PrivateData: unknown, never gone"
+
+    as_owner = JobWatcher(RunsAsBob(), interval=60, as_users=True)
+    as_owner.watch(job, user="alice")
+    for _ in range(50):
+        await as_owner.refresh()
+        if as_owner.status(job) is not None and as_owner.status(job).running:
+            break
+        await asyncio.sleep(0.2)
+    assert as_owner.status(job).running, "asked as its owner, the job is seen"
+    for watcher in (hidden, as_owner):
         watcher.unwatch(job)

@@ -317,10 +317,10 @@ async def test_whole_query_unknown_goes_to_sacct(make_watcher):
     assert ids_of(runner.calls[-1]) == ["30", "31", "32"]
     assert w.status("30").state == "COMPLETED"
     assert w.status("31").state == "CANCELLED" and w.status("31").cancelled_by == "1001"
-    assert w.status("32") is None  # unknown to both: a first miss only
+    assert w.status("32") is None  # unknown to both
     assert w.last_error is None  # "Invalid job id specified" is an answer, not a failure
     await refresh(w)
-    assert w.status("32").state == "GONE"
+    assert w.status("32") is None, "with accounting, a job sacct does not know is hidden, not gone"
 
 
 @pytest.mark.parametrize("alive", ["RUNNING", "PENDING"])
@@ -363,17 +363,18 @@ async def test_no_accounting_gone_after_two_consecutive_successful_misses(make_w
     assert MISSES_BEFORE_GONE == 2
 
 
-async def test_accounting_without_a_record_gone_after_two_misses(make_watcher):
+async def test_accounting_without_a_record_keeps_the_job(make_watcher, caplog):
+    """PrivateData=jobs hides other users' jobs from squeue and sacct alike: hidden is not gone."""
     runner = FakeRunner(squeue=SQUEUE_RUNNING, sacct="")
     w = make_watcher(runner)
     w.watch("8")
     await polled(w)
     runner.squeue = ""
-    await refresh(w)
+    for _ in range(MISSES_BEFORE_GONE + 3):
+        await refresh(w)
     assert w.status("8").running
-    await refresh(w)
-    assert w.status("8").state == "GONE"
-    assert runner.count("sacct") == 2
+    assert runner.count("sacct") == MISSES_BEFORE_GONE + 3
+    assert sum("hidden by PrivateData" in r.message for r in caplog.records) == 1, "warned once"
 
 
 @pytest.mark.parametrize("failure", [SACCT_UNREACHABLE, SlurmTimeout(["sacct"], None, "", "timeout"),
@@ -391,11 +392,10 @@ async def test_failed_sacct_changes_nothing(make_watcher, failure):
     assert w.status("8") is running
     if not isinstance(failure, str):
         assert w.last_error is failure
-    runner.sacct = ""  # sacct works again and has no record: misses start from zero
-    await refresh(w)
+    runner.sacct = ""  # sacct works again and has no record: still kept (hidden, not gone)
+    for _ in range(MISSES_BEFORE_GONE + 1):
+        await refresh(w)
     assert w.status("8") is running
-    await refresh(w)
-    assert w.status("8").state == "GONE"
 
 
 async def test_unwatch_forgets_the_job_and_stops_the_loop(make_watcher):
