@@ -54,7 +54,7 @@ c.Spawner.pre_spawn_hook = test_servers
 class Hub:
     """Starts, stops and talks to one hub process; its log is kept as a test artifact."""
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, extra_config: str = ""):
         self.workdir = workdir
         self.token = secrets.token_hex(16)
         self.api_url = f"http://127.0.0.1:{HUB_PORT}/hub/api"
@@ -63,7 +63,7 @@ class Hub:
         self.log_path = ARTIFACTS / "hub.log"
         (workdir / "jupyterhub_config.py").write_text(TEST_CONFIG.format(
             repo_config=str(REPO / "jupyterhub_config.py"), public=PUBLIC_PORT, hub=HUB_PORT,
-            proxy_api=PROXY_API_PORT, token=self.token))
+            proxy_api=PROXY_API_PORT, token=self.token) + extra_config)
 
     def start(self):
         ARTIFACTS.mkdir(exist_ok=True)
