@@ -38,7 +38,7 @@ PENDING_REASONS = {
 }
 
 _GROUP_LIMIT = re.compile(r"^(Assoc|QOS)Grp(\w+?)(RunMinutes|Minutes)?Limit$")
-_GROUP_WHAT = {"CPU": "cores", "Mem": "memory", "Memory": "memory", "Node": "nodes", "Jobs": "running jobs",
+_GROUP_WHAT = {"CPU": "cores", "Cpu": "cores", "Mem": "memory", "Memory": "memory", "Node": "nodes", "Jobs": "running jobs",
                "Submit": "queued jobs", "GRES": "GPUs", "Billing": "billing units", "Wall": "walltime"}
 
 END_STATES = {
@@ -55,7 +55,7 @@ END_STATES = {
     "GONE": "Slurm no longer knows the job (its record has expired)",
 }
 
-_OOM_IN_OUTPUT = re.compile(r"exceeded memory limit|oom[-_ ]kill|out of memory", re.IGNORECASE)
+_OOM_IN_OUTPUT = re.compile(r"exceeded (job |step )?memory limit|oom[-_ ]kill|out of memory", re.IGNORECASE)
 
 
 def explain_pending(reason: str | None) -> str:

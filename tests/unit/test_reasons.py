@@ -1,0 +1,67 @@
+"""Slurm's states and reasons in plain words."""
+
+import datetime
+
+import pytest
+
+from dkrzspawner.reasons import (describe_start, explain_end, explain_pending, format_remaining, parse_slurm_time,
+                                 pending_message)
+
+NOW = datetime.datetime(2026, 11, 22, 5, 0, 0)
+
+
+@pytest.mark.parametrize("reason, words", [
+    ("Resources", "cores, memory or GPUs"),
+    ("(Resources)", "cores, memory or GPUs"),
+    ("Priority", "higher priority"),
+    ("JobHeldUser", "held by you"),
+    ("JobHeldAdmin", "held by an administrator"),
+    ("QOSMaxJobsPerUserLimit", "as many jobs as your QOS allows"),
+    ("ReqNodeNotAvail", "not available"),
+    ("AssocGrpCPUMinutesLimit", "your project's budget of cores time is used up"),
+    ("AssocGrpGRES", "Slurm's reason: AssocGrpGRES"),
+    ("AssocGrpCpuLimit", "your project's group limit on cores is reached"),
+    ("QOSGrpNodeLimit", "your QOS's group limit on nodes is reached"),
+    (None, "not looked at it yet"),
+    ("SomethingNew", "Slurm's reason: SomethingNew"),
+])
+def test_pending_reasons_in_plain_words(reason, words):
+    assert words in explain_pending(reason)
+
+
+def test_estimated_start_today_and_later():
+    assert describe_start("2026-11-22T05:12:00", NOW) == "expected to start at 05:12 (in 12 min)"
+    assert describe_start("2026-11-23T08:00:00", NOW) == "expected to start at 2026-11-23 08:00 (in 27 h 0 min)"
+    assert describe_start("2026-11-22T04:00:00", NOW) == "expected to start any moment"
+    assert describe_start("N/A", NOW) == "" and describe_start(None, NOW) == ""
+
+
+def test_pending_message_has_reason_estimate_and_position():
+    message = pending_message("42", "Resources", None, 2, 5)
+    assert message == ("Job 42 is waiting in the queue: it waits for cores, memory or GPUs to become free. "
+                       "Position 2 of 5 pending jobs in its partition.")
+    assert "Expected to start" in pending_message("42", "Priority", "2099-01-01T00:00:00")
+
+
+@pytest.mark.parametrize("state, exit_code, by, tail, sentence", [
+    ("TIMEOUT", "0:0", None, "", "The job reached its walltime limit."),
+    ("CANCELLED", "0:0", "alice", "", "The job was cancelled (by alice)."),
+    ("OUT_OF_MEMORY", "0:125", None, "", "The job ran out of memory."),
+    ("FAILED", "0:9", None, "slurmstepd: error: Exceeded job memory limit", "The job ran out of memory."),
+    ("FAILED", "127:0", None, "python: not found", "The job failed (exit code 127)."),
+    ("FAILED", "0:9", None, "", "The job failed (exit code 0, signal 9)."),
+    ("NODE_FAIL", "0:0", None, "", "The node running the job failed."),
+    ("COMPLETED", "0:0", None, "", "The Jupyter server exited."),
+    ("WEIRD", None, None, "", "The job ended in state WEIRD."),
+])
+def test_end_reasons_in_one_sentence(state, exit_code, by, tail, sentence):
+    assert explain_end(state, exit_code, by, tail) == sentence
+
+
+def test_walltime_left():
+    assert format_remaining(NOW + datetime.timedelta(hours=5, minutes=12, seconds=30), NOW) == "5 h 12 min"
+    assert format_remaining(NOW + datetime.timedelta(seconds=20), NOW) == "1 min"
+    assert format_remaining(NOW + datetime.timedelta(days=2, hours=3), NOW) == "2 d 3 h"
+    assert format_remaining(NOW - datetime.timedelta(seconds=1), NOW) == "none"
+    assert format_remaining(None, NOW) == ""
+    assert parse_slurm_time("Unknown") is None
