@@ -33,8 +33,9 @@ def environment(extra_paths: tuple[str, ...] = ()) -> jinja2.Environment:
 
 
 def core_hours_text(value: float) -> str:
-    """``12 core-hours``, ``0.5 core-hours``."""
-    return f"{value:.1f}".rstrip("0").rstrip(".") + " core-hours"
+    """``12 core-hours``, ``0.5 core-hours``, ``1 core-hour``."""
+    text = f"{value:.1f}".rstrip("0").rstrip(".")
+    return text + (" core-hour" if text == "1" else " core-hours")
 
 
 @dataclass(frozen=True)
@@ -170,18 +171,17 @@ def context(*, presets: dict[str, Preset], facts: Facts | None, selected: dict, 
         reservations = [r for r in facts.reservations
                         if r.allows(facts.user, account) or any(r.allows(facts.user, a) for a in accounts)]
     views = preset_views(presets, facts, selected)
+    cost = {"preset": 0.0, "advanced": 0.0}
     checked = next(((v, c) for v in views for c in v.choices if c.checked), None)
-    if selected["mode"] == "preset" and checked:
+    if checked:
         view, choice = checked
         runtime = runtime_seconds(selected["preset_runtime"]) if selected["preset_runtime"] else view.runtime
-        cost = choice.cores * runtime / 3600
-    elif current is not None:
+        cost["preset"] = choice.cores * runtime / 3600
+    if current is not None:
         nodes = int(selected["nodes"] or 1)
         cores = int(selected["cores_advanced"] or current.default_cores)
         runtime = runtime_seconds(selected["runtime"]) if selected["runtime"] else current.default_runtime
-        cost = nodes * cores * runtime / 3600
-    else:
-        cost = 0.0
+        cost["advanced"] = nodes * cores * runtime / 3600
     data = {
         "presets": {v.key: {"runtime": v.runtime, "max_runtime": v.max_runtime, "partition": v.partition}
                     for v in views},

@@ -17,7 +17,7 @@ from tornado import web
 from traitlets import Bool, Dict, Float, Integer, List, Unicode, default, observe
 
 from . import handlers, options, reasons, script
-from .errors import SpawnException, spawn_error  # noqa: F401 (spawn_error is used here, both are re-exported)
+from .errors import spawn_error
 from .spawnpage import SpawnPageMixin
 from .slurm import SlurmError, SlurmRejected, SlurmRunner, SlurmUnreachable
 from .watcher import SACCT_FORMAT, JobWatcher, parse_sacct

@@ -115,11 +115,14 @@ class SpawnPageMixin(Configurable):
     async def render_options_form(self) -> str:
         """This server's form, its last options preselected (re-validated; defaults where they fail)."""
         facts = await self.cluster_facts()
-        last = self.orm_spawner.user_options if self.orm_spawner is not None else None
-        selected = options.preselect(last, self.presets_checked, facts)
+        selected = options.preselect(self.last_user_options(), self.presets_checked, facts)
         context = form.context(presets=self.presets_checked, facts=facts, selected=selected, server_name=self.name,
                                refresh_seconds=self.cluster_cache_ttl)
         return form.render(context, extra_paths=self.template_paths)
+
+    def last_user_options(self):
+        """The options this server was last started (or refused) with; JupyterHub keeps them in its database."""
+        return self.orm_spawner.user_options if self.orm_spawner is not None else None
 
     async def options_form_for_url(self, url: str) -> str:
         """The form of the server a ``/hub/spawn/<user>/<server>`` URL is about.
@@ -147,7 +150,11 @@ class SpawnPageMixin(Configurable):
     # -- the pre-flight -----------------------------------------------------------------------------------
     async def preflight(self, text: str, env: dict) -> None:
         """``sbatch --test-only`` as the user with the very script: Slurm's refusal in plain words, or its
-        estimated start (kept in :attr:`estimated_start`). Creates no job."""
+        estimated start (kept in :attr:`estimated_start`). Creates no job.
+
+        When Slurm does not answer, the check is skipped: the real submission follows, and it knows how to
+        find a job that a timed-out ``sbatch`` created anyway.
+        """
         self.estimated_start = None
         try:
             estimate = await cluster.submit_test_only(self.runner, text, user=self.user.name, env=env)
@@ -155,8 +162,10 @@ class SpawnPageMixin(Configurable):
             raise spawn_error(f"Slurm would refuse this request: {cluster.explain_refusal(exc.reason)}.",
                               reason="slurm_rejected") from None
         except SlurmUnreachable as exc:
-            raise spawn_error(f"Slurm did not answer ({exc.reason}); no job was started. Please try again shortly.",
-                              reason="slurm_unreachable", status_code=503) from None
+            self.log.warning("%s: pre-flight sbatch --test-only unanswered (%s); submitting anyway",
+                             self._log_name, exc.reason)
+            self._emit(5, f"Slurm did not answer the pre-flight check ({exc.reason}); submitting anyway.")
+            return
         self.estimated_start = estimate
         if estimate:
             self._emit(5, f"Slurm accepts the request; it is {reasons.describe_start(estimate)}.")

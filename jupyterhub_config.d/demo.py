@@ -9,8 +9,17 @@ c = get_config()  # noqa: F821 (provided by JupyterHub when it loads the file)
 import dkrzspawner  # noqa: E402
 
 c.JupyterHub.spawner_class = "dkrz"
-# Our page templates: job state, walltime left and why a server ended on the home page.
+# Our page templates: job state, walltime left and why a server ended on the home page; the spawn page
+# (error shown, the right named server's form after a refusal) and the progress page (Slurm's estimated start,
+# a stop button for the server it is about). Without this line the form still works, inside JupyterHub's pages.
 c.JupyterHub.template_paths = [dkrzspawner.templates_path()]
+# The demo cluster's three partitions share one node with two GPUs; only "gpu" offers them.
+c.DKRZSpawner.partitions = {
+    "*": {"max_gpus": 0},
+    "shared": {"description": "Interactive work and analysis."},
+    "prepost": {"description": "Pre- and post-processing, with internet access."},
+    "gpu": {"max_gpus": 2, "description": "With GPUs."},
+}
 c.JupyterHub.authenticator_class = "dummy"
 c.Authenticator.allowed_users = {"alice", "bob", "carol"}
 c.Authenticator.admin_users = {"admin"}

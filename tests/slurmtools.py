@@ -62,5 +62,7 @@ def jobs_of(user: str) -> list[str]:
 
 def accounted_jobs(user: str, since: str) -> list[str]:
     """Ids of every job of ``user`` submitted since ``since`` (sacct: also the ended ones)."""
-    out = slurm("sacct", "-X", "-n", "-P", "-u", user, "-S", since, "-o", "JobID")
-    return out.split()
+    # sacct -S also lists jobs that merely ran during the window: keep those submitted in it.
+    out = slurm("sacct", "-X", "-n", "-P", "-u", user, "-S", since, "-o", "JobID,Submit")
+    rows = (line.split("|") for line in out.splitlines() if line.strip())
+    return [job_id for job_id, submitted in rows if submitted >= since]

@@ -189,5 +189,14 @@ def no_leftover_jobs(hub):
     for user in USERS:
         for name in list(hub.servers(user)):
             hub.stop_server(user, name)
-    leftover = slurm("squeue", "-h", "-u", ",".join(USERS), "-o", "%i %u %j %T").strip()
+
+    def still_queued() -> str:
+        return slurm("squeue", "-h", "-u", ",".join(USERS), "-o", "%i %u %j %T").strip()
+
+    # A cancelled job may stay COMPLETING for a few seconds while slurmd cleans up: that one is ending, not left.
+    deadline = time.monotonic() + 30
+    while (leftover := still_queued()) and time.monotonic() < deadline:
+        if any(not line.endswith("COMPLETING") for line in leftover.splitlines()):
+            break
+        time.sleep(1)
     assert not leftover, f"jobs left behind: {leftover}"

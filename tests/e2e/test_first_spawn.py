@@ -84,7 +84,7 @@ def test_default_and_named_server_run_at_once_and_stop_separately(hub):
         ({"preset": "shared\n#SBATCH --comment=INJECTED"}, "Preset"),
         ({"preset": "shared", "exec_prefix": "touch /tmp/pwned"}, "exec_prefix"),
         ({"partition": "shared", "gpus": 1}, "GPUs"),
-        ({"partition": "gpu", "memory": "64G"}, "Memory"),
+        ({"partition": "gpu", "memory": "999G"}, "Memory"),
         ({"preset": "shared", "partition": "gpu"}, "partition"),
         ({"preset": "shared", "runtime": "99:00:00"}, "Runtime"),
     ],

@@ -1,0 +1,390 @@
+"""cluster.py: parsers of recorded Slurm 22.05 output, the shared TTL cache, and the Cluster's query budget."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+
+import pytest
+
+from dkrzspawner import cluster
+from dkrzspawner.cluster import (Access, Cluster, Partition, Reservation, TTLCache, duration_seconds, explain_refusal,
+                                 gpu_count, memory_mb_from_slurm, parse_associations, parse_estimate,
+                                 parse_partitions, parse_reservations, parse_sinfo)
+from dkrzspawner.slurm import Result, SlurmRejected, SlurmTimeout, SlurmUnreachable
+
+# -- recorded on the local cluster (Slurm 22.05.8, node vm: 8 CPUs, 16000 MB, gres gpu:2) --------------------
+SCONTROL_PARTITIONS = """\
+PartitionName=shared AllowGroups=ALL AllowAccounts=ALL AllowQos=ALL AllocNodes=ALL Default=YES QoS=N/A DefaultTime=01:00:00 DisableRootJobs=NO ExclusiveUser=NO GraceTime=0 Hidden=NO MaxNodes=UNLIMITED MaxTime=7-00:00:00 MinNodes=0 LLN=NO MaxCPUsPerNode=UNLIMITED Nodes=vm PriorityJobFactor=1 PriorityTier=1 RootOnly=NO ReqResv=NO OverSubscribe=NO OverTimeLimit=NONE PreemptMode=OFF State=UP TotalCPUs=8 TotalNodes=1 SelectTypeParameters=NONE JobDefaults=(null) DefMemPerNode=UNLIMITED MaxMemPerNode=UNLIMITED TRES=cpu=8,mem=16000M,node=1,billing=8,gres/gpu=2
+PartitionName=prepost AllowGroups=ALL AllowAccounts=ALL AllowQos=ALL AllocNodes=ALL Default=NO QoS=N/A DefaultTime=01:00:00 DisableRootJobs=NO ExclusiveUser=NO GraceTime=0 Hidden=NO MaxNodes=UNLIMITED MaxTime=12:00:00 MinNodes=0 LLN=NO MaxCPUsPerNode=UNLIMITED Nodes=vm PriorityJobFactor=1 PriorityTier=1 RootOnly=NO ReqResv=NO OverSubscribe=NO OverTimeLimit=NONE PreemptMode=OFF State=UP TotalCPUs=8 TotalNodes=1 SelectTypeParameters=NONE JobDefaults=(null) DefMemPerNode=UNLIMITED MaxMemPerNode=UNLIMITED TRES=cpu=8,mem=16000M,node=1,billing=8,gres/gpu=2
+PartitionName=gpu AllowGroups=ALL AllowAccounts=ALL AllowQos=ALL AllocNodes=ALL Default=NO QoS=N/A DefaultTime=01:00:00 DisableRootJobs=NO ExclusiveUser=NO GraceTime=0 Hidden=NO MaxNodes=UNLIMITED MaxTime=12:00:00 MinNodes=0 LLN=NO MaxCPUsPerNode=UNLIMITED Nodes=vm PriorityJobFactor=1 PriorityTier=1 RootOnly=NO ReqResv=NO OverSubscribe=NO OverTimeLimit=NONE PreemptMode=OFF State=UP TotalCPUs=8 TotalNodes=1 SelectTypeParameters=NONE JobDefaults=(null) DefMemPerNode=UNLIMITED MaxMemPerNode=UNLIMITED TRES=cpu=8,mem=16000M,node=1,billing=8,gres/gpu=2
+"""
+# a site's partition with tighter limits and an account list (hand-written in scontrol's format)
+SCONTROL_RESTRICTED = ("PartitionName=compute AllowGroups=ALL AllowAccounts=bb1234,cc0000 DenyAccounts=xx0000 "
+                       "Default=NO DefaultTime=NONE Hidden=YES MaxNodes=4 MaxTime=UNLIMITED State=DOWN TotalCPUs=512 "
+                       "TotalNodes=4 MaxCPUsPerNode=64 DefMemPerCPU=1920 MaxMemPerCPU=3840\n")
+SINFO_IDLE = """\
+shared|vm|idle|0/8/0/8|16000|0|gpu:2|gpu:0|
+prepost|vm|idle|0/8/0/8|16000|0|gpu:2|gpu:0|
+gpu|vm|idle|0/8/0/8|16000|0|gpu:2|gpu:0|
+"""
+# with alice's job of 3 cores, 3000 MB and one GPU running
+SINFO_MIXED = """\
+shared|vm|mix|3/5/0/8|16000|3000|gpu:2|gpu:1|
+prepost|vm|mix|3/5/0/8|16000|3000|gpu:2|gpu:1|
+gpu|vm|mix|3/5/0/8|16000|3000|gpu:2|gpu:1|
+"""
+SACCTMGR_CAROL = "bb1234|bb1234|\nbb1234|ab0000|\n"
+SACCTMGR_ALICE = "bb1234|bb1234|\n"
+RESERVATIONS = """\
+ReservationName=dkrz_probe StartTime=2026-11-23T04:56:31 EndTime=2026-11-23T05:56:31 Duration=01:00:00 Nodes=vm NodeCnt=1 CoreCnt=1 Features=(null) PartitionName=shared Flags=SPEC_NODES   NodeName=vm CoreIDs=0 TRES=cpu=1 Users=alice,carol Groups=(null) Accounts=(null) Licenses=(null) State=INACTIVE BurstBuffer=(null) Watts=n/a MaxStartDelay=(null)
+ReservationName=dkrz_probe2 StartTime=2026-11-22T04:56:31 EndTime=2026-11-22T05:06:31 Duration=00:10:00 Nodes=vm NodeCnt=1 CoreCnt=1 Features=(null) PartitionName=gpu Flags=SPEC_NODES TRES=cpu=1 Users=(null) Groups=(null) Accounts=ab0000 Licenses=(null) State=ACTIVE BurstBuffer=(null) Watts=n/a MaxStartDelay=(null)
+"""
+TEST_ONLY = ("sbatch: Job 30 to start at 2026-11-22T04:56:21 using 2 processors on nodes vm in partition shared\n")
+
+
+# -- parsers ---------------------------------------------------------------------------------------------
+def test_partitions_from_scontrol():
+    parts = parse_partitions(SCONTROL_PARTITIONS)
+    assert list(parts) == ["shared", "prepost", "gpu"]
+    shared = parts["shared"]
+    assert shared.default and shared.up and not shared.hidden
+    assert (shared.max_time, shared.default_time) == (7 * 86400, 3600)
+    assert shared.max_nodes is None and shared.total_nodes == 1 and shared.total_cpus == 8
+    assert shared.max_cpus_per_node is None and shared.max_mem_per_node is None
+    assert shared.allow_accounts is None and shared.allows_account("anything")
+    assert parts["prepost"].max_time == 12 * 3600 and not parts["prepost"].default
+
+
+def test_restricted_partition():
+    (compute,) = parse_partitions(SCONTROL_RESTRICTED).values()
+    assert compute.hidden and compute.state == "DOWN" and not compute.up
+    assert (compute.max_nodes, compute.max_time, compute.default_time) == (4, None, None)
+    assert (compute.max_cpus_per_node, compute.def_mem_per_cpu, compute.max_mem_per_cpu) == (64, 1920, 3840)
+    assert compute.allow_accounts == ("bb1234", "cc0000") and compute.deny_accounts == ("xx0000",)
+    assert compute.allows_account("bb1234") and not compute.allows_account("ab0000")
+    assert not Partition("p", deny_accounts=("xx0000",)).allows_account("xx0000")
+
+
+def test_free_resources_from_one_sinfo():
+    idle = parse_sinfo(SINFO_IDLE)
+    assert set(idle) == {"shared", "prepost", "gpu"}
+    assert (idle["gpu"].cpus, idle["gpu"].memory, idle["gpu"].gpus) == (8, 16000, 2)
+    assert (idle["gpu"].idle_cpus, idle["gpu"].free_gpus, idle["gpu"].free_memory) == (8, 2, 16000)
+    busy = parse_sinfo(SINFO_MIXED)
+    assert (busy["shared"].idle_cpus, busy["shared"].free_gpus, busy["shared"].free_memory) == (5, 1, 13000)
+
+
+def test_sinfo_sums_nodes_and_skips_unusable_ones():
+    text = ("compute|n1|alloc|64/0/0/64|256000|256000|gpu:a100:4(S:0-1)|gpu:a100:4(IDX:0-3)|\n"
+            "compute|n2|mix|16/48/0/64|256000|64000|gpu:a100:4(S:0-1)|gpu:a100:1(IDX:0)|\n"
+            "compute|n3|drain|0/0/64/64|256000|0|gpu:a100:4(S:0-1)|gpu:a100:0(IDX:N/A)|\n"
+            "compute*|n4|down*|0/0/64/64|512000|0|(null)|(null)|\n")
+    usage = parse_sinfo(text)["compute"]
+    assert (usage.cpus, usage.memory, usage.gpus) == (64, 512000, 4)
+    assert (usage.idle_cpus, usage.free_gpus, usage.total_gpus) == (48, 3, 12)
+    assert (usage.free_memory, usage.usable_nodes) == (192000, 2)
+
+
+def test_merge_fills_in_the_nodes():
+    merged = cluster.merge(parse_partitions(SCONTROL_PARTITIONS), parse_sinfo(SINFO_MIXED))
+    gpu = merged["gpu"]
+    assert (gpu.cpus_per_node, gpu.memory_per_node, gpu.gpus_per_node) == (8, 16000, 2)
+    assert (gpu.idle_cpus, gpu.free_gpus, gpu.total_gpus, gpu.usable_nodes) == (5, 1, 2, 1)
+    lonely = cluster.merge({"x": Partition("x")}, {})["x"]
+    assert lonely.cpus_per_node == 0 and lonely.usable_nodes == 0
+
+
+@pytest.mark.parametrize("text", ["garbage", "shared|vm|idle|x/y|16000|0|gpu:2|gpu:0|", "shared|vm|idle|0/8/0/8"])
+def test_unexpected_sinfo_is_a_value_error(text):
+    with pytest.raises(ValueError):
+        parse_sinfo(text)
+
+
+def test_unexpected_scontrol_is_a_value_error():
+    with pytest.raises(ValueError):
+        parse_partitions("slurm_load_partitions: something odd\n")
+    with pytest.raises(ValueError, match="shared"):
+        parse_partitions("PartitionName=shared MaxTime=soon\n")
+
+
+@pytest.mark.parametrize("text, seconds", [
+    ("7-00:00:00", 7 * 86400), ("12:00:00", 43200), ("1:00:00", 3600), ("30:00", 1800), ("90", 5400),
+    ("2-12", 2 * 86400 + 12 * 3600), ("1-02:03", 86400 + 2 * 3600 + 180), ("UNLIMITED", None), ("NONE", None),
+    ("INFINITE", None),
+])
+def test_durations(text, seconds):
+    assert duration_seconds(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["soon", "1:2:3:4", "-1", "1h"])
+def test_bad_durations(text):
+    with pytest.raises(ValueError):
+        duration_seconds(text)
+
+
+@pytest.mark.parametrize("gres, count", [
+    ("gpu:2", 2), ("gpu:0", 0), ("(null)", 0), ("", 0), ("gpu:a100:4(S:0-1)", 4), ("gpu:a100:1(IDX:0)", 1),
+    ("gpu:a100:2,gpu:v100:1", 3), ("gpu:a100:2(S:0),mps:100,gpu:v100:1(S:1)", 3), ("gpu", 1), ("shard:8", 0),
+])
+def test_gpu_count(gres, count):
+    assert gpu_count(gres) == count
+
+
+@pytest.mark.parametrize("text, mb", [("16000", 16000), ("16000M", 16000), ("2G", 2048), ("1.5G", 1536),
+                                      ("UNLIMITED", None), ("512K", 0)])
+def test_slurm_memory(text, mb):
+    assert memory_mb_from_slurm(text) == mb
+
+
+def test_associations_in_one_call():
+    carol = parse_associations("carol", SACCTMGR_CAROL)
+    assert carol == Access("carol", "bb1234", (("bb1234", ""), ("ab0000", "")))
+    assert carol.accounts == ("bb1234", "ab0000")
+    assert carol.accounts_for("gpu") == ("bb1234", "ab0000")
+    assert parse_associations("alice", SACCTMGR_ALICE).accounts == ("bb1234",)
+    nobody = parse_associations("dave", "")
+    assert nobody.accounts == () and nobody.default_account is None
+
+
+def test_associations_limited_to_partitions():
+    text = "ab0000|bb1234|gpu\nab0000|ab0000|\nab0000|bb1234|prepost\n"
+    access = parse_associations("erin", text)
+    assert access.accounts == ("ab0000", "bb1234"), "the default account first"
+    assert access.accounts_for("gpu") == ("ab0000", "bb1234")
+    assert access.accounts_for("shared") == ("ab0000",)
+    with pytest.raises(ValueError):
+        parse_associations("erin", "just one field\n")
+
+
+def test_reservations():
+    found = parse_reservations(RESERVATIONS)
+    assert [r.name for r in found] == ["dkrz_probe", "dkrz_probe2"]
+    users, accounts = found
+    assert users.users == ("alice", "carol") and users.accounts is None and users.state == "INACTIVE"
+    assert users.partition == "shared" and users.flags == ("SPEC_NODES",)
+    assert users.allows("alice", "bb1234") and not users.allows("bob", "ab0000")
+    assert accounts.accounts == ("ab0000",) and accounts.users is None
+    assert accounts.allows("carol", "ab0000") and not accounts.allows("carol", "bb1234")
+    assert not accounts.allows("carol", None)
+    assert parse_reservations("No reservations in the system\n") == ()
+    with pytest.raises(ValueError):
+        parse_reservations("Something=else\n")
+
+
+def test_reservation_lists_that_exclude():
+    (maint,) = parse_reservations("ReservationName=most Users=-bob Accounts=(null) State=ACTIVE "
+                                  "EndTime=2026-11-22T06:00:00\n")
+    assert maint.users_excluded and maint.allows("alice", "bb1234") and not maint.allows("bob", "ab0000")
+    (both,) = parse_reservations("ReservationName=both Users=carol Accounts=-ab0000 State=ACTIVE\n")
+    assert both.allows("carol", "bb1234") and not both.allows("carol", "ab0000") and not both.allows("bob", "bb1234")
+    assert not Reservation("groups-only").allows("alice", "bb1234")
+
+
+def test_reservation_end():
+    (probe,) = parse_reservations(RESERVATIONS.splitlines()[1])
+    assert probe.ended(datetime.datetime(2026, 11, 22, 5, 6, 31))
+    assert not probe.ended(datetime.datetime(2026, 11, 22, 5, 6, 30))
+    assert not Reservation("no-end").ended(datetime.datetime.now())
+
+
+def test_estimate_from_test_only():
+    assert parse_estimate(TEST_ONLY) == "2026-11-22T04:56:21"
+    assert parse_estimate("") is None
+    assert parse_estimate("sbatch: Job 31 to start at soon") is None
+
+
+@pytest.mark.parametrize("reason, words", [
+    ("Invalid account or account/partition combination specified", "account may not be used"),
+    ("allocation failure: More processors requested than permitted", "fewer cores"),
+    ("Memory specification can not be satisfied", "that much memory"),
+    ("Requested node configuration is not available", "that many cores, that much memory or that many GPUs"),
+    ("Requested time limit is invalid (missing or exceeds some limit)", "runtime is longer"),
+    ("allocation failure: Invalid partition name specified", "partition does not exist"),
+    ("Invalid qos specification", "quality of service"),
+    ("Job violates accounting/QOS policy (job submit limit, user's size and/or time limits)", "limit of your account"),
+    ("Requested reservation is invalid", "reservation cannot be used"),
+    ("Access denied to requested reservation", "reservation cannot be used"),
+    ("Something new\nand odd.", "Slurm says: Something new and odd"),
+    ("", "Slurm gave no reason"),
+])
+def test_refusals_in_plain_words(reason, words):
+    text = explain_refusal(reason)
+    assert words in text
+    assert "\n" not in text and not text.endswith(".")
+
+
+# -- the cache -------------------------------------------------------------------------------------------
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+async def test_cache_keeps_a_value_for_its_ttl():
+    clock, calls = Clock(), []
+
+    async def load():
+        calls.append(1)
+        return len(calls)
+
+    cache = TTLCache(60, clock=clock)
+    assert await cache.get("k", load) == 1
+    clock.now += 59
+    assert await cache.get("k", load) == 1
+    clock.now += 2
+    assert await cache.get("k", load) == 2
+    assert cache.loads == {"k": 2}
+
+
+async def test_concurrent_callers_share_one_load():
+    release = asyncio.Event()
+    calls = []
+
+    async def load():
+        calls.append(1)
+        await release.wait()
+        return "answer"
+
+    cache = TTLCache(60)
+    waiting = [asyncio.ensure_future(cache.get("k", load)) for _ in range(20)]
+    await asyncio.sleep(0)
+    release.set()
+    assert await asyncio.gather(*waiting) == ["answer"] * 20
+    assert calls == [1]
+
+
+async def test_a_cancelled_caller_does_not_cancel_the_shared_load():
+    release = asyncio.Event()
+
+    async def load():
+        await release.wait()
+        return 42
+
+    cache = TTLCache(60)
+    first = asyncio.ensure_future(cache.get("k", load))
+    second = asyncio.ensure_future(cache.get("k", load))
+    await asyncio.sleep(0)
+    first.cancel()
+    release.set()
+    assert await second == 42
+    assert cache.loads == {"k": 1}
+
+
+async def test_failures_are_remembered_briefly_and_stale_values_served():
+    clock, outcomes = Clock(), ["ok", SlurmUnreachable(["sinfo"], 1, "Unable to contact slurm controller"), "fresh"]
+
+    async def load():
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    cache = TTLCache(60, error_ttl=5, stale_ttl=600, clock=clock)
+    assert await cache.get("k", load) == "ok"
+    clock.now += 61
+    assert await cache.get("k", load) == "ok", "Slurm down: the last answer, though stale"
+    clock.now += 1
+    assert await cache.get("k", load) == "ok", "the failure is remembered: no new query"
+    assert cache.loads == {"k": 2}
+    clock.now += 5
+    assert await cache.get("k", load) == "fresh"
+
+
+async def test_without_a_stale_value_the_failure_is_raised():
+    clock = Clock()
+
+    async def load():
+        raise SlurmUnreachable(["sinfo"], 1, "Unable to contact slurm controller")
+
+    cache = TTLCache(60, error_ttl=5, clock=clock)
+    with pytest.raises(SlurmUnreachable):
+        await cache.get("k", load)
+    with pytest.raises(SlurmUnreachable):
+        await cache.get("k", load)
+    assert cache.loads == {"k": 1}
+    clock.now += 700
+    cache.clear()
+    with pytest.raises(SlurmUnreachable):
+        await cache.get("k", load)
+
+
+# -- the Cluster with a recorded runner ------------------------------------------------------------------
+class RecordedRunner:
+    """Answers like the local cluster; counts the calls."""
+
+    def __init__(self, answers=None, delay=0.0):
+        self.answers = {
+            cluster.PARTITIONS_ARGV: SCONTROL_PARTITIONS,
+            cluster.SINFO_ARGV: SINFO_MIXED,
+            cluster.RESERVATIONS_ARGV: RESERVATIONS,
+            cluster.associations_argv("carol"): SACCTMGR_CAROL,
+            cluster.associations_argv("alice"): SACCTMGR_ALICE,
+            **(answers or {}),
+        }
+        self.calls = []
+        self.delay = delay
+
+    async def run(self, argv, *, user=None, env=None, stdin=None, timeout=None):
+        self.calls.append((tuple(argv), user, stdin))
+        await asyncio.sleep(self.delay)
+        answer = self.answers[tuple(argv)]
+        if isinstance(answer, Exception):
+            raise answer
+        if isinstance(answer, Result):
+            return answer
+        return Result(answer, "", 0.0)
+
+
+async def test_snapshot_asks_each_thing_once_per_ttl():
+    runner = RecordedRunner(delay=0.01)
+    shared = Cluster(runner, ttl=60)
+    snapshots = await asyncio.gather(*(shared.snapshot(user) for user in ["carol", "alice"] * 10))
+    carol = snapshots[0]
+    assert carol.partitions["gpu"].free_gpus == 1
+    assert carol.access.accounts == ("bb1234", "ab0000")
+    assert snapshots[1].access.accounts == ("bb1234",)
+    assert carol.errors == () and carol.as_of
+    programs = sorted(argv[:2] for argv, _, _ in runner.calls)
+    assert programs == sorted([("scontrol", "show"), ("sinfo", "-h"), ("scontrol", "show"),
+                               ("sacctmgr", "-n"), ("sacctmgr", "-n")]), "one sinfo for all partitions"
+    assert all(user is None for _, user, _ in runner.calls), "cluster queries run as the hub"
+
+
+async def test_reservations_that_ended_are_dropped():
+    text = ("ReservationName=past EndTime=2000-01-01T00:00:00 Users=alice State=ACTIVE\n"
+            "ReservationName=future EndTime=2099-01-01T00:00:00 Users=alice State=INACTIVE\n")
+    found = await Cluster(RecordedRunner({cluster.RESERVATIONS_ARGV: text})).reservations()
+    assert [r.name for r in found] == ["future"]
+
+
+async def test_a_failed_part_leaves_the_others():
+    runner = RecordedRunner({cluster.associations_argv("carol"):
+                             SlurmUnreachable(["sacctmgr"], 1, "slurmdbd: Connection refused")})
+    snapshot = await Cluster(runner).snapshot("carol")
+    assert snapshot.access is None and snapshot.partitions is not None and snapshot.reservations is not None
+    assert snapshot.errors and "Connection refused" in snapshot.errors[0]
+
+
+async def test_garbled_output_counts_as_a_failed_query():
+    runner = RecordedRunner({cluster.SINFO_ARGV: "this is not sinfo"})
+    snapshot = await Cluster(runner).snapshot("carol")
+    assert snapshot.partitions is None
+    assert "sinfo" in snapshot.errors[0]
+
+
+async def test_test_only_returns_the_estimate_and_raises_refusals():
+    script = "#!/bin/bash\n#SBATCH --partition=shared\n"
+    runner = RecordedRunner({("sbatch", "--test-only"): Result("", TEST_ONLY, 0.0)})
+    assert await cluster.submit_test_only(runner, script, user="alice", env={"A": "1"}) == "2026-11-22T04:56:21"
+    assert runner.calls == [(("sbatch", "--test-only"), "alice", script)]
+    refused = SlurmRejected(["sbatch"], 1, "allocation failure: More processors requested than permitted")
+    with pytest.raises(SlurmRejected):
+        await cluster.submit_test_only(RecordedRunner({("sbatch", "--test-only"): refused}), script, user="alice")
+    silent = RecordedRunner({("sbatch", "--test-only"): Result("", "", 0.0)})
+    assert await cluster.submit_test_only(silent, script, user="alice") is None
+    timeout = SlurmTimeout(["sbatch"], None, "", "sbatch did not answer within 10 s")
+    with pytest.raises(SlurmUnreachable):
+        await cluster.submit_test_only(RecordedRunner({("sbatch", "--test-only"): timeout}), script, user="alice")

@@ -1,0 +1,190 @@
+"""dkrz-kernel: templates, option checks before anything is written, list/remove, register-env; entry points."""
+
+from __future__ import annotations
+
+import configparser
+import json
+from pathlib import Path
+
+import pytest
+
+from dkrzspawner.kernels import cli
+from dkrzspawner.slurm import Result
+
+REPO = Path(__file__).resolve().parents[2]
+SCONTROL = ("PartitionName={name} Default={default} DefaultTime=01:00:00 Hidden=NO MaxNodes=UNLIMITED "
+            "MaxTime={max} State=UP TotalCPUs=8 TotalNodes=1 MaxCPUsPerNode=UNLIMITED DefMemPerNode=UNLIMITED "
+            "MaxMemPerNode=UNLIMITED\n")
+PARTITIONS = (SCONTROL.format(name="shared", default="YES", max="7-00:00:00")
+              + SCONTROL.format(name="prepost", default="NO", max="12:00:00")
+              + SCONTROL.format(name="gpu", default="NO", max="12:00:00"))
+SINFO = "".join(f"{p}|vm|idle|0/8/0/8|16000|0|gpu:2|gpu:0|\n" for p in ("shared", "prepost", "gpu"))
+
+
+class RecordedRunner:
+    """Answers like the local cluster (user alice, account bb1234); records every call."""
+
+    def __init__(self):
+        self.calls = []
+
+    async def run(self, argv, *, user=None, env=None, stdin=None, timeout=None):
+        self.calls.append(list(argv))
+        program = argv[0]
+        if program == "scontrol" and argv[2] == "partition":
+            return Result(PARTITIONS, "", 0.0)
+        if program == "scontrol":
+            return Result("No reservations in the system\n", "", 0.0)
+        if program == "sinfo":
+            return Result(SINFO, "", 0.0)
+        if program == "sacctmgr":
+            return Result("bb1234|bb1234|\n", "", 0.0)
+        raise AssertionError(f"unexpected Slurm call {argv}")
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "data"))
+    return tmp_path / "data"
+
+
+def create(*argv, runner=None):
+    return cli.main(["create", "--template", "python-slurm", "--name", "k", *argv], runner=runner)
+
+
+def test_templates_render_valid_kernelspecs():
+    for template in cli.TEMPLATES:
+        spec = cli.render(template, python="/env/bin/python", display_name='say "hi"\n', env={"A": "1"},
+                          config={"preset": "shared", "cores": 2}, prefix="/env")
+        assert spec["argv"] == ["/env/bin/python", "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+        assert spec["display_name"] == 'say "hi"\n' and spec["env"] == {"A": "1"}
+        assert spec["metadata"]["kernel_provisioner"] == {"provisioner_name": "dkrz-slurm-provisioner",
+                                                          "config": {"preset": "shared", "cores": 2}}
+        assert spec["metadata"]["dkrzspawner"]["template"] == template
+    local = cli.render("local-env", python="/v/bin/python", display_name="v", env={}, prefix="/v", kind="venv")
+    assert "kernel_provisioner" not in local["metadata"]
+
+
+def test_create_checks_with_slurm_then_writes(data_dir, capsys):
+    runner = RecordedRunner()
+    assert create("--preset", "shared", "--cores", "2", "--modules", "a,b", "--modules", "c", "--tasks", "2",
+                  runner=runner) == 0
+    spec = json.loads((data_dir / "kernels" / "k" / "kernel.json").read_text())
+    assert spec["metadata"]["kernel_provisioner"]["config"] == {"preset": "shared", "cores": 2, "tasks": 2,
+                                                                "modules": ["a", "b", "c"]}
+    assert spec["display_name"] == "k (Slurm: preset shared, 2 cores)"
+    assert {call[0] for call in runner.calls} == {"scontrol", "sinfo", "sacctmgr"}  # read-only queries
+    assert "Created kernel k" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--preset", "shared", "--cores", "3"], "Cores must be one of 1, 2, 4"),
+    (["--partition", "shared", "--runtime", "soon"], "Runtime must look like"),
+    (["--partition", "shared", "--account", "bb1234\nx"], "Account must be"),
+    (["--job-id", "1 2"], "Job id must be the number"),
+    (["--job-id", "5", "--cores", "2"], "cannot be combined"),
+    (["--modules", "a b"], "not a module name"),
+])
+def test_bad_shapes_refused_without_any_slurm_call(data_dir, capsys, argv, words):
+    runner = RecordedRunner()
+    assert create(*argv, runner=runner) == 2
+    assert runner.calls == []
+    err = capsys.readouterr().err
+    assert err.startswith("dkrz-kernel: error: ") and words in err and err.count("\n") == 1
+    assert not (data_dir / "kernels").exists()
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--partition", "shared", "--cores", "99"], "Cores must be between 1 and 8"),
+    (["--partition", "gpu", "--gpus", "3"], "GPUs must be between 0 and 2"),
+    (["--partition", "shared", "--account", "ab0000"], "Account ab0000 is not one of yours"),
+    (["--partition", "nosuch"], "Partition 'nosuch' is not offered"),
+])
+def test_limits_refused_after_read_only_queries(data_dir, capsys, argv, words):
+    runner = RecordedRunner()
+    assert create(*argv, runner=runner) == 2
+    assert words in capsys.readouterr().err
+    assert not any(call[0] in ("salloc", "sbatch", "srun") for call in runner.calls)
+    assert not (data_dir / "kernels").exists()
+
+
+def test_job_id_needs_no_facts(data_dir):
+    runner = RecordedRunner()
+    assert create("--job-id", "1234", runner=runner) == 0 and runner.calls == []
+    spec = json.loads((data_dir / "kernels" / "k" / "kernel.json").read_text())
+    assert spec["metadata"]["kernel_provisioner"]["config"] == {"job_id": "1234"}
+
+
+def test_no_check_skips_slurm_but_not_the_shape(data_dir, capsys):
+    runner = RecordedRunner()
+    assert create("--partition", "gpu", "--gpus", "1", "--no-check", runner=runner) == 0 and runner.calls == []
+    assert create("--preset", "shared", "--cores", "3", "--no-check", "--force", runner=runner) == 2
+
+
+def test_names_and_overwrites(data_dir, capsys):
+    assert cli.main(["create", "--template", "python-slurm", "--name", "../evil", "--no-check"]) == 2
+    assert "Name '../evil'" in capsys.readouterr().err
+    assert cli.main(["create", "--template", "python-slurm", "--name", "Mixed.Case", "--no-check"]) == 0
+    assert (data_dir / "kernels" / "mixed.case" / "kernel.json").exists()
+    assert cli.main(["create", "--template", "python-slurm", "--name", "mixed.case", "--no-check"]) == 2
+    assert "exists already" in capsys.readouterr().err
+    assert cli.main(["create", "--template", "python-slurm", "--name", "mixed.case", "--no-check", "--force"]) == 0
+
+
+def test_conda_template_needs_an_env_and_uses_condas_activation(data_dir, tmp_path, capsys):
+    assert cli.main(["create", "--template", "conda-slurm", "--name", "c", "--no-check"]) == 2
+    assert "needs --env" in capsys.readouterr().err
+    prefix = tmp_path / "envs" / "climate"
+    (prefix / "bin").mkdir(parents=True)
+    (prefix / "bin" / "python").touch()
+    (prefix / "conda-meta").mkdir()
+    (prefix / "conda-meta" / "state").write_text('{"env_vars": {"X": "1"}}')
+    assert cli.main(["create", "--template", "conda-slurm", "--name", "c", "--env", str(prefix), "--no-check",
+                     "--preset", "prepost"]) == 0
+    spec = json.loads((data_dir / "kernels" / "c" / "kernel.json").read_text())
+    assert spec["argv"][0] == f"{prefix}/bin/python"
+    assert spec["env"]["CONDA_PREFIX"] == str(prefix) and spec["env"]["CONDA_DEFAULT_ENV"] == "climate"
+    assert spec["env"]["X"] == "1" and spec["metadata"]["dkrzspawner"]["environment"] == str(prefix)
+
+
+def test_register_env_list_remove(data_dir, tmp_path, capsys):
+    prefix = tmp_path / "venvs" / "tools"
+    (prefix / "bin").mkdir(parents=True)
+    (prefix / "bin" / "python").touch()
+    (prefix / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    assert cli.main(["register-env", str(prefix), "--no-check"]) == 0
+    spec = json.loads((data_dir / "kernels" / "tools" / "kernel.json").read_text())
+    assert spec["env"]["VIRTUAL_ENV"] == str(prefix) and "kernel_provisioner" not in spec["metadata"]
+    capsys.readouterr()
+    assert cli.main(["list", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(k["name"], k["slurm"]) for k in listed] == [("tools", False)]
+    assert cli.main(["remove", "tools"]) == 0 and not (data_dir / "kernels" / "tools").exists()
+    assert cli.main(["remove", "tools"]) == 2
+    assert cli.main(["register-env", str(tmp_path)]) == 2
+    assert "neither a conda environment" in capsys.readouterr().err
+
+
+def test_register_env_checks_for_ipykernel(data_dir, tmp_path, capsys):
+    prefix = tmp_path / "bare"
+    (prefix / "bin").mkdir(parents=True)
+    (prefix / "bin" / "python").symlink_to("/usr/bin/python3")
+    (prefix / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    assert cli.main(["register-env", str(prefix)]) == 2
+    assert "ipykernel is not installed" in capsys.readouterr().err
+    assert not (data_dir / "kernels" / "bare").exists()
+
+
+def test_setup_cfg_declares_entry_points_that_load():
+    parser = configparser.ConfigParser()
+    parser.read(REPO / "setup.cfg")
+    entry_points = parser["options.entry_points"]
+    provisioners = dict(line.split(" = ") for line in entry_points["jupyter_client.kernel_provisioners"].split("\n")
+                        if line.strip())
+    scripts = dict(line.split(" = ") for line in entry_points["console_scripts"].split("\n") if line.strip())
+    assert scripts["dkrz-kernel"] == "dkrzspawner.kernels.cli:main"
+    from importlib.metadata import EntryPoint
+    ep = EntryPoint("dkrz-slurm-provisioner", provisioners["dkrz-slurm-provisioner"],
+                    "jupyter_client.kernel_provisioners")
+    from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
+    assert issubclass(ep.load(), KernelProvisionerBase)
+    assert "share/kernels/*/*" in parser["options.package_data"]["dkrzspawner"]

@@ -1,0 +1,128 @@
+"""kernels/options.py: shape checks without Slurm, validation with the cluster's facts, command lines."""
+
+from __future__ import annotations
+
+import pytest
+
+from dkrzspawner.cluster import Access
+from dkrzspawner.kernels import options as kopts
+from dkrzspawner.options import Facts, OptionsError, PartitionLimits
+
+
+def facts(**overrides) -> Facts:
+    part = dict(max_nodes=1, max_cores=8, max_memory_mb=16000, max_gpus=0, max_runtime=12 * 3600,
+                default_runtime=3600, memory_per_core_mb=2000)
+    partitions = {
+        "shared": PartitionLimits(name="shared", display_name="shared", default=True, **part),
+        "gpu": PartitionLimits(name="gpu", display_name="gpu", **{**part, "max_gpus": 2}),
+    }
+    access = Access(user="alice", default_account="bb1234", associations=(("bb1234", ""),))
+    return Facts(user="alice", partitions=partitions, access=access, reservations=(), **overrides)
+
+
+@pytest.mark.parametrize("config", [
+    {}, {"preset": "shared"}, {"preset": "prepost", "cores": 4, "runtime": "01:00:00", "account": "bb1234"},
+    {"partition": "gpu", "gpus": 1, "memory": "8G", "runtime": "02:00:00", "tasks": 2},
+    {"job_id": 1234}, {"job_id": "1234"}, {"preset": "shared", "modules": ["python3/2023.01", "netcdf-c"]},
+])
+def test_good_shapes(config):
+    options = kopts.check_shape(config)
+    assert options.job == {k: v for k, v in config.items() if k in kopts.JOB_KEYS}
+    assert options.reuses_allocation == ("job_id" in config)
+
+
+@pytest.mark.parametrize("config, field, words", [
+    ({"walltime": "1"}, "walltime", "Unknown option 'walltime'"),
+    ({"preset": "shared", "cores": 3}, "cores", "Cores must be one of 1, 2, 4"),
+    ({"preset": "shared", "cores": "2"}, "cores", "Cores: must be a whole number"),
+    ({"preset": "nosuch"}, "preset", "does not exist"),
+    ({"preset": "shared", "account": "bb1234\n#SBATCH -p gpu"}, "account", "Account must be"),
+    ({"partition": "sha red"}, "partition", "Partition must be"),
+    ({"partition": "shared", "memory": "8 GB"}, "memory", "Memory must be a size"),
+    ({"partition": "shared", "memory": "0"}, "memory", "Memory must be a size"),
+    ({"partition": "shared", "runtime": "2h"}, "runtime", "Runtime must look like"),
+    ({"partition": "shared", "cores": 0}, "cores", "Cores must be at least 1"),
+    ({"partition": "shared", "gpus": -1}, "gpus", "GPUs must be 0 or more"),
+    ({"partition": "shared", "reservation": "a;b"}, "reservation", "Reservation must be"),
+    ({"partition": "shared", "bogus": 1}, "bogus", "Unknown option"),
+    ({"job_id": "12; rm"}, "job_id", "Job id must be the number"),
+    ({"job_id": 0}, "job_id", "Job id must be the number"),
+    ({"job_id": 12, "cores": 2}, "job_id", "cannot be combined with cores"),
+    ({"modules": "netcdf"}, "modules", "Modules"),
+    ({"modules": ["net cdf"]}, "modules", "not a module name"),
+    ({"tasks": 0}, "tasks", "Tasks must be between"),
+    ({"tasks": True}, "tasks", "Tasks: must be a whole number"),
+    ({"allocation_timeout": 0}, "allocation_timeout", "Allocation timeout"),
+    ([], "config", "JSON object"),
+])
+def test_bad_shapes_are_refused_by_field(config, field, words):
+    with pytest.raises(OptionsError) as error:
+        kopts.check_shape(config)
+    assert error.value.field == field
+    assert words in str(error.value)
+
+
+def test_job_request_with_facts():
+    request = kopts.to_job_request(kopts.check_shape({"partition": "gpu", "gpus": 1, "cores": 4, "tasks": 2}),
+                                   facts=facts())
+    assert (request.partition, request.cores, request.gpus, request.account) == ("gpu", 4, 1, "bb1234")
+    assert request.memory == "8000M" and request.runtime == "01:00:00"
+
+
+@pytest.mark.parametrize("config, field", [
+    ({"partition": "shared", "cores": 99}, "cores"),
+    ({"partition": "shared", "gpus": 1}, "gpus"),
+    ({"partition": "nosuch"}, "partition"),
+    ({"partition": "shared", "account": "ab0000"}, "account"),
+    ({"partition": "shared", "runtime": "13:00:00"}, "runtime"),
+    ({"partition": "shared", "cores": 4, "tasks": 3}, "tasks"),
+    ({"partition": "shared", "cores": 2, "tasks": 4}, "tasks"),
+])
+def test_limits_need_facts(config, field):
+    options = kopts.check_shape(config)  # the shape is fine
+    with pytest.raises(OptionsError) as error:
+        kopts.to_job_request(options, facts=facts())
+    assert error.value.field == field
+
+
+def test_salloc_argv_from_a_request():
+    request = kopts.to_job_request(kopts.check_shape(
+        {"partition": "gpu", "gpus": 1, "cores": 4, "tasks": 2, "account": "bb1234", "runtime": "02:00:00"}),
+        facts=facts())
+    argv = kopts.salloc_argv(request, tasks=2, job_name="jupyter-kernel-x", comment="dkrz-kernel:abc")
+    assert argv == ["salloc", "--no-shell", "--job-name=jupyter-kernel-x", "--comment=dkrz-kernel:abc",
+                    "--partition=gpu", "--account=bb1234", "--nodes=1", "--ntasks=2", "--cpus-per-task=2",
+                    "--mem=8000M", "--time=02:00:00", "--gpus=1"]
+    preset = kopts.to_job_request(kopts.check_shape({"preset": "shared", "cores": 2}))
+    argv = kopts.salloc_argv(preset, job_name="n", comment="c")
+    assert "--cpus-per-task=2" in argv and "--mem=5000M" in argv and not any(a.startswith("--account") for a in argv)
+
+
+def test_srun_argv():
+    argv = kopts.srun_argv("42", "vm", ["/py", "-m", "ipykernel_launcher", "-f", "/home/a/k.json"],
+                           step_name="kernel-1", cpus=2, cwd="/home/a", srun="/usr/bin/srun")
+    assert argv == ["/usr/bin/srun", "--jobid=42", "--overlap", "--nodes=1", "--ntasks=1", "--nodelist=vm",
+                    "--job-name=kernel-1", "--input=none", "--cpus-per-task=2", "--chdir=/home/a",
+                    "/py", "-m", "ipykernel_launcher", "-f", "/home/a/k.json"]
+
+
+def test_enclosing_job_environment_is_scrubbed():
+    env = {"SLURM_JOB_ID": "7", "SLURM_CPUS_PER_TASK": "4", "SBATCH_ACCOUNT": "x", "SRUN_CPUS_PER_TASK": "4",
+           "SALLOC_PARTITION": "p", "SLURM_CONF": "/etc/slurm/slurm.conf", "PATH": "/usr/bin", "HOME": "/h"}
+    assert kopts.scrub_slurm_env(env) == {"SLURM_CONF": "/etc/slurm/slurm.conf", "PATH": "/usr/bin", "HOME": "/h"}
+
+
+def test_granted_job_id():
+    assert kopts.granted_job_id("salloc: Granted job allocation 212\n") == "212"
+    assert kopts.granted_job_id("salloc: Pending job allocation 254\nsalloc: job 254 queued and waiting for "
+                                "resources\nsalloc: job 254 has been allocated resources\n"
+                                "salloc: Granted job allocation 254\n") == "254"
+    assert kopts.granted_job_id("salloc: error: nope") is None
+
+
+def test_describe():
+    assert kopts.describe(kopts.check_shape({"job_id": 5})) == "allocation 5"
+    assert kopts.describe(kopts.check_shape({"preset": "shared", "cores": 2})) == "preset shared, 2 cores"
+    assert kopts.describe(kopts.check_shape({"preset": "shared", "cores": 1, "runtime": "01:00:00"})) == \
+        "preset shared, 1 core, 01:00:00"
+    assert kopts.describe(kopts.check_shape({"partition": "gpu", "gpus": 1})) == "partition gpu, 1 GPU"

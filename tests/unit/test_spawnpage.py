@@ -1,0 +1,146 @@
+"""spawnpage.py: the spawner's side of the spawn page, with a recorded Slurm (no hub, no cluster)."""
+
+from __future__ import annotations
+
+import re
+from types import SimpleNamespace
+
+import pytest
+from tornado import web
+
+from dkrzspawner import spawnpage
+from dkrzspawner.slurm import Result, SlurmRejected, SlurmTimeout
+from dkrzspawner.spawner import DKRZSpawner
+from tests.unit.test_cluster import TEST_ONLY, RecordedRunner
+
+SCRIPT = "#!/bin/bash\n#SBATCH --partition=gpu\n"
+
+
+class FakeUser(SimpleNamespace):
+    """What the spawner uses of JupyterHub's User: name, orm_spawners, spawners."""
+
+
+class PageSpawner(DKRZSpawner):
+    """A DKRZSpawner without JupyterHub's database: the server's name and last options are given."""
+
+    server_name = ""
+    last_options = None
+
+    @property
+    def name(self):
+        return self.server_name
+
+    def last_user_options(self):
+        return self.last_options
+
+
+def make_spawner(monkeypatch, user="carol", name="", last_options=None, answers=None, **config):
+    runner = RecordedRunner(answers)
+    monkeypatch.setattr(DKRZSpawner, "runner", property(lambda self: runner))
+    owner = FakeUser(name=user, orm_spawners={}, spawners={})
+    spawner = PageSpawner(user=owner, hub=SimpleNamespace(base_url="/hub/"),
+                          partitions={"*": {"max_gpus": 0}, "gpu": {"max_gpus": 2}}, **config)
+    spawner.server_name, spawner.last_options = name, last_options
+    spawner._events, spawner._events_changed = [], SimpleNamespace(set=lambda: None)
+    owner.spawners[name] = spawner
+    owner.orm_spawners[name] = object()
+    return spawner, runner
+
+
+async def test_the_defaults_are_ours(monkeypatch):
+    spawner, _ = make_spawner(monkeypatch)
+    assert spawner.options_form is spawnpage._options_form
+    assert spawner.options_from_form is spawnpage._options_from_form
+    assert spawner.apply_user_options is DKRZSpawner._apply_options
+    assert spawner.last_user_options() is None
+    assert spawner.advanced_options and spawner.cluster_cache_ttl == 60
+    for name in ("partitions", "advanced_options", "cluster_cache_ttl", "estimated_start"):
+        assert spawner.traits()[name].help, name
+
+
+async def test_validation_refusals_are_400_with_the_plain_message(monkeypatch):
+    spawner, _ = make_spawner(monkeypatch)
+    request = await spawner.validate_options({"partition": "gpu", "gpus": 1, "account": "ab0000"})
+    assert (request.partition, request.gpus, request.account) == ("gpu", 1, "ab0000")
+    with pytest.raises(web.HTTPError) as refused:
+        await spawner.validate_options({"partition": "shared", "gpus": 1})
+    assert refused.value.status_code == 400
+    assert refused.value.jupyterhub_message == "GPUs: partition shared has none; choose gpu."
+    await DKRZSpawner._apply_options(spawner, {"preset": "prepost", "cores": 2})
+    with pytest.raises(web.HTTPError):
+        await DKRZSpawner._apply_options(spawner, {"preset": "prepost", "cores": 3})
+
+
+async def test_advanced_switched_off_is_refused_on_every_path(monkeypatch):
+    spawner, _ = make_spawner(monkeypatch, advanced_options=False)
+    with pytest.raises(web.HTTPError) as refused:
+        await spawner.validate_options({"partition": "gpu"})
+    assert "not available" in refused.value.jupyterhub_message
+    assert 'id="dkrz-mode-advanced"' not in await spawner.render_options_form()
+
+
+def test_form_and_url_conversion_errors_are_400(monkeypatch):
+    spawner, _ = make_spawner(monkeypatch)
+    assert spawner.run_options_from_form({"mode": ["preset"], "preset": ["shared:2"]}) == \
+        {"preset": "shared", "cores": 2}
+    with pytest.raises(web.HTTPError) as refused:
+        spawner.run_options_from_form({"mode": ["sideways"]})
+    assert refused.value.jupyterhub_message == "Mode must be preset or advanced."
+    assert spawner.options_from_query({"partition": ["gpu"], "gpus": ["1"]}) == {"partition": "gpu", "gpus": 1}
+    with pytest.raises(web.HTTPError):
+        spawner.options_from_query({"cores": ["1", "2"]})
+
+
+async def test_the_form_preselects_this_servers_last_options(monkeypatch):
+    spawner, runner = make_spawner(monkeypatch, name="second", last_options={"partition": "gpu", "cores": 3})
+    html = await spawnpage._options_form(spawner)
+    assert "your server <strong>second</strong>" in html
+    assert re.search(r'id="dkrz-mode-advanced"[^>]*checked', html)
+    assert re.search(r'id="dkrz-cores"\s+value="3"', html)
+    before = len(runner.calls)
+    await spawner.render_options_form()
+    assert len(runner.calls) == before, "the second render is served from the cache"
+
+
+async def test_the_form_for_the_server_in_the_url(monkeypatch):
+    default, _ = make_spawner(monkeypatch, last_options={"preset": "shared"})
+    named = PageSpawner(user=default.user, hub=default.hub)
+    named.server_name, named.last_options = "big", {"partition": "gpu", "cores": 5}
+    default.user.spawners["big"], default.user.orm_spawners["big"] = named, object()
+    assert default._spawner_for_url("/hub/spawn/carol/big?_xsrf=abc") is named
+    assert default._spawner_for_url("/hub/spawn/carol") is None
+    assert default._spawner_for_url("/hub/spawn") is None
+    assert default._spawner_for_url("/hub/spawn/bob/big") is None, "another user's URL: our own form"
+    assert default._spawner_for_url("/hub/spawn/carol/unknown") is None
+    assert default._spawner_for_url("/elsewhere/carol/big") is None
+    html = await default.options_form_for_url("/hub/spawn/carol/big?_xsrf=abc")
+    assert "your server <strong>big</strong>" in html and 'value="5"' in html
+
+
+async def test_preflight_keeps_slurms_estimate(monkeypatch):
+    spawner, runner = make_spawner(monkeypatch, answers={("sbatch", "--test-only"): Result("", TEST_ONLY, 0.0)})
+    await spawner.preflight(SCRIPT, env={"JUPYTERHUB_API_TOKEN": "secret"})
+    assert spawner.estimated_start == "2026-11-22T04:56:21"
+    assert spawner.start_estimate_text.startswith("expected to start")
+    assert runner.calls[-1] == (("sbatch", "--test-only"), "carol", SCRIPT), "as the user, the very script"
+    assert spawner._events and spawner._events[-1]["progress"] == 5
+
+
+async def test_preflight_refusal_in_plain_words(monkeypatch):
+    refusal = SlurmRejected(["sbatch"], 1, "sbatch: error: Batch job submission failed: Invalid account or "
+                                           "account/partition combination specified")
+    spawner, _ = make_spawner(monkeypatch, answers={("sbatch", "--test-only"): refusal})
+    with pytest.raises(web.HTTPError) as refused:
+        await spawner.preflight(SCRIPT, env={})
+    assert refused.value.status_code == 400
+    assert refused.value.jupyterhub_message == \
+        "Slurm would refuse this request: your Slurm account may not be used in this partition."
+    assert spawner.estimated_start is None and spawner.start_estimate_text == ""
+
+
+async def test_preflight_unanswered_lets_the_submission_go_on(monkeypatch):
+    silence = SlurmTimeout(["sbatch"], None, "", "sbatch did not answer within 30 s")
+    spawner, _ = make_spawner(monkeypatch, answers={("sbatch", "--test-only"): silence})
+    await spawner.preflight(SCRIPT, env={})
+    assert spawner.estimated_start is None
+    assert "submitting anyway" in spawner._events[-1]["message"]
