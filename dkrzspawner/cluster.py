@@ -105,8 +105,29 @@ def memory_mb_from_slurm(text: str) -> int | None:
 
 
 # -- partitions --------------------------------------------------------------------------------------------
+class PartitionAccess:
+    """The rules every view of a partition shares: is it up, may an account use it.
+
+    Needs ``state``, ``allow_accounts`` (None: every account) and ``deny_accounts`` on the class using it.
+    """
+
+    state: str
+    allow_accounts: tuple[str, ...] | None
+    deny_accounts: tuple[str, ...]
+
+    @property
+    def up(self) -> bool:
+        return self.state == "UP"
+
+    def allows_account(self, account: str) -> bool:
+        """Whether the partition's AllowAccounts/DenyAccounts let ``account`` in."""
+        if account in self.deny_accounts:
+            return False
+        return self.allow_accounts is None or account in self.allow_accounts
+
+
 @dataclass(frozen=True)
-class Partition:
+class Partition(PartitionAccess):
     """One Slurm partition: its limits (``scontrol``) and what its nodes have free right now (``sinfo``)."""
 
     name: str
@@ -136,15 +157,6 @@ class Partition:
     free_memory: int = 0  # MB, the most free on one node
     usable_nodes: int = 0
 
-    @property
-    def up(self) -> bool:
-        return self.state == "UP"
-
-    def allows_account(self, account: str) -> bool:
-        """Whether the partition's AllowAccounts/DenyAccounts let ``account`` in."""
-        if account in self.deny_accounts:
-            return False
-        return self.allow_accounts is None or account in self.allow_accounts
 
 
 def parse_partitions(text: str) -> dict[str, Partition]:

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .cluster import PartitionAccess
+
 SLUG = re.compile(r"[a-z][a-z0-9_-]{0,31}", re.ASCII)
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", re.ASCII)
 RUNTIME = re.compile(r"(?:([0-9]{1,2})-)?([0-9]{1,2}):([0-5][0-9]):([0-5][0-9])", re.ASCII)
@@ -198,7 +200,7 @@ def policy_for(policy: dict[str, PartitionPolicy], name: str) -> PartitionPolicy
 
 
 @dataclass(frozen=True)
-class PartitionLimits:
+class PartitionLimits(PartitionAccess):
     """A partition as users see it: Slurm's limits tightened by the site's policy, and what is free now."""
 
     name: str
@@ -224,15 +226,6 @@ class PartitionLimits:
     free_gpus: int = 0
     total_gpus: int = 0
     free_memory_mb: int = 0
-
-    @property
-    def up(self) -> bool:
-        return self.state == "UP"
-
-    def allows_account(self, account: str) -> bool:
-        if account in self.deny_accounts:
-            return False
-        return self.allow_accounts is None or account in self.allow_accounts
 
 
 def _smallest(*values):
@@ -345,25 +338,25 @@ class JobRequest:
         return self.nodes * self.cores * runtime_seconds(self.runtime) / 3600
 
 
-class _PresetOptions(BaseModel):
+class _CommonOptions(BaseModel):
+    """The fields both kinds of request share; anything not declared is refused."""
+
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    preset: str
     cores: int | None = None
     account: str | None = None
     runtime: str | None = None
 
 
-class _AdvancedOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+class _PresetOptions(_CommonOptions):
+    preset: str
 
+
+class _AdvancedOptions(_CommonOptions):
     partition: str
-    account: str | None = None
     nodes: int | None = None
-    cores: int | None = None
     memory: str | None = None
     gpus: int | None = None
-    runtime: str | None = None
     reservation: str | None = None
 
 
