@@ -20,5 +20,8 @@ demo: env cluster  ## demo hub on http://127.0.0.1:8000 (users alice, bob, carol
 test: env cluster  ## the whole suite: unit, integration (real Slurm), end to end (real hub, proxy, browser)
 	$(PY) -m pytest
 
+bench: env cluster  ## dkrzspawner vs batchspawner 1.3.0 on the local cluster: benchmarks/results/, README table
+	PREFIX=$(PREFIX) bash benchmarks/run
+
 test-unit: env
 	$(PY) -m pytest tests/unit

@@ -4,7 +4,9 @@ Runs against the real local Slurm (``make cluster``), as the hub would: a DKRZSp
 demo's partition policy. Cold: the cache is empty, so Slurm is asked (scontrol, sinfo, sacctmgr, reservations).
 Warm: the answers are cached (the normal case: the cache lives ``cluster_cache_ttl`` seconds, 60 by default).
 
-    /opt/dkrzspawner/venv/bin/python benchmarks/form_render.py [--user carol] [--rounds 20]
+    /opt/dkrzspawner/venv/bin/python -m benchmarks.form_render [--user carol] [--rounds 20]
+
+``make bench`` runs it too (``python -m benchmarks``).
 """
 
 from __future__ import annotations
@@ -12,14 +14,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
 import time
-from pathlib import Path
 from types import SimpleNamespace
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from dkrzspawner.spawner import DKRZSpawner  # noqa: E402
+from dkrzspawner.spawner import DKRZSpawner
 
 DEMO_PARTITIONS = {"*": {"max_gpus": 0}, "gpu": {"max_gpus": 2}}
 

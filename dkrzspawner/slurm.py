@@ -93,9 +93,10 @@ class SlurmRunner:
     secrets never appear on a command line.
     """
 
-    def __init__(self, sudo=("sudo", "-n"), timeout: float = 30.0):
+    def __init__(self, sudo=("sudo", "-n"), timeout: float = 30.0, log: logging.Logger = log):
         self.sudo = list(sudo)
         self.timeout = timeout
+        self.log = log
         self.hub_user = getpass.getuser()
         #: commands run and failed, by program name: what the hub costs slurmctld
         self.calls: collections.Counter[str] = collections.Counter()
@@ -143,7 +144,7 @@ class SlurmRunner:
             raise SlurmTimeout(argv, None, "", f"{name} did not answer within {timeout:g} s") from None
         seconds = time.monotonic() - started
         stdout, stderr = out.decode(errors="replace"), err.decode(errors="replace")
-        log.debug("%s -> rc %s in %.3f s", " ".join(argv[:3]), proc.returncode, seconds)
+        self.log.debug("Slurm command %s -> rc %s in %.3f s", " ".join(argv[:3]), proc.returncode, seconds)
         if proc.returncode != 0:
             self.failures[name] += 1
             raise classify(argv, proc.returncode, stderr)

@@ -211,7 +211,7 @@ class DKRZSpawner(SpawnPageMixin, Spawner):
         key = (tuple(self.sudo_command), self.slurm_timeout, self.watch_interval, self.watch_fast_interval,
                self.watch_pending_interval, self.watch_jitter, self.accounting, self.watch_as_users)
         if key not in _shared:
-            runner = SlurmRunner(sudo=self.sudo_command, timeout=self.slurm_timeout)
+            runner = SlurmRunner(sudo=self.sudo_command, timeout=self.slurm_timeout, log=self.log)
             watcher = JobWatcher(runner, interval=self.watch_interval, fast_interval=self.watch_fast_interval,
                                  pending_interval=self.watch_pending_interval, jitter=self.watch_jitter,
                                  accounting=self.accounting, as_users=self.watch_as_users, log=self.log)

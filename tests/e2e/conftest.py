@@ -54,23 +54,28 @@ c.Spawner.pre_spawn_hook = test_servers
 class Hub:
     """Starts, stops and talks to one hub process; its log is kept as a test artifact."""
 
-    def __init__(self, workdir: Path, extra_config: str = ""):
+    def __init__(self, workdir: Path, extra_config: str = "", *, config: str = TEST_CONFIG,
+                 ports=(PUBLIC_PORT, HUB_PORT, PROXY_API_PORT), venv_bin: Path = VENV_BIN, log_path=None):
+        """``config`` is a template filled with ``repo_config``, ``public``, ``hub``, ``proxy_api`` and
+        ``token``; the benchmarks pass their own, with other ports and another hub environment."""
+        public, hub, proxy_api = ports
         self.workdir = workdir
         self.token = secrets.token_hex(16)
-        self.api_url = f"http://127.0.0.1:{HUB_PORT}/hub/api"
-        self.public_url = f"http://127.0.0.1:{PUBLIC_PORT}"
+        self.api_url = f"http://127.0.0.1:{hub}/hub/api"
+        self.public_url = f"http://127.0.0.1:{public}"
+        self.venv_bin = venv_bin
         self.proc = None
-        self.log_path = ARTIFACTS / "hub.log"
-        (workdir / "jupyterhub_config.py").write_text(TEST_CONFIG.format(
-            repo_config=str(REPO / "jupyterhub_config.py"), public=PUBLIC_PORT, hub=HUB_PORT,
-            proxy_api=PROXY_API_PORT, token=self.token) + extra_config)
+        self.log_path = log_path or ARTIFACTS / "hub.log"
+        (workdir / "jupyterhub_config.py").write_text(config.format(
+            repo_config=str(REPO / "jupyterhub_config.py"), public=public, hub=hub,
+            proxy_api=proxy_api, token=self.token) + extra_config)
 
     def start(self):
-        ARTIFACTS.mkdir(exist_ok=True)
-        env = {"PATH": f"{VENV_BIN}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "LANG": "C.UTF-8",
-               "HOME": str(self.workdir)}
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        env = {"PATH": f"{self.venv_bin}:{VENV_BIN}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+               "LANG": "C.UTF-8", "HOME": str(self.workdir)}
         log = open(self.log_path, "a")
-        self.proc = subprocess.Popen([str(VENV_BIN / "jupyterhub"), "-f", "jupyterhub_config.py"],
+        self.proc = subprocess.Popen([str(self.venv_bin / "jupyterhub"), "-f", "jupyterhub_config.py"],
                                      cwd=self.workdir, env=env, stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         wait_for(self._answers, timeout=60, what="the hub API")

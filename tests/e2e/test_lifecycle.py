@@ -28,7 +28,8 @@ def slurmctld_pid() -> int:
 
 
 def slurm_up():
-    subprocess.run(["bash", str(REPO / "ci" / "slurm-up")], check=True, capture_output=True, timeout=300)
+    done = subprocess.run(["bash", str(REPO / "ci" / "slurm-up")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"ci/slurm-up failed: {done.stdout[-2000:]}{done.stderr[-2000:]}"
 
 
 @contextmanager
