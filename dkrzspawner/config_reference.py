@@ -1,6 +1,6 @@
 """The configuration reference, generated from the traits' help texts.
 
-One generator for the docs (``docs/_ext/configref.py`` puts :func:`render` into the reference page at build
+One generator for the docs (``docs/_ext/dkrzdocs.py`` puts :func:`render` into the reference page at build
 time) and for the test that checks every configurable trait is there (``tests/unit/test_config_reference.py``).
 
 Only the settings that dkrzspawner's own classes define are listed: those of :class:`DKRZSpawner` and of its
@@ -52,7 +52,7 @@ class Setting:
             return "sys.prefix"
         if isinstance(value, dict) and not value:
             return "{}"
-        return pprint.pformat(value, width=88, sort_dicts=False)
+        return pprint.pformat(value, width=72, sort_dicts=False)
 
 
 def _own_classes(cls: type) -> list[type]:
@@ -129,9 +129,10 @@ def render(cls: type | None = None) -> str:
     for setting in settings(cls):
         if setting.owner is not current:
             current = setting.owner
-            heading = f"Defined in ``{current.__module__}.{current.__qualname__}``"
+            heading = current.__qualname__
             doc = inspect.getdoc(current) or ""
-            parts.append(f"{heading}\n{'=' * len(heading)}\n\n{doc.splitlines()[0] if doc else ''}\n")
+            summary = doc.splitlines()[0] if doc else ""
+            parts.append(f"{heading}\n{'=' * len(heading)}\n\n{summary} (``{current.__module__}``)\n")
         parts.append(render_setting(setting, cls.__name__))
     inherited = changed_defaults(cls)
     if inherited:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import re
 import sys
+import textwrap
+from pathlib import Path
 
 import pytest
 from jupyterhub.spawner import LocalProcessSpawner
@@ -198,3 +201,10 @@ def test_command_refuses_with_every_problem_and_status_2(tmp_path, capsys):
 def test_command_reports_a_missing_file(tmp_path, capsys):
     assert migrate.main([str(tmp_path / "missing.py")]) == 1
     assert "No such file or directory" in capsys.readouterr().err
+
+
+def test_the_documented_example_is_what_the_helper_prints():
+    page = (Path(__file__).resolve().parents[2] / "docs" / "admin" / "migration.rst").read_text()
+    blocks = [textwrap.dedent(block) for block in re.findall(r"\.\. code-block:: python\n\n((?:   .*\n|\n)+)", page)]
+    given, printed = blocks[0], blocks[1]
+    assert migrate.config_snippet(migrate.read_profiles(given)) == printed.rstrip("\n") + "\n"
