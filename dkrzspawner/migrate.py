@@ -23,6 +23,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 
+from .cluster import duration_seconds
 from .options import SLUG, Preset, format_runtime, load_presets, memory_mb
 
 #: settings a batchspawner profile may carry that cannot become part of a preset, and what to do instead
@@ -50,7 +51,6 @@ NOT_TRANSLATED = {
     "req_keepvars_extra": "dkrzspawner passes an explicit list of variables to the job",
 }
 TRANSLATED = ("req_partition", "req_nprocs", "req_memory", "req_runtime")
-SLURM_TIME = re.compile(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?", re.ASCII)
 PROFILES_TARGET = "c.ProfilesSpawner.profiles"
 
 
@@ -69,21 +69,6 @@ class Converted:
     name: str
     preset: dict
     notes: list[str] = field(default_factory=list)
-
-
-def slurm_time_seconds(value) -> int:
-    """Slurm's ``--time`` forms (``MM``, ``MM:SS``, ``HH:MM:SS``, ``D-HH``, ``D-HH:MM``, ``D-HH:MM:SS``) in
-    seconds; ValueError for anything else."""
-    match = SLURM_TIME.fullmatch(str(value).strip())
-    if not match:
-        raise ValueError(value)
-    days, first, second, third = match.groups()
-    if days is not None:  # D-HH[:MM[:SS]]
-        hours, minutes, seconds = int(first), int(second or 0), int(third or 0)
-        return ((int(days) * 24 + hours) * 60 + minutes) * 60 + seconds
-    if third is not None:  # HH:MM:SS
-        return (int(first) * 60 + int(second)) * 60 + int(third)
-    return int(first) * 60 + int(second or 0)  # MM or MM:SS
 
 
 def class_name(spawner_class) -> str:
@@ -155,10 +140,13 @@ def convert_profile(profile) -> Converted:
                 notes.append(f"req_memory {given['req_memory']} rounded down to {per_core}M per core")
     if "req_runtime" in given:
         try:
-            runtime = format_runtime(slurm_time_seconds(given["req_runtime"]))
-            preset["runtime"] = preset["max_runtime"] = runtime
+            seconds = duration_seconds(str(given["req_runtime"]))
         except ValueError:
-            problems.append(f"{where}: req_runtime {given['req_runtime']!r} is not a Slurm time")
+            seconds = None
+        if seconds is None:
+            problems.append(f"{where}: req_runtime {given['req_runtime']!r} is not a limited Slurm time")
+        else:
+            preset["runtime"] = preset["max_runtime"] = format_runtime(seconds)
     if problems:
         raise MigrationError(problems)
     try:

@@ -58,18 +58,23 @@ def test_a_key_that_is_not_a_slug_is_renamed_with_a_note():
     assert converted.notes == ["key 'Pre Post' renamed to 'pre-post'"]
 
 
-@pytest.mark.parametrize("text, seconds", [
-    ("90", 90 * 60), ("30:15", 30 * 60 + 15), ("08:00:00", 8 * 3600), ("1-12", 36 * 3600),
-    ("2-03:30", (51 * 60 + 30) * 60), ("1-00:00:30", 86430),
+def _runtime(text):
+    profile = ("P", "p", "SlurmSpawner", {"req_partition": "shared", "req_runtime": text})
+    return migrate.profiles_to_presets([profile])["p"]["runtime"]
+
+
+@pytest.mark.parametrize("text, runtime", [
+    ("90", "01:30:00"), ("30:15", "00:30:15"), ("08:00:00", "08:00:00"), ("1-12", "1-12:00:00"),
+    ("2-03:30", "2-03:30:00"), (720, "12:00:00"),
 ])
-def test_slurm_time_forms(text, seconds):
-    assert migrate.slurm_time_seconds(text) == seconds
+def test_slurm_time_forms_become_runtimes(text, runtime):
+    assert _runtime(text) == runtime
 
 
-@pytest.mark.parametrize("text", ["8h", "", "1-", "a:b", "12:00:00\n#SBATCH"])
-def test_malformed_times_are_refused(text):
-    with pytest.raises(ValueError):
-        migrate.slurm_time_seconds(text)
+@pytest.mark.parametrize("text", ["8h", "1-", "a:b", "UNLIMITED", "12:00:00\n#SBATCH"])
+def test_malformed_or_unlimited_times_are_refused(text):
+    with pytest.raises(migrate.MigrationError, match="is not a limited Slurm time"):
+        _runtime(text)
 
 
 @pytest.mark.parametrize("spawner_class", [
