@@ -3,7 +3,7 @@ PREFIX ?= /opt/dkrzspawner
 VENV   := $(PREFIX)/venv
 PY     := $(VENV)/bin/python
 
-.PHONY: env cluster cluster-down demo test test-unit docs bench
+.PHONY: env cluster cluster-down demo test test-unit docs screenshots bench
 
 env:            ## one world-readable virtualenv: hub, proxy, job side, test tools
 	PREFIX=$(PREFIX) bash ci/make-env
@@ -25,3 +25,13 @@ bench: env cluster  ## dkrzspawner vs batchspawner 1.3.0 on the local cluster: b
 
 test-unit: env
 	$(PY) -m pytest tests/unit
+
+docs:           ## the HTML docs in docs/_build/html: the env plus the docs extra (Sphinx); warnings are errors
+	PREFIX=$(PREFIX) DOCS=1 bash ci/make-env
+	$(PY) -m sphinx -E -W --keep-going -n -q -b html docs docs/_build/html
+	@echo "docs: docs/_build/html/index.html"
+
+screenshots:    ## copy the browser tests' screenshots (written by `make test`) into the docs
+	@ls test-artifacts/screenshots/*.png >/dev/null 2>&1 || \
+	  { echo "no screenshots in test-artifacts/screenshots/: run make test first" >&2; exit 1; }
+	install -m 0644 test-artifacts/screenshots/*.png docs/_static/screenshots/
