@@ -1,0 +1,42 @@
+"""Drop-in: the announcements service at ``/services/announcements/`` (maintenance windows, news).
+
+Load it as is beside any hub configuration (copy it into your ``jupyterhub_config.d/`` or
+``load_subconfig("/path/to/announcements.py")``); it only adds to what is configured:
+
+- the hub-managed service (``python -m dkrzspawner.services.announcements``) on a free port of 127.0.0.1;
+- ``access:services!service=announcements`` for every user, so any logged-in user may read;
+- the custom scope ``custom:announcements:write``, given to the ``admin`` role: hub admins create, change and
+  delete announcements (on the service's page or through its REST API). To let others write, give them a role
+  with that scope;
+- the current announcements on the hub's home and spawn pages (dkrzspawner's page templates, put first in
+  ``c.JupyterHub.template_paths``), read from the same database and cached for 10 s.
+
+Announcements are kept in ``dkrz-announcements.sqlite`` in the hub's working directory, or in the database the
+SQLAlchemy URL in ``$DKRZ_ANNOUNCEMENTS_DB_URL`` names (set in the hub's environment).
+"""
+
+import os
+import sys
+
+from dkrzspawner import hubconfig
+from dkrzspawner.services import announcements
+from dkrzspawner.services.banner import CurrentAnnouncements
+
+c = get_config()  # noqa: F821 (provided by JupyterHub when it loads the file)
+
+_db_url = os.environ.get(announcements.DB_ENV) or "sqlite:///" + os.path.abspath("dkrz-announcements.sqlite")
+
+hubconfig.add_service(c, {
+    "name": "announcements",
+    "display_name": "Announcements",
+    "url": f"http://127.0.0.1:{hubconfig.free_port()}",
+    "command": [sys.executable, "-m", "dkrzspawner.services.announcements"],
+    "environment": {announcements.DB_ENV: _db_url},
+    "oauth_no_confirm": True,
+    "oauth_client_allowed_scopes": ["access:services!service=announcements", announcements.WRITE_SCOPE],
+})
+hubconfig.define_scope(c, announcements.WRITE_SCOPE, "Create, change and delete the hub's announcements.")
+hubconfig.grant_users(c, ["access:services!service=announcements"])
+hubconfig.grant_admins(c, [announcements.WRITE_SCOPE])
+hubconfig.add_template_var(c, "dkrz_announcements", CurrentAnnouncements(_db_url))
+hubconfig.use_page_templates(c)
