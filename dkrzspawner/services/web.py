@@ -92,7 +92,7 @@ class ApiHandler(PageHandler):
 
 def _message(status_code: int, kwargs) -> str:
     exc = kwargs.get("exc_info", (None, None, None))[1]
-    if isinstance(exc, web.HTTPError) and exc.log_message and status_code < 500:
+    if isinstance(exc, web.HTTPError) and exc.log_message:  # our own words; other exceptions stay unnamed
         return exc.log_message % exc.args if exc.args else exc.log_message
     try:
         return HTTPStatus(status_code).phrase

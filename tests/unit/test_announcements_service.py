@@ -5,19 +5,15 @@ from __future__ import annotations
 
 import datetime
 import json
-import urllib.parse
 
 import jinja2
 import pytest
-from tornado.httpclient import AsyncHTTPClient
-from tornado.httpserver import HTTPServer
-from tornado.testing import bind_unused_port
 
 from dkrzspawner import templates_path
-from dkrzspawner.services import web
 from dkrzspawner.services.announcement_store import Store, parse
 from dkrzspawner.services.announcements import WRITE_SCOPE, db_url, make_announcements_app
 from dkrzspawner.services.banner import CurrentAnnouncements
+from tests.unit.servicetools import serve
 
 READ = "access:services!service=announcements"
 USERS = {"alice": [READ], "admin": [READ, WRITE_SCOPE]}
@@ -39,28 +35,8 @@ def store(tmp_path):
 
 @pytest.fixture
 async def call(store, monkeypatch):
-    """``call(method, path, user=..., json=... or form=...)`` against the app on a free port."""
-    def current_user(handler):
-        name = handler.request.headers.get("X-Test-User")
-        return {"kind": "user", "name": name, "scopes": USERS[name]} if name in USERS else None
-    monkeypatch.setattr(web.PageHandler, "get_current_user", current_user)
-    monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/services/announcements/")
-    sock, port = bind_unused_port()
-    server = HTTPServer(make_announcements_app(store))
-    server.add_sockets([sock])
-    client = AsyncHTTPClient()
-
-    async def request(method, path, user=None, json_body=None, form=None):
-        headers = {"X-Test-User": user} if user else {}
-        data = None
-        if json_body is not None:
-            data = json.dumps(json_body) if not isinstance(json_body, str) else json_body
-        elif form is not None:
-            data = urllib.parse.urlencode(form)
-        if data is None and method in ("POST", "PUT"):
-            data = ""
-        return await client.fetch(f"http://127.0.0.1:{port}/services/announcements/{path}", method=method,
-                                  headers=headers, body=data, raise_error=False, follow_redirects=False)
+    """``call(method, path, user=..., json_body=... or form=...)`` against the app on a free port."""
+    request, server = serve(lambda: make_announcements_app(store), "/services/announcements/", USERS, monkeypatch)
     yield request
     server.stop()
 
