@@ -26,7 +26,6 @@ _period = os.environ.get(accounts.PERIOD_ENV, "")
 
 hubconfig.add_service(c, {
     "name": "accounts",
-    "display_name": "Slurm accounts",
     "url": f"http://127.0.0.1:{hubconfig.free_port()}",
     "command": [sys.executable, "-m", "dkrzspawner.services.accounts"],
     "environment": {accounts.PERIOD_ENV: _period},

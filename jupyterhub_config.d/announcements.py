@@ -5,9 +5,12 @@ Load it as is beside any hub configuration (copy it into your ``jupyterhub_confi
 
 - the hub-managed service (``python -m dkrzspawner.services.announcements``) on a free port of 127.0.0.1;
 - ``access:services!service=announcements`` for every user, so any logged-in user may read;
-- the custom scope ``custom:announcements:write``, given to the ``admin`` role: hub admins create, change and
-  delete announcements (on the service's page or through its REST API). To let others write, give them a role
-  with that scope;
+- hub admins create, change and delete announcements (on the service's page or through its REST API); to let
+  others do so, give them a role with the custom scope ``custom:announcements:write`` that this file defines::
+
+      c.JupyterHub.load_roles.append({"name": "announcers", "scopes": ["custom:announcements:write"],
+                                      "users": ["operator"]})
+
 - the current announcements on the hub's home and spawn pages (dkrzspawner's page templates, put first in
   ``c.JupyterHub.template_paths``), read from the same database and cached for 10 s.
 
@@ -28,7 +31,6 @@ _db_url = os.environ.get(announcements.DB_ENV) or "sqlite:///" + os.path.abspath
 
 hubconfig.add_service(c, {
     "name": "announcements",
-    "display_name": "Announcements",
     "url": f"http://127.0.0.1:{hubconfig.free_port()}",
     "command": [sys.executable, "-m", "dkrzspawner.services.announcements"],
     "environment": {announcements.DB_ENV: _db_url},
@@ -37,6 +39,5 @@ hubconfig.add_service(c, {
 })
 hubconfig.define_scope(c, announcements.WRITE_SCOPE, "Create, change and delete the hub's announcements.")
 hubconfig.grant_users(c, ["access:services!service=announcements"])
-hubconfig.grant_admins(c, [announcements.WRITE_SCOPE])
 hubconfig.add_template_var(c, "dkrz_announcements", CurrentAnnouncements(_db_url))
 hubconfig.use_page_templates(c)

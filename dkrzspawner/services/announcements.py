@@ -2,8 +2,8 @@
 
 - ``GET  api/announcements``: the current ones (start <= now < end), for any logged-in user; an editor may add
   ``?all=1`` for every stored one;
-- ``POST api/announcements``, ``PUT``/``DELETE api/announcements/<id>``: editors only (scope
-  :data:`WRITE_SCOPE`, which the drop-in gives the hub's admins); others get 403, bad input 400;
+- ``POST api/announcements``, ``PUT``/``DELETE api/announcements/<id>``: editors only: the hub's admins, and
+  whoever holds the scope :data:`WRITE_SCOPE` through a role; others get 403, bad input 400;
 - the page lists the current announcements; editors also get forms to create, change and delete them.
 
 Run by the hub (see ``jupyterhub_config.d/announcements.py``)::
@@ -21,7 +21,7 @@ from tornado import web
 from . import announcement_store as store_module
 from .web import ApiHandler, PageHandler, make_app, serve
 
-#: the custom hub scope that allows creating, changing and deleting announcements
+#: the custom hub scope that lets a role's members create, change and delete announcements (admins always may)
 WRITE_SCOPE = "custom:announcements:write"
 #: the database when neither ``--db-url`` nor :data:`DB_ENV` says otherwise
 DEFAULT_DB_URL = "sqlite:///dkrz-announcements.sqlite"
@@ -36,8 +36,13 @@ class _Editing:
     def store(self) -> store_module.Store:
         return self.context["store"]
 
+    @property
+    def editor(self) -> bool:
+        """A hub admin (the hub says so in the user model), or a holder of :data:`WRITE_SCOPE`."""
+        return bool((self.current_user or {}).get("admin")) or self.has_scope(WRITE_SCOPE)
+
     def require_editor(self):
-        if not self.has_scope(WRITE_SCOPE):
+        if not self.editor:
             raise web.HTTPError(403, "only hub admins may change announcements")
 
 
@@ -76,9 +81,8 @@ class AnnouncementsPage(_Editing, PageHandler):
             raise store_module.InvalidAnnouncement("id: must be a number.") from None
 
     def show(self, error: str = "", draft=None, status: int = 200):
-        editor = self.has_scope(WRITE_SCOPE)
-        self.render_page("announcements.html", status=status, current=self.store.current(), editor=editor,
-                         stored=self.store.all() if editor else [], levels=[level.value for level in store_module.Level],
+        self.render_page("announcements.html", status=status, current=self.store.current(), editor=self.editor,
+                         stored=self.store.all() if self.editor else [], levels=[level.value for level in store_module.Level],
                          error=error, draft=draft or {}, max_text=store_module.MAX_TEXT)
 
 

@@ -123,9 +123,9 @@ class Budget:
         return max(0.0, min(left)) if left else None
 
     def as_dict(self) -> dict:
-        """The JSON form (core-hours, two decimals)."""
+        """The JSON form (core-hours, four decimals: a few core-seconds show)."""
         def rounded(value):
-            return None if value is None else round(value, 2)
+            return None if value is None else round(value, 4)
         return {"account": self.account, "default": self.default, "used_core_hours": rounded(self.used_hours),
                 "your_core_hours": rounded(self.user_hours), "limit_core_hours": rounded(self.limit_hours),
                 "running_limit_core_hours": rounded(self.running_limit_hours),

@@ -29,12 +29,13 @@ c.JupyterHub.bind_url = "http://127.0.0.1:{public}"
 c.JupyterHub.hub_bind_url = "http://127.0.0.1:{hub}"
 c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api}"
 c.JupyterHub.log_level = "DEBUG"
-c.JupyterHub.services = [{{"name": "e2e-driver", "api_token": {token!r}}}]
-c.JupyterHub.load_roles = [{{
+# appended: the drop-ins' services (announcements, accounts) and roles stay
+c.JupyterHub.services.append({{"name": "e2e-driver", "api_token": {token!r}}})
+c.JupyterHub.load_roles.append({{
     "name": "e2e-driver",
     "scopes": ["admin:users", "admin:servers", "tokens", "list:users", "read:users"],
     "services": ["e2e-driver"],
-}}]
+}})
 c.DKRZSpawner.watch_interval = 5
 
 

@@ -14,11 +14,13 @@ from dkrzspawner.services import web
 
 def serve(make_app, prefix: str, users: dict[str, list[str]], monkeypatch):
     """Start ``make_app()`` under ``prefix``; ``users`` maps the names a request may claim (header
-    ``X-Test-User``) to their scopes. Returns ``(request, server)``; ``await request(method, path, user=...,
+    ``X-Test-User``) to their scopes; the user ``admin`` is a hub admin. Returns ``(request, server)``; ``await request(method, path, user=...,
     json_body=... or form=...)`` answers without raising for error statuses."""
     def current_user(handler):
         name = handler.request.headers.get("X-Test-User")
-        return {"kind": "user", "name": name, "scopes": users[name]} if name in users else None
+        if name not in users:
+            return None
+        return {"kind": "user", "name": name, "admin": name == "admin", "scopes": users[name]}
     monkeypatch.setattr(web.PageHandler, "get_current_user", current_user)
     monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", prefix)
     sock, port = bind_unused_port()

@@ -102,9 +102,9 @@ async def test_a_statement_for_carol():
     assert data["period_start"] == "2026-11-01T00:00:00"
     assert [a["account"] for a in data["accounts"]] == ["bb1234", "ab0000"]
     bb = data["accounts"][0]
-    assert bb == {"account": "bb1234", "default": True, "used_core_hours": 0.02, "your_core_hours": 0.01,
+    assert bb == {"account": "bb1234", "default": True, "used_core_hours": 0.0233, "your_core_hours": 0.005,
                   "limit_core_hours": 100.0, "running_limit_core_hours": None, "your_limit_core_hours": None,
-                  "left_core_hours": 99.98}
+                  "left_core_hours": 99.9767}
     assert data["accounts"][1]["limit_core_hours"] is None and data["accounts"][1]["left_core_hours"] is None
     assert runner.calls[1:] == [list(limits_argv(("bb1234", "ab0000"))),
                                 list(usage_argv(("bb1234", "ab0000"), "2026-11-01T00:00:00"))]

@@ -16,7 +16,7 @@ from dkrzspawner.services.banner import CurrentAnnouncements
 from tests.unit.servicetools import serve
 
 READ = "access:services!service=announcements"
-USERS = {"alice": [READ], "admin": [READ, WRITE_SCOPE]}
+USERS = {"alice": [READ], "admin": [READ], "operator": [READ, WRITE_SCOPE]}
 SCRIPT = '<script>alert("x")</script><b>bold</b>'
 
 
@@ -146,3 +146,8 @@ def test_the_hub_template_escapes_the_text():
     assert "&lt;script&gt;" in html and "<script>" not in html
     assert 'class="alert alert-danger dkrz-announcement" role="alert"' in html
     assert env.get_template("dkrz_announcements.html").render().strip() == "", "nothing without the drop-in"
+
+
+async def test_a_role_with_the_write_scope_makes_an_editor(call):
+    created = await call("POST", "api/announcements", user="operator", json_body=body())
+    assert created.code == 201 and json.loads(created.body)["author"] == "operator"
