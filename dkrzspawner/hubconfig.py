@@ -10,6 +10,7 @@ whatever the other files set when the configurations are merged.
 from __future__ import annotations
 
 import socket
+import sys
 
 from . import templates_path
 
@@ -21,9 +22,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def add_service(c, entry: dict) -> None:
-    """Append a service to ``c.JupyterHub.services``."""
-    c.JupyterHub.services.append(entry)
+def add_managed_service(c, name: str, module: str, environment: dict, **fields) -> None:
+    """Append a service the hub starts and stops: ``python -m module`` with the hub's own Python, listening on
+    a free port of 127.0.0.1, logging users in through the hub's OAuth without a confirmation page; every hub
+    user may use it (``access:services!service=name``). ``fields`` are further service settings."""
+    c.JupyterHub.services.append({
+        "name": name,
+        "url": f"http://127.0.0.1:{free_port()}",
+        "command": [sys.executable, "-m", module],
+        "environment": environment,
+        "oauth_no_confirm": True,
+        **fields,
+    })
+    grant_users(c, [f"access:services!service={name}"])
 
 
 def define_scope(c, scope: str, description: str) -> None:

@@ -15,7 +15,6 @@ in the hub's environment; default 1 January of the current year).
 """
 
 import os
-import sys
 
 from dkrzspawner import hubconfig
 from dkrzspawner.services import accounts
@@ -24,13 +23,6 @@ c = get_config()  # noqa: F821 (provided by JupyterHub when it loads the file)
 
 _period = os.environ.get(accounts.PERIOD_ENV, "")
 
-hubconfig.add_service(c, {
-    "name": "accounts",
-    "url": f"http://127.0.0.1:{hubconfig.free_port()}",
-    "command": [sys.executable, "-m", "dkrzspawner.services.accounts"],
-    "environment": {accounts.PERIOD_ENV: _period},
-    "oauth_no_confirm": True,
-})
-hubconfig.grant_users(c, ["access:services!service=accounts"])
+hubconfig.add_managed_service(c, "accounts", "dkrzspawner.services.accounts", {accounts.PERIOD_ENV: _period})
 c.DKRZSpawner.show_budgets = True
 c.DKRZSpawner.budget_period_start = _period

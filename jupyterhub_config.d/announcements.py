@@ -19,7 +19,6 @@ SQLAlchemy URL in ``$DKRZ_ANNOUNCEMENTS_DB_URL`` names (set in the hub's environ
 """
 
 import os
-import sys
 
 from dkrzspawner import hubconfig
 from dkrzspawner.services import announcements
@@ -29,15 +28,11 @@ c = get_config()  # noqa: F821 (provided by JupyterHub when it loads the file)
 
 _db_url = os.environ.get(announcements.DB_ENV) or "sqlite:///" + os.path.abspath("dkrz-announcements.sqlite")
 
-hubconfig.add_service(c, {
-    "name": "announcements",
-    "url": f"http://127.0.0.1:{hubconfig.free_port()}",
-    "command": [sys.executable, "-m", "dkrzspawner.services.announcements"],
-    "environment": {announcements.DB_ENV: _db_url},
-    "oauth_no_confirm": True,
-    "oauth_client_allowed_scopes": ["access:services!service=announcements", announcements.WRITE_SCOPE],
-})
+hubconfig.add_managed_service(
+    c, "announcements", "dkrzspawner.services.announcements", {announcements.DB_ENV: _db_url},
+    # a role's holders of the write scope get it in their OAuth token too
+    oauth_client_allowed_scopes=["access:services!service=announcements", announcements.WRITE_SCOPE],
+)
 hubconfig.define_scope(c, announcements.WRITE_SCOPE, "Create, change and delete the hub's announcements.")
-hubconfig.grant_users(c, ["access:services!service=announcements"])
 hubconfig.add_template_var(c, "dkrz_announcements", CurrentAnnouncements(_db_url))
 hubconfig.use_page_templates(c)
