@@ -79,8 +79,9 @@ class Hub:
     def _answers(self):
         if self.proc.poll() is not None:
             raise AssertionError(f"the hub exited with {self.proc.returncode}; see {self.log_path}")
-        try:
-            return requests.get(self.api_url, timeout=2).ok
+        try:  # the hub API first; through the proxy only once the hub has added its routes (after its services)
+            return (requests.get(self.api_url, timeout=2).ok
+                    and requests.get(f"{self.public_url}/hub/api", timeout=2).ok)
         except requests.ConnectionError:
             return False
 
