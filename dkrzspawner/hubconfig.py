@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import socket
 import sys
+import warnings
 
 from . import templates_path
 
@@ -46,13 +47,14 @@ def grant_users(c, scopes) -> None:
     """Give every hub user ``scopes`` through ``c.JupyterHub.extra_user_scopes``.
 
     JupyterHub 5 has no ``extra_user_scopes``: there a site adds the scopes to its ``user`` role itself (a
-    drop-in cannot extend a role another file defines); this raises with that advice.
+    drop-in cannot extend a role another file defines); this warns with that advice.
     """
     from jupyterhub.app import JupyterHub
 
     if "extra_user_scopes" not in JupyterHub.class_trait_names():
-        raise RuntimeError("JupyterHub < 6: add these scopes to the user role in c.JupyterHub.load_roles: "
-                           + ", ".join(scopes))
+        warnings.warn("JupyterHub < 6: add these scopes to the user role in c.JupyterHub.load_roles: "
+                      + ", ".join(scopes), stacklevel=2)
+        return
     c.JupyterHub.extra_user_scopes.update(set(scopes))
 
 
