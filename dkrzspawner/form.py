@@ -158,8 +158,11 @@ def preset_views(presets: dict[str, Preset], facts: Facts | None, selected: dict
 
 
 def context(*, presets: dict[str, Preset], facts: Facts | None, selected: dict, server_name: str = "",
-            refresh_seconds: float = 60.0) -> dict:
-    """Everything the template needs; plain data, so tests and sites can inspect it."""
+            refresh_seconds: float = 60.0, budgets: dict[str, dict] | None = None) -> dict:
+    """Everything the template needs; plain data, so tests and sites can inspect it.
+
+    ``budgets``: per account, the accounts service's figures (``left_core_hours``, ``limit_core_hours``, ...).
+    """
     partitions = partition_views(facts, presets)
     offered = [p for p in partitions if p.offered]
     access = facts.access if facts is not None else None
@@ -187,6 +190,7 @@ def context(*, presets: dict[str, Preset], facts: Facts | None, selected: dict, 
                     for v in views},
         "partitions": {p.name: p.as_data() for p in offered},
         "refresh_seconds": refresh_seconds,
+        "budgets": budgets or {},
     }
     return {
         "server_name": server_name,
@@ -202,11 +206,24 @@ def context(*, presets: dict[str, Preset], facts: Facts | None, selected: dict, 
         "gpu_partitions": [p.name for p in offered if p.max_gpus],
         "selected": selected,
         "cost": cost,
+        "budget": budget_view(budgets or {}, selected.get("account") or getattr(access, "default_account", None)
+                              or (accounts[0] if accounts else ""), cost[selected["mode"]]),
         "slurm_errors": list(facts.errors) if facts is not None else [],
         "as_of": getattr(facts, "as_of", "") if facts is not None else "",
         "data": data,
         "format_runtime": format_runtime,
     }
+
+
+def budget_view(budgets: dict[str, dict], account: str, cost: float) -> dict | None:
+    """The chosen account's budget for the form: ``account``, ``left`` (core-hours or None: no limit) and
+    ``over`` (the request would use more than is left); None without budget figures for it."""
+    figures = budgets.get(account)
+    if figures is None:
+        return None
+    left = figures.get("left_core_hours")
+    return {"account": account, "left": left, "limit": figures.get("limit_core_hours"),
+            "over": left is not None and cost > left}
 
 
 def render(ctx: dict, *, template: str = TEMPLATE, extra_paths=()) -> str:

@@ -14,9 +14,11 @@ from traitlets.config import Configurable
 
 from . import cluster, form, options, reasons
 from .errors import spawn_error
-from .slurm import SlurmRejected, SlurmUnreachable
+from .services.ledger import Ledger
+from .slurm import SlurmError, SlurmRejected, SlurmUnreachable
 
 _clusters: dict[tuple, cluster.Cluster] = {}
+_ledgers: dict[tuple, Ledger] = {}
 
 
 class SpawnPageMixin(Configurable):
@@ -52,6 +54,20 @@ class SpawnPageMixin(Configurable):
         Slurm at most one ``scontrol``, one ``sinfo`` and one ``sacctmgr`` per user per this many seconds.""",
     ).tag(config=True)
 
+    show_budgets = Bool(
+        False,
+        help="""Show, next to the request's cost, the core-hours the chosen Slurm account has left, and warn when
+        the request would use more. From slurmdbd (the accounts' ``GrpTRESMins`` and ``sacct``'s usage since
+        :attr:`budget_period_start`), cached like the other cluster facts. The accounts service's drop-in
+        (``jupyterhub_config.d/accounts.py``) switches it on. A warning only: Slurm decides.""",
+    ).tag(config=True)
+
+    budget_period_start = Unicode(
+        "",
+        help="""Start of the budget period for :attr:`show_budgets`, an ISO date (``2026-01-01``); usage counts
+        from there. Empty: 1 January of the current year.""",
+    ).tag(config=True)
+
     estimated_start = Unicode(
         None,
         allow_none=True,
@@ -77,6 +93,26 @@ class SpawnPageMixin(Configurable):
         if key not in _clusters:
             _clusters[key] = cluster.Cluster(runner, ttl=self.cluster_cache_ttl, timeout=min(self.slurm_timeout, 10.0))
         return _clusters[key]
+
+    @property
+    def ledger(self) -> Ledger:
+        """The hub-wide cache of the users' account budgets (one per runner, TTL and period)."""
+        key = (id(self.runner), self.cluster_cache_ttl, self.budget_period_start)
+        if key not in _ledgers:
+            _ledgers[key] = Ledger(self.runner, ttl=self.cluster_cache_ttl, timeout=min(self.slurm_timeout, 10.0),
+                                   period=self.budget_period_start)
+        return _ledgers[key]
+
+    async def budgets(self) -> dict[str, dict]:
+        """Budget per account of the user (the service's JSON fields), or {} when off or Slurm did not answer."""
+        if not self.show_budgets:
+            return {}
+        try:
+            statement = await self.ledger.statement(self.user.name)
+        except SlurmError as exc:
+            self.log.warning("%s: no account budgets for the form (%s)", self._log_name, exc.reason)
+            return {}
+        return {budget.account: budget.as_dict() for budget in statement.budgets}
 
     async def cluster_facts(self) -> options.Facts:
         """What Slurm says for this user, with the site's partition policy applied; never raises for Slurm."""
@@ -117,7 +153,7 @@ class SpawnPageMixin(Configurable):
         facts = await self.cluster_facts()
         selected = options.preselect(self.last_user_options(), self.presets_checked, facts)
         context = form.context(presets=self.presets_checked, facts=facts, selected=selected, server_name=self.name,
-                               refresh_seconds=self.cluster_cache_ttl)
+                               refresh_seconds=self.cluster_cache_ttl, budgets=await self.budgets())
         return form.render(context, extra_paths=self.template_paths)
 
     def last_user_options(self):

@@ -15,11 +15,8 @@ Your own templates can extend ours: ``{% extends "templates/spawn.html" %}`` is 
 our blocks (``dkrz_error``, ``dkrz_form``) are documented at the top of each template.
 """
 
-import dkrzspawner
+from dkrzspawner.hubconfig import use_page_templates
 
 c = get_config()  # noqa: F821 (provided by JupyterHub when it loads the file)
 
-_ours = dkrzspawner.templates_path()
-_theirs = [path for path in (c.JupyterHub.template_paths if "template_paths" in c.JupyterHub else [])
-           if path != _ours]
-c.JupyterHub.template_paths = [_ours, *_theirs]
+use_page_templates(c)

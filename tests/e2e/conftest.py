@@ -29,12 +29,13 @@ c.JupyterHub.bind_url = "http://127.0.0.1:{public}"
 c.JupyterHub.hub_bind_url = "http://127.0.0.1:{hub}"
 c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api}"
 c.JupyterHub.log_level = "DEBUG"
-c.JupyterHub.services = [{{"name": "e2e-driver", "api_token": {token!r}}}]
-c.JupyterHub.load_roles = [{{
+# appended: the drop-ins' services (announcements, accounts) and roles stay
+c.JupyterHub.services.append({{"name": "e2e-driver", "api_token": {token!r}}})
+c.JupyterHub.load_roles.append({{
     "name": "e2e-driver",
     "scopes": ["admin:users", "admin:servers", "tokens", "list:users", "read:users"],
     "services": ["e2e-driver"],
-}}]
+}})
 c.DKRZSpawner.watch_interval = 5
 
 
@@ -83,8 +84,9 @@ class Hub:
     def _answers(self):
         if self.proc.poll() is not None:
             raise AssertionError(f"the hub exited with {self.proc.returncode}; see {self.log_path}")
-        try:
-            return requests.get(self.api_url, timeout=2).ok
+        try:  # the hub API first; through the proxy only once the hub has added its routes (after its services)
+            return (requests.get(self.api_url, timeout=2).ok
+                    and requests.get(f"{self.public_url}/hub/api", timeout=2).ok)
         except requests.ConnectionError:
             return False
 

@@ -1,0 +1,68 @@
+"""Helpers for drop-in files (the services' and the page templates'): add to a hub's configuration without
+undoing what a site (or another drop-in) set.
+
+JupyterHub loads each drop-in (``load_subconfig``) into a configuration of its own and merges it into the hub's
+afterwards: a drop-in cannot see what other files set, and a list it assigns would replace theirs. So every
+helper here only uses the config's lazy operations (``append``, ``update``, ``prepend``), which are applied to
+whatever the other files set when the configurations are merged.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+import warnings
+
+from . import templates_path
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 free right now: two hubs on one machine (demo and tests) get different ones."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def add_managed_service(c, name: str, module: str, environment: dict, **fields) -> None:
+    """Append a service the hub starts and stops: ``python -m module`` with the hub's own Python, listening on
+    a free port of 127.0.0.1, logging users in through the hub's OAuth without a confirmation page; every hub
+    user may use it (``access:services!service=name``). ``fields`` are further service settings."""
+    c.JupyterHub.services.append({
+        "name": name,
+        "url": f"http://127.0.0.1:{free_port()}",
+        "command": [sys.executable, "-m", module],
+        "environment": environment,
+        "oauth_no_confirm": True,
+        **fields,
+    })
+    grant_users(c, [f"access:services!service={name}"])
+
+
+def define_scope(c, scope: str, description: str) -> None:
+    """Declare a ``custom:`` scope in ``c.JupyterHub.custom_scopes``."""
+    c.JupyterHub.custom_scopes.update({scope: {"description": description}})
+
+
+def grant_users(c, scopes) -> None:
+    """Give every hub user ``scopes`` through ``c.JupyterHub.extra_user_scopes``.
+
+    JupyterHub 5 has no ``extra_user_scopes``: there a site adds the scopes to its ``user`` role itself (a
+    drop-in cannot extend a role another file defines); this warns with that advice.
+    """
+    from jupyterhub.app import JupyterHub
+
+    if "extra_user_scopes" not in JupyterHub.class_trait_names():
+        warnings.warn("JupyterHub < 6: add these scopes to the user role in c.JupyterHub.load_roles: "
+                      + ", ".join(scopes), stacklevel=2)
+        return
+    c.JupyterHub.extra_user_scopes.update(set(scopes))
+
+
+def add_template_var(c, name: str, value) -> None:
+    """Set one ``c.JupyterHub.template_vars`` entry, keeping the others."""
+    c.JupyterHub.template_vars.update({name: value})
+
+
+def use_page_templates(c) -> None:
+    """Put dkrzspawner's page templates first in ``c.JupyterHub.template_paths`` (a site's folders stay)."""
+    c.JupyterHub.template_paths.prepend([templates_path()])

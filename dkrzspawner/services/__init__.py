@@ -1,0 +1,7 @@
+"""Hub services beside the spawner, each started by the hub and authenticated through it (HubOAuth).
+
+- :mod:`~dkrzspawner.services.announcements`: maintenance windows and news, shown on the hub's pages;
+- :mod:`~dkrzspawner.services.accounts`: a user's Slurm accounts, core-hours used and the budget left.
+
+Each is switched on by its own drop-in file in ``jupyterhub_config.d/``.
+"""
