@@ -517,7 +517,7 @@ class DKRZSpawner(SpawnPageMixin, Spawner):
         if status is None:
             # Nothing heard yet (e.g. just after a hub restart): ask, batched with all other spawners.
             try:
-                await asyncio.wait_for(self.watcher.refresh(), self.slurm_timeout * 3)
+                await asyncio.wait_for(self.watcher.refresh(self.job_id), self.slurm_timeout * 3)
             except asyncio.TimeoutError:
                 return None
             status = self.watcher.status(self.job_id)

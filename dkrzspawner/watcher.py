@@ -142,6 +142,8 @@ class JobWatcher:
         self._listeners: dict[str, object] = {}
         self._positions: dict[str, tuple[int, int]] = {}
         self._positions_at = 0.0
+        self._in_flight: set[str] = set()  # the jobs the query on its way asks about ...
+        self._in_flight_done = asyncio.Event()  # ... and what is set when it has answered
         #: the last query's failure, or None when it succeeded
         self.last_error: SlurmError | None = None
         self.cycles = 0
@@ -198,10 +200,17 @@ class JobWatcher:
         event = self._polled
         await event.wait()
 
-    async def refresh(self):
-        """Ask now (batched with everyone else who asks) and wait for the answer."""
+    async def refresh(self, job_id: str | None = None):
+        """Ask now (batched with everyone else who asks) and wait for the answer.
+
+        With ``job_id``, a query already on its way that covers that job is answer enough: after a hub
+        restart every spawner asks at once, and the watcher's first query answers them all.
+        """
         if self._task is None or self._task.done():
             await self.poll_once()  # no loop runs (nothing watched): ask once, here
+            return
+        if job_id is not None and str(job_id) in self._in_flight:
+            await self._in_flight_done.wait()
             return
         event = self._polled
         self._wake.set()
@@ -235,9 +244,11 @@ class JobWatcher:
         self._wake.clear()
         event, self._polled = self._polled, asyncio.Event()
         before = {job_id for job_id, status in self._jobs.items() if status is not None and status.over}
+        self._in_flight, self._in_flight_done = set(self._jobs), event
         try:
             await self._query()
         finally:
+            self._in_flight = set()
             self.cycles += 1
             event.set()
         for job_id, status in list(self._jobs.items()):

@@ -38,7 +38,7 @@ def test_dkrzspawner_side_of_every_benchmark_runs_and_writes_its_files(tmp_path)
     assert results["form"]["warm_median_ms"] > 0
     for name in ("load.png", "latency.png", "summary.md"):
         assert (tmp_path / name).stat().st_size > 0
-    assert "| N=2 servers" in (tmp_path / "summary.md").read_text()
+    assert "N=2 servers" in (tmp_path / "summary.md").read_text()
 
 
 def test_batchspawner_side_runs_too(tmp_path):

@@ -222,6 +222,22 @@ async def test_one_squeue_for_twenty_jobs(make_watcher):
     assert runner.count("squeue") == 2
 
 
+async def test_a_hundred_spawners_asking_after_a_restart_share_the_first_query(make_watcher):
+    # A hub restart: every spawner loads its job, then all poll at once while the first query is on its way.
+    job_ids = [str(i) for i in range(200, 300)]
+    runner = FakeRunner(squeue=lambda argv: "".join(squeue_line(i) for i in ids_of(argv)))
+    runner.delay = 0.05
+    w = make_watcher(runner)
+    for job_id in job_ids:
+        w.watch(job_id)
+    await asyncio.sleep(0)  # the watcher's first query starts
+    await asyncio.wait_for(asyncio.gather(*(w.refresh(job_id) for job_id in job_ids)), 5)
+    assert runner.count("squeue") == 1
+    assert all(w.status(job_id).running for job_id in job_ids)
+    await asyncio.wait_for(w.refresh("999"), 5)  # a job the query on its way did not ask about: a new query
+    assert runner.count("squeue") == 2
+
+
 async def test_ids_are_sorted_numerically(make_watcher):
     runner = FakeRunner()
     runner.sacct = ""
