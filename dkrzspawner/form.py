@@ -82,6 +82,7 @@ class PartitionView:
     default_cores: int
     memory_per_core_mb: int
     accounts: tuple[str, ...]
+    modules: tuple[str, ...] = ()  # loaded for every job here
 
     @property
     def limits(self) -> str:
@@ -121,6 +122,7 @@ def partition_views(facts: Facts | None, presets: dict[str, Preset]) -> list[Par
             total_gpus=p.total_gpus, max_nodes=p.max_nodes, max_cores=p.max_cores, max_memory_mb=p.max_memory_mb,
             max_gpus=p.max_gpus, max_runtime=p.max_runtime, default_runtime=p.default_runtime,
             default_cores=p.default_cores, memory_per_core_mb=p.memory_per_core_mb, accounts=_accounts_for(facts, p),
+            modules=p.modules,
         )
         for p in ordered if p.name in offered or p.name in used
     ]
@@ -203,6 +205,7 @@ def context(*, presets: dict[str, Preset], facts: Facts | None, selected: dict, 
         "default_account": getattr(access, "default_account", None) or "",
         "reservations": reservations,
         "has_gpus": any(p.max_gpus for p in offered),
+        "modules": list(facts.modules or ()) if facts is not None else [],
         "gpu_partitions": [p.name for p in offered if p.max_gpus],
         "selected": selected,
         "cost": cost,

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .cluster import PartitionAccess
+from .modules import MODULE
 
 SLUG = re.compile(r"[a-z][a-z0-9_-]{0,31}", re.ASCII)
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", re.ASCII)
@@ -21,6 +22,7 @@ RUNTIME = re.compile(r"(?:([0-9]{1,2})-)?([0-9]{1,2}):([0-5][0-9]):([0-5][0-9])"
 MEMORY = re.compile(r"([0-9]{1,9})([KMGT]?)", re.ASCII)
 _MEMORY_FACTOR = {"K": 1 / 1024, "": 1, "M": 1, "G": 1024, "T": 1024 * 1024}
 MIN_RUNTIME = 60
+MAX_MODULES = 32
 
 
 class OptionsError(ValueError):
@@ -90,6 +92,7 @@ class Preset(BaseModel):
     memory_per_core: str = "2500M"
     runtime: str = "06:00:00"
     max_runtime: str = "12:00:00"
+    modules: tuple[str, ...] = ()
 
     @field_validator("cores")
     @classmethod
@@ -109,6 +112,18 @@ class Preset(BaseModel):
     def _runtime_format(cls, value):
         runtime_seconds(value)
         return value
+
+    @field_validator("modules")
+    @classmethod
+    def _module_names(cls, value):
+        return _module_names(value)
+
+
+def _module_names(value):
+    bad = [name for name in value if not MODULE.fullmatch(name)]
+    if bad:
+        raise ValueError(f"{bad[0]!r} is not a module name (letters, digits and _ . + / -)")
+    return value
 
 
 DKRZ_PRESETS = {
@@ -161,6 +176,13 @@ class PartitionPolicy(BaseModel):
     default_runtime: str | None = None
     default_cores: int | None = Field(None, ge=1)
     memory_per_core: str | None = None
+    #: modules loaded for every job in this partition, before a preset's and the user's
+    modules: tuple[str, ...] = ()
+
+    @field_validator("modules")
+    @classmethod
+    def _module_names(cls, value):
+        return _module_names(value)
 
     @field_validator("max_memory", "memory_per_core")
     @classmethod
@@ -226,6 +248,7 @@ class PartitionLimits(PartitionAccess):
     free_gpus: int = 0
     total_gpus: int = 0
     free_memory_mb: int = 0
+    modules: tuple[str, ...] = ()
 
 
 def _smallest(*values):
@@ -282,6 +305,7 @@ def partition_limits(slurm, policy: PartitionPolicy) -> PartitionLimits:
         free_gpus=slurm.free_gpus if (policy.max_gpus is None or policy.max_gpus > 0) else 0,
         total_gpus=slurm.total_gpus if (policy.max_gpus is None or policy.max_gpus > 0) else 0,
         free_memory_mb=slurm.free_memory,
+        modules=policy.modules,
     )
 
 
@@ -296,6 +320,7 @@ class Facts:
     advanced: bool = True
     errors: tuple[str, ...] = field(default=())
     as_of: str = ""  # when Slurm gave the partition data (HH:MM:SS)
+    modules: tuple[str, ...] | None = None  # the modules the cluster offers; None: none offered or Lmod failed
 
     def visible(self) -> list[PartitionLimits]:
         """Partitions offered for advanced requests, Slurm's default partition first."""
@@ -303,15 +328,16 @@ class Facts:
         return sorted(found, key=lambda p: not p.default)
 
 
-def make_facts(snapshot, policy: dict[str, PartitionPolicy], advanced: bool = True) -> Facts:
-    """Facts from a :class:`~dkrzspawner.cluster.Snapshot` and the site's partition policy."""
+def make_facts(snapshot, policy: dict[str, PartitionPolicy], advanced: bool = True, modules=None) -> Facts:
+    """Facts from a :class:`~dkrzspawner.cluster.Snapshot`, the site's partition policy and the modules the
+    cluster offers (None: no modules offered)."""
     partitions = None
     if snapshot.partitions is not None:
         partitions = {name: partition_limits(part, policy_for(policy, name))
                       for name, part in snapshot.partitions.items()}
     return Facts(user=snapshot.user, partitions=partitions, access=snapshot.access,
                  reservations=snapshot.reservations, advanced=advanced, errors=tuple(snapshot.errors),
-                 as_of=getattr(snapshot, "as_of", ""))
+                 as_of=getattr(snapshot, "as_of", ""), modules=modules)
 
 
 # -- the validated request ---------------------------------------------------------------------------------
@@ -328,6 +354,7 @@ class JobRequest:
     gpus: int = 0
     reservation: str | None = None
     preset: str | None = None
+    modules: tuple[str, ...] = ()  # in load order: the partition's, the preset's, then the user's
 
     @property
     def memory_mb(self) -> int:
@@ -346,6 +373,7 @@ class _CommonOptions(BaseModel):
     cores: int | None = None
     account: str | None = None
     runtime: str | None = None
+    modules: list[str] | None = None
 
 
 class _PresetOptions(_CommonOptions):
@@ -360,9 +388,11 @@ class _AdvancedOptions(_CommonOptions):
     reservation: str | None = None
 
 
-FIELD_WORDS = {"preset": "Preset", "cores": "Cores", "account": "Account", "runtime": "Runtime"}
+FIELD_WORDS = {"preset": "Preset", "cores": "Cores", "account": "Account", "runtime": "Runtime",
+               "modules": "Modules"}
 ADVANCED_WORDS = {"partition": "Partition", "account": "Account", "nodes": "Nodes", "cores": "Cores",
-                  "memory": "Memory", "gpus": "GPUs", "runtime": "Runtime", "reservation": "Reservation"}
+                  "memory": "Memory", "gpus": "GPUs", "runtime": "Runtime", "reservation": "Reservation",
+                  "modules": "Modules"}
 
 
 def unwrap(user_options) -> dict:
@@ -444,8 +474,37 @@ def _validate_preset(options, presets, accounts, facts) -> JobRequest:
             raise OptionsError("cores", f"Cores: {cores} cores of preset {name} need {memory}M of memory, more "
                                         f"than partition {limits.name} allows ({limits.max_memory_mb}M).")
     account = _check_account(parsed.account, accounts, facts, limits, preset.partition)
+    modules = check_modules(parsed.modules, facts, (*(limits.modules if limits else ()), *preset.modules))
     return JobRequest(partition=preset.partition, cores=cores, memory=f"{memory}M", runtime=format_runtime(seconds),
-                      account=account, preset=name)
+                      account=account, preset=name, modules=modules)
+
+
+def check_modules(requested, facts, admin_modules=()) -> tuple[str, ...]:
+    """The modules to load: the admin's, then the user's, each once. A user's module must be one the cluster
+    offers (``module -t avail``); the admin's were checked when the config was read. Without ``facts`` only
+    the names' shape is checked (a kernelspec read before Slurm and Lmod are asked)."""
+    chosen = list(dict.fromkeys(admin_modules))
+    if not requested:
+        return tuple(chosen)
+    if len(requested) > MAX_MODULES:
+        raise OptionsError("modules", f"Modules: at most {MAX_MODULES} may be loaded.")
+    for name in requested:
+        if not isinstance(name, str) or not MODULE.fullmatch(name):
+            raise OptionsError("modules", f"Modules: {_show(str(name))} is not a module name "
+                                          "(letters, digits and _ . + / -).")
+    if facts is None:
+        return tuple(dict.fromkeys([*chosen, *requested]))
+    offered = facts.modules
+    if offered is None:
+        raise OptionsError("modules", "Modules: this hub offers no environment modules right now, so none can "
+                                      "be loaded; leave the field empty.")
+    for name in requested:
+        if name not in offered:
+            raise OptionsError("modules", f"Modules: {_show(name)} is not a module of this cluster "
+                                          "(see `module avail`).")
+        if name not in chosen:
+            chosen.append(name)
+    return tuple(chosen)
 
 
 def _check_account(account, accounts, facts, limits, partition: str) -> str | None:
@@ -550,8 +609,9 @@ def _validate_advanced(options, facts: Facts) -> JobRequest:
             if not found.allows(facts.user, account):
                 raise OptionsError("reservation", f"Reservation {reservation} is not open to you"
                                                   + (f" with account {account}." if account else "."))
+    modules = check_modules(parsed.modules, facts, limits.modules)
     return JobRequest(partition=name, cores=cores, memory=memory, runtime=format_runtime(seconds),
-                      account=account, nodes=nodes, gpus=gpus, reservation=reservation)
+                      account=account, nodes=nodes, gpus=gpus, reservation=reservation, modules=modules)
 
 
 # -- form and URL input ------------------------------------------------------------------------------------
@@ -560,6 +620,8 @@ PRESET_FORM_FIELDS = ("preset", "preset_runtime")
 ADVANCED_FORM_FIELDS = ("partition", "nodes", "cores", "memory", "gpus", "runtime", "reservation")
 INTEGER_FIELDS = ("nodes", "cores", "gpus")
 FORM_IGNORED = ("_xsrf",)
+#: fields that may be sent several times (a multi-select) or as one comma-separated text
+LIST_FIELDS = ("modules",)
 
 
 def _single(form: dict, key: str):
@@ -582,14 +644,25 @@ def _text(value):
     return value.strip(" \t") if isinstance(value, str) else value
 
 
+def _names(values) -> list:
+    """A multi-select's values, or comma-separated names in one field, as a list without empty entries."""
+    values = values if isinstance(values, (list, tuple)) else [values]
+    names = []
+    for value in values:
+        parts = value.split(",") if isinstance(value, str) else [value]
+        names += [_text(part) for part in parts if _text(part) != ""]
+    return names
+
+
 def options_from_form(form: dict) -> dict:
     """The spawn form's fields (each a list of strings) as ``user_options`` with JSON types.
 
     ``mode`` picks the tab: ``preset`` uses ``preset`` (``name`` or ``name:cores``) and ``preset_runtime``;
-    ``advanced`` uses ``partition``, ``nodes``, ``cores``, ``memory``, ``gpus``, ``runtime`` and ``reservation``,
-    dropping the empty ones. ``account`` serves both; empty means the default account.
+    ``advanced`` uses ``partition``, ``nodes``, ``cores``, ``memory``, ``gpus``, ``runtime``, ``reservation`` and
+    ``modules`` (several values), dropping the empty ones. ``account`` serves both; empty means the default account.
     """
-    values = {key: _text(_single(form, key)) for key in form if key not in FORM_IGNORED}
+    values = {key: _text(_single(form, key)) for key in form if key not in (*FORM_IGNORED, *LIST_FIELDS)}
+    modules = _names(form.get("modules", []))
     mode = values.pop("mode", None)
     if mode is None:
         mode = "advanced" if "partition" in values and "preset" not in values else "preset"
@@ -613,6 +686,8 @@ def options_from_form(form: dict) -> dict:
             value = values.pop(key, "")
             if value != "":
                 options[key] = _integer(value) if key in INTEGER_FIELDS else value
+        if modules:
+            options["modules"] = modules
         for key in PRESET_FORM_FIELDS:
             values.pop(key, None)
     if account != "":
@@ -631,6 +706,10 @@ def options_from_query(query: dict) -> dict:
         return options_from_form(query)
     options = {}
     for key in query:
+        if key in LIST_FIELDS:
+            if _names(query[key]):
+                options[key] = _names(query[key])
+            continue
         value = _text(_single(query, key))
         if value == "":
             continue
@@ -688,6 +767,7 @@ def preselect(last_options, presets: dict[str, Preset], facts: Facts | None) -> 
         "gpus": text("gpus"),
         "runtime": text("runtime"),
         "reservation": text("reservation"),
+        "modules": list(options.get("modules") or []) if advanced else [],
     }
 
 

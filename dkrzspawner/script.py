@@ -45,8 +45,12 @@ def environment(extra_paths=()) -> jinja2.Environment:
 
 
 def render(template: str, *, request, job_name, comment, output, workdir, export_names, path, command,
-           extra_paths=()) -> str:
-    """The batch script for ``request``; ``command`` is an argument list, quoted here for the shell."""
+           modules_init="", module_path=(), extra_paths=()) -> str:
+    """The batch script for ``request``; ``command`` is an argument list, quoted here for the shell.
+
+    ``request.modules`` (validated names) are loaded with ``module load`` after sourcing ``modules_init`` with
+    ``MODULEPATH`` set to ``module_path``.
+    """
     return environment(extra_paths).get_template(template).render(
         request=request,
         job_name=job_name,
@@ -56,4 +60,7 @@ def render(template: str, *, request, job_name, comment, output, workdir, export
         export=",".join(sorted(export_names)),
         path=ShellWords(shlex.quote(path)),
         command=ShellWords(" ".join(shlex.quote(arg) for arg in command)),
+        modules=ShellWords(" ".join(shlex.quote(name) for name in request.modules)),
+        modules_init=ShellWords(shlex.quote(modules_init)),
+        module_path=ShellWords(shlex.quote(":".join(module_path))),
     )

@@ -18,6 +18,7 @@ from traitlets import Bool, Dict, Float, Integer, List, Unicode, default, observ
 
 from . import handlers, options, reasons, script
 from .errors import spawn_error
+from .spawnmodules import ModulesMixin
 from .spawnpage import SpawnPageMixin
 from .slurm import SlurmError, SlurmRejected, SlurmRunner, SlurmUnreachable
 from .watcher import SACCT_FORMAT, JobWatcher, parse_sacct
@@ -27,7 +28,7 @@ handlers.register()
 _shared: dict[tuple, tuple[SlurmRunner, JobWatcher]] = {}
 
 
-class DKRZSpawner(SpawnPageMixin, Spawner):
+class DKRZSpawner(SpawnPageMixin, ModulesMixin, Spawner):
     """Starts each Jupyter server as a Slurm job of the user, from a preset or an advanced request."""
 
     presets = Dict(
@@ -35,9 +36,9 @@ class DKRZSpawner(SpawnPageMixin, Spawner):
         help="""Presets offered to users, by name (a lower-case slug, used in ``user_options["preset"]``).
 
         Each value has ``display_name``, ``description``, ``partition``, ``cores`` (the choices, the first is
-        the default), ``memory_per_core`` (Slurm units, e.g. ``2500M``), ``runtime`` (default walltime) and
-        ``max_runtime``. The default is DKRZ's ``shared`` and ``prepost`` with 1, 2 or 4 cores and 2.5 GB
-        per core.
+        the default), ``memory_per_core`` (Slurm units, e.g. ``2500M``), ``runtime`` (default walltime),
+        ``max_runtime`` and ``modules`` (environment modules the job loads, in order, after the partition's).
+        The default is DKRZ's ``shared`` and ``prepost`` with 1, 2 or 4 cores and 2.5 GB per core.
         """,
     ).tag(config=True)
 
@@ -317,7 +318,7 @@ class DKRZSpawner(SpawnPageMixin, Spawner):
             self.batch_script_template, request=request, job_name=self.job_name, comment=self.job_comment,
             output=self._output_file(home), workdir=home, export_names=env.keys(),
             path=f"{self.job_prefix.rstrip('/')}/bin:{self.job_path}", command=self._command(),
-            extra_paths=self.template_paths,
+            modules_init=self.modules_init, module_path=self.module_path, extra_paths=self.template_paths,
         )
         self.log.debug("Batch script for %s:\n%s", self._log_name, text)
         await self.preflight(text, env)  # sbatch --test-only: Slurm's refusal in plain words, or its estimate

@@ -30,8 +30,9 @@ class SpawnPageMixin(Configurable):
         Each value may have ``hidden`` (not offered in the Advanced tab; presets may still use it),
         ``display_name``, ``description`` and ``hint`` (shown in the form), the limits ``max_nodes``,
         ``max_cores`` (per node), ``max_memory`` (per node, Slurm units), ``max_gpus`` (per node; 0 hides the
-        GPU field for that partition) and ``max_runtime``, and the defaults ``default_runtime``,
-        ``default_cores`` and ``memory_per_core``. Limits only tighten what Slurm allows. Example::
+        GPU field for that partition) and ``max_runtime``, the defaults ``default_runtime``,
+        ``default_cores`` and ``memory_per_core``, and ``modules`` (environment modules every job in the
+        partition loads first). Limits only tighten what Slurm allows. Example::
 
             c.DKRZSpawner.partitions = {
                 "*": {"max_gpus": 0},
@@ -117,7 +118,8 @@ class SpawnPageMixin(Configurable):
     async def cluster_facts(self) -> options.Facts:
         """What Slurm says for this user, with the site's partition policy applied; never raises for Slurm."""
         snapshot = await self.cluster.snapshot(self.user.name)
-        return options.make_facts(snapshot, self.partition_policy, advanced=self.advanced_options)
+        return options.make_facts(snapshot, self.partition_policy, advanced=self.advanced_options,
+                                  modules=await self.offered_modules())
 
     # -- the one validation -------------------------------------------------------------------------------
     async def validate_options(self, user_options) -> options.JobRequest:

@@ -7,8 +7,14 @@ Loaded by ``jupyterhub_config.py`` at the top of the repository, like any other 
 c = get_config()  # noqa: F821 (provided by JupyterHub when it loads the file)
 
 import dkrzspawner  # noqa: E402
+from dkrzspawner.options import DKRZ_PRESETS  # noqa: E402
 
 c.JupyterHub.spawner_class = "dkrz"
+# The DKRZ presets; prepost also loads the local cluster's example/1.0 module (ci/slurm-up's module tree).
+c.DKRZSpawner.presets = {
+    key: {**preset, **({"modules": ["example/1.0"]} if key == "prepost" else {})}
+    for key, preset in DKRZ_PRESETS.items()
+}
 # Our page templates: job state, walltime left and why a server ended on the home page; the spawn page
 # (error shown, the right named server's form after a refusal) and the progress page (Slurm's estimated start,
 # a stop button for the server it is about). Without this line the form still works, inside JupyterHub's pages.

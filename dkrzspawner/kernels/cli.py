@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import getpass
 import json
+import logging
 import os
 import re
 import shutil
@@ -30,7 +31,8 @@ import jinja2
 from jupyter_core.paths import jupyter_data_dir
 
 from ..cluster import Cluster
-from ..options import OptionsError, load_partition_policy, make_facts
+from ..modules import ModuleCatalog
+from ..options import OptionsError, check_modules, load_partition_policy, make_facts
 from ..slurm import SlurmRunner
 from . import activation
 from . import options as kopts
@@ -81,15 +83,17 @@ def options_from_args(args) -> dict:
 
 async def _facts(runner, user: str):
     snapshot = await Cluster(runner, ttl=0).snapshot(user)
-    return make_facts(snapshot, load_partition_policy({}))
+    offered = await ModuleCatalog(runner).offered(logging.getLogger("dkrz-kernel"))
+    return make_facts(snapshot, load_partition_policy({}), modules=offered)
 
 
 def check_options(config: dict, *, runner=None, with_slurm: bool = True):
     """Shape first (no Slurm), then the cluster's facts. Returns the KernelOptions; raises OptionsError."""
     options = kopts.check_shape(config)
-    if with_slurm and not options.reuses_allocation:
+    if with_slurm and (options.modules or not options.reuses_allocation):
         facts = asyncio.run(_facts(runner or SlurmRunner(), getpass.getuser()))
-        kopts.to_job_request(options, facts=facts)
+        admin_modules = () if options.reuses_allocation else kopts.to_job_request(options, facts=facts).modules
+        check_modules(options.modules, facts, admin_modules)
     return options
 
 

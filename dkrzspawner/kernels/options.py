@@ -18,13 +18,11 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .. import options as job_options
-from ..options import (ADVANCED_WORDS, DKRZ_PRESETS, NAME, OptionsError, JobRequest, load_presets,
+from ..options import (ADVANCED_WORDS, DKRZ_PRESETS, NAME, OptionsError, JobRequest, check_modules, load_presets,
                        memory_mb, runtime_seconds, validate)
 
 #: the options that describe the allocation; they go to :func:`dkrzspawner.options.validate` unchanged
 JOB_KEYS = ("preset", "partition", "account", "nodes", "cores", "memory", "gpus", "runtime", "reservation")
-#: a module name as ``module load`` takes it (``python3/2023.01-gcc-11.2.0``, ``netcdf-c/4.8.1``)
-MODULE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+/-]{0,127}", re.ASCII)
 JOB_ID = re.compile(r"[1-9][0-9]{0,11}", re.ASCII)
 KERNEL_WORDS = {"tasks": "Tasks", "modules": "Modules", "job_id": "Job id",
                 "allocation_timeout": "Allocation timeout", **ADVANCED_WORDS, "preset": "Preset"}
@@ -88,13 +86,7 @@ def check_shape(config, presets=None) -> KernelOptions:
         if job:
             raise OptionsError("job_id", f"Job id runs the kernel in an existing allocation, so it cannot be "
                                          f"combined with {', '.join(job)}.")
-    modules = ()
-    if own.modules is not None:
-        for module in own.modules:
-            if not isinstance(module, str) or not MODULE.fullmatch(module):
-                raise OptionsError("modules", f"Modules: {job_options._show(str(module))} is not a module name "
-                                              "(letters, digits and _ . + / -).")
-        modules = tuple(own.modules)
+    modules = check_modules(own.modules, None)  # the names' shape; what the cluster offers is checked at launch
     timeout = 300.0 if own.allocation_timeout is None else float(own.allocation_timeout)
     if not 1 <= timeout <= 7 * 86400:
         raise OptionsError("allocation_timeout", "Allocation timeout must be between 1 s and 7 days (in seconds).")

@@ -34,8 +34,11 @@ from jupyter_core.paths import jupyter_data_dir
 from traitlets import Dict, Float, Unicode
 
 from ..cluster import Cluster
-from ..options import OptionsError, load_partition_policy, load_presets, make_facts, DKRZ_PRESETS
+from ..modules import LOAD_AND_EXEC, job_environment
+from ..options import (DKRZ_PRESETS, Facts, OptionsError, check_modules, load_partition_policy, load_presets,
+                       make_facts)
 from ..slurm import SlurmError, SlurmRunner, SlurmTimeout, BASE_ENV
+from ..spawnmodules import ModulesMixin
 from . import options as kopts
 
 PROVISIONER_NAME = "dkrz-slurm-provisioner"
@@ -77,7 +80,7 @@ def _free_ports(count: int) -> list[int]:
     return ports
 
 
-class SlurmProvisioner(KernelProvisionerBase):
+class SlurmProvisioner(ModulesMixin, KernelProvisionerBase):
     """Runs a kernel in a Slurm allocation (see the module's docstring)."""
 
     presets = Dict(help="Presets (as ``c.DKRZSpawner.presets``); default: the DKRZ ones.").tag(config=True)
@@ -106,6 +109,8 @@ class SlurmProvisioner(KernelProvisionerBase):
         self.allocation: Allocation | None = None
         self.step_id: str | None = None
         self.job_id: str | None = None
+        #: the environment modules the kernel loads, checked against what the cluster offers
+        self.modules: tuple[str, ...] = ()
         #: seconds the allocation took (facts, salloc, squeue), for logs and measurements
         self.timings: dict[str, float] = {}
 
@@ -120,9 +125,10 @@ class SlurmProvisioner(KernelProvisionerBase):
     async def _allocate(self, options: kopts.KernelOptions) -> Allocation:
         cluster = Cluster(self.runner, ttl=0, timeout=self.slurm_timeout)
         snapshot = await cluster.snapshot(_user())
-        facts = make_facts(snapshot, load_partition_policy(self.partitions))
+        facts = make_facts(snapshot, load_partition_policy(self.partitions), modules=await self.offered_modules())
         try:
             request = kopts.to_job_request(options, self._presets(), facts)
+            self.modules = check_modules(options.modules, facts, request.modules)
         except OptionsError as exc:
             raise KernelStartError(f"The kernel's options are refused: {exc}") from None
         tag = f"dkrz-kernel:{self.kernel_id}"
@@ -188,6 +194,10 @@ class SlurmProvisioner(KernelProvisionerBase):
 
     async def _acquire(self, options: kopts.KernelOptions) -> Allocation:
         if options.job_id is not None:
+            try:
+                self.modules = check_modules(options.modules, Facts(modules=await self.offered_modules()))
+            except OptionsError as exc:
+                raise KernelStartError(f"The kernel's options are refused: {exc}") from None
             allocation = ALLOCATIONS.get(options.job_id) or Allocation(job_id=options.job_id, owned=False)
         else:
             allocation = await self._allocate(options)
@@ -253,6 +263,9 @@ class SlurmProvisioner(KernelProvisionerBase):
         self.step_id = None
         self.exit_code = None
         self.allocation.step_names.add(self.step_name)
+        if self.modules:  # bash loads them in the job step, then becomes the kernel
+            cmd = ["/bin/bash", "-c", LOAD_AND_EXEC, "dkrz-kernel", *cmd]
+            env.update(job_environment(self.modules_init, self.modules), MODULEPATH=":".join(self.module_path))
         argv = kopts.srun_argv(self.allocation.job_id, self.allocation.node, cmd, step_name=self.step_name,
                                cpus=self.allocation.cpus, cwd=str(cwd) if cwd else None, srun=srun)
         self.log.info("Starting kernel %s in allocation %s on %s", self.kernel_id, self.allocation.job_id,

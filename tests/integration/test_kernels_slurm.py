@@ -133,7 +133,8 @@ async def scenario_env_kernel(name):
     km, kc = await _start(name)
     code = ("import os, sys, json; print(json.dumps({'prefix': sys.prefix, 'executable': sys.executable, "
             "'env': {k: os.environ.get(k) for k in ('CONDA_PREFIX', 'CONDA_DEFAULT_ENV', 'CONDA_SHLVL', "
-            "'VIRTUAL_ENV', 'DKRZ_TEST_VAR', 'SLURM_JOB_ID')}, 'path0': os.environ['PATH'].split(':')[0]}))")
+            "'VIRTUAL_ENV', 'DKRZ_TEST_VAR', 'SLURM_JOB_ID', 'LOADEDMODULES', 'DKRZ_EXAMPLE', 'DKRZ_TOOLS')}, "
+            "'path0': os.environ['PATH'].split(':')[0]}))")
     found = await _run(kc, code)
     kc.stop_channels()
     provisioner = type(km.provisioner).__name__
@@ -321,6 +322,20 @@ def test_lifecycle_start_execute_interrupt_restart_shutdown(scratch, record_prop
     wait_for(lambda: gone(job_id), timeout=60, what=f"allocation {job_id} to end")
     assert found["connection_file"].startswith(str(scratch / "alice-data" / "runtime"))
     assert not os.path.exists(found["connection_file"])
+
+
+def test_a_slurm_kernel_loads_its_modules_in_order_and_an_unknown_one_is_refused(scratch):
+    refused = cli(scratch, "create", "--template", "python-slurm", "--name", f"{RUN}-nomod", "--preset", "shared",
+                  "--modules", "nosuch/1.0", check=False)
+    assert refused.returncode == 2 and "'nosuch/1.0' is not a module of this cluster" in refused.stderr
+    cli(scratch, "create", "--template", "python-slurm", "--name", f"{RUN}-mods", "--preset", "shared",
+        "--cores", "1", "--runtime", "00:10:00", "--modules", "tools/1.0,example/2.0")
+    found = drive(scratch, "env_kernel", f"{RUN}-mods")
+    env = found["found"]["env"]
+    assert env["LOADEDMODULES"] == "tools/1.0:example/2.0"
+    assert (env["DKRZ_TOOLS"], env["DKRZ_EXAMPLE"]) == ("1.0", "2.0")
+    assert env["SLURM_JOB_ID"] == found["job_id"]
+    wait_for(lambda: gone(found["job_id"]), timeout=60, what="the kernel's allocation to end")
 
 
 def test_two_kernels_share_an_allocation(scratch):

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from dkrzspawner.kernels import cli
+from dkrzspawner.modules import ModuleCatalog
 from dkrzspawner.slurm import Result
 
 REPO = Path(__file__).resolve().parents[2]
@@ -19,6 +20,10 @@ PARTITIONS = (SCONTROL.format(name="shared", default="YES", max="7-00:00:00")
               + SCONTROL.format(name="prepost", default="NO", max="12:00:00")
               + SCONTROL.format(name="gpu", default="NO", max="12:00:00"))
 SINFO = "".join(f"{p}|vm|idle|0/8/0/8|16000|0|gpu:2|gpu:0|\n" for p in ("shared", "prepost", "gpu"))
+
+
+# lmod bash --terse avail on the local cluster (stderr)
+LMOD_AVAIL = "/var/lib/slurm-local/modulefiles:\nbroken/\nbroken/1.0\nexample/\nexample/1.0\nexample/2.0\n"
 
 
 class RecordedRunner:
@@ -38,7 +43,16 @@ class RecordedRunner:
             return Result(SINFO, "", 0.0)
         if program == "sacctmgr":
             return Result("bb1234|bb1234|\n", "", 0.0)
+        if argv[1:] == ["bash", "--terse", "avail"]:  # Lmod, where the machine has it
+            return Result("", LMOD_AVAIL, 0.0)
         raise AssertionError(f"unexpected Slurm call {argv}")
+
+
+@pytest.fixture(autouse=True)
+def lmod_everywhere(monkeypatch):
+    """Lmod as on the local cluster, whether or not this machine has it: the runner answers for it."""
+    monkeypatch.setattr(cli, "ModuleCatalog",
+                        lambda runner: ModuleCatalog(runner, lmod_command="/bin/true", module_path=["/tmp"]))
 
 
 @pytest.fixture
@@ -66,14 +80,20 @@ def test_templates_render_valid_kernelspecs():
 
 def test_create_checks_with_slurm_then_writes(data_dir, capsys):
     runner = RecordedRunner()
-    assert create("--preset", "shared", "--cores", "2", "--modules", "a,b", "--modules", "c", "--tasks", "2",
-                  runner=runner) == 0
+    assert create("--preset", "shared", "--cores", "2", "--modules", "example/2.0,broken", "--modules", "example",
+                  "--tasks", "2", runner=runner) == 0
     spec = json.loads((data_dir / "kernels" / "k" / "kernel.json").read_text())
     assert spec["metadata"]["kernel_provisioner"]["config"] == {"preset": "shared", "cores": 2, "tasks": 2,
-                                                                "modules": ["a", "b", "c"]}
+                                                                "modules": ["example/2.0", "broken", "example"]}
     assert spec["display_name"] == "k (Slurm: preset shared, 2 cores)"
-    assert {call[0] for call in runner.calls} == {"scontrol", "sinfo", "sacctmgr"}  # read-only queries
+    assert {call[0] for call in runner.calls} == {"scontrol", "sinfo", "sacctmgr", "/bin/true"}  # read-only
     assert "Created kernel k" in capsys.readouterr().out
+
+
+def test_an_unknown_module_is_refused_and_nothing_is_written(data_dir, capsys):
+    assert create("--preset", "shared", "--modules", "example/9.9", runner=RecordedRunner()) == 2
+    assert "'example/9.9' is not a module of this cluster" in capsys.readouterr().err
+    assert not (data_dir / "kernels" / "k").exists()
 
 
 @pytest.mark.parametrize("argv, words", [

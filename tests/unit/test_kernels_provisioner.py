@@ -64,6 +64,7 @@ def make(fake, kernel_id="k1", **config) -> SlurmProvisioner:
     spec = KernelSpec(argv=["/py", "-m", "ipykernel_launcher", "-f", "{connection_file}"], display_name="t",
                       language="python")
     SlurmProvisioner.runner_factory = lambda: fake
+    config.setdefault("lmod_command", "")  # no modules unless a test offers them
     try:
         return SlurmProvisioner(kernel_id=kernel_id, kernel_spec=spec, parent=None, **config)
     finally:

@@ -38,6 +38,7 @@ def make_spawner(monkeypatch, user="carol", name="", last_options=None, answers=
     runner = RecordedRunner(answers)
     monkeypatch.setattr(DKRZSpawner, "runner", property(lambda self: runner))
     owner = FakeUser(name=user, orm_spawners={}, spawners={})
+    config.setdefault("lmod_command", "")  # no modules unless a test offers them
     spawner = PageSpawner(user=owner, hub=SimpleNamespace(base_url="/hub/"),
                           partitions={"*": {"max_gpus": 0}, "gpu": {"max_gpus": 2}}, **config)
     spawner.server_name, spawner.last_options = name, last_options
@@ -104,7 +105,7 @@ async def test_the_form_preselects_this_servers_last_options(monkeypatch):
 
 async def test_the_form_for_the_server_in_the_url(monkeypatch):
     default, _ = make_spawner(monkeypatch, last_options={"preset": "shared"})
-    named = PageSpawner(user=default.user, hub=default.hub)
+    named = PageSpawner(user=default.user, hub=default.hub, lmod_command="")
     named.server_name, named.last_options = "big", {"partition": "gpu", "cores": 5}
     default.user.spawners["big"], default.user.orm_spawners["big"] = named, object()
     assert default._spawner_for_url("/hub/spawn/carol/big?_xsrf=abc") is named

@@ -1,0 +1,179 @@
+"""Environment modules: Lmod's list, the one validation, the form's multi-select, the batch script's lines."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from dkrzspawner import modules, options, script
+from dkrzspawner.options import Facts, OptionsError, PartitionLimits, check_modules, options_from_form, validate
+from dkrzspawner.slurm import Result, SlurmUnreachable
+
+# lmod bash --terse avail, recorded on the local cluster (Lmod 8.6.19 writes the list to stderr)
+AVAIL = """/var/lib/slurm-local/modulefiles:
+broken/
+broken/1.0
+example/
+example/1.0
+example/2.0(default)
+jobpython/
+jobpython/3.11
+tools/
+tools/1.0
+/usr/share/lmod/lmod/modulefiles:
+"""
+OFFERED = ("broken", "broken/1.0", "example", "example/1.0", "example/2.0", "jobpython", "jobpython/3.11",
+           "tools", "tools/1.0")
+PRESETS = options.load_presets({
+    "shared": {"display_name": "Shared", "partition": "shared", "modules": ["jobpython/3.11"]},
+    "plain": {"display_name": "Plain", "partition": "shared"},
+})
+SHARED = PartitionLimits(name="shared", display_name="shared", max_cores=8, max_memory_mb=16000,
+                         max_runtime=86400, memory_per_core_mb=1000, modules=("example/1.0",))
+GPU = PartitionLimits(name="gpu", display_name="gpu", max_cores=8, max_memory_mb=16000, max_runtime=86400,
+                      memory_per_core_mb=1000, max_gpus=2)
+
+
+def facts(offered=OFFERED):
+    return Facts(user="alice", partitions={"shared": SHARED, "gpu": GPU}, modules=offered)
+
+
+# -- Lmod's list -------------------------------------------------------------------------------------------
+def test_parse_avail_keeps_names_and_versions_drops_headers_and_markers():
+    assert modules.parse_avail(AVAIL) == OFFERED
+    assert modules.parse_avail("") == ()
+    assert modules.parse_avail("/x:\n  weird name with spaces\nok/1\n") == ("ok/1",)
+
+
+def test_default_module_path_reads_lmods_file(tmp_path):
+    there = tmp_path / "mods"
+    there.mkdir()
+    listing = tmp_path / "modulespath"
+    listing.write_text(f"# comment\n{there}/  # trailing comment\n/does/not/exist\n\n")
+    assert modules.default_module_path(listing) == [str(there)]
+    assert modules.default_module_path(tmp_path / "missing") == []
+
+
+class LmodRunner:
+    def __init__(self, answer):
+        self.answer, self.calls = answer, []
+
+    async def run(self, argv, *, user=None, env=None, stdin=None, timeout=None):
+        self.calls.append((list(argv), dict(env or {})))
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return Result("", self.answer, 0.01)
+
+
+async def test_the_catalog_asks_lmod_once_with_the_module_path():
+    runner = LmodRunner(AVAIL)
+    catalog = modules.ModuleCatalog(runner, lmod_command="/bin/true", module_path=["/a", "/b"])
+    assert await catalog.offered(logging.getLogger()) == OFFERED
+    assert await catalog.available() == OFFERED
+    assert runner.calls == [(["/bin/true", "bash", "--terse", "avail"], {"MODULEPATH": "/a:/b"})]
+
+
+async def test_no_lmod_or_a_failing_lmod_offers_nothing(caplog):
+    assert await modules.ModuleCatalog(LmodRunner(AVAIL), lmod_command="/nonexistent/lmod",
+                                       module_path=["/a"]).offered(logging.getLogger()) is None
+    assert await modules.ModuleCatalog(LmodRunner(AVAIL), lmod_command="/bin/true",
+                                       module_path=[]).offered(logging.getLogger()) is None
+    failing = LmodRunner(SlurmUnreachable(["lmod"], None, "", "cannot run lmod"))
+    assert await modules.ModuleCatalog(failing, lmod_command="/bin/true",
+                                       module_path=["/a"]).offered(logging.getLogger()) is None
+    assert "modules is not available: cannot run lmod" in caplog.text
+
+
+# -- the one validation ------------------------------------------------------------------------------------
+def test_the_partitions_then_the_presets_then_the_users_modules_in_order_each_once():
+    request = validate({"preset": "shared", "modules": ["tools/1.0", "example/1.0", "tools/1.0"]}, PRESETS,
+                       facts=facts())
+    assert request.modules == ("example/1.0", "jobpython/3.11", "tools/1.0")
+
+
+def test_an_advanced_request_loads_two_modules_in_the_order_given():
+    request = validate({"partition": "gpu", "modules": ["tools/1.0", "example/2.0"]}, PRESETS, facts=facts())
+    assert request.modules == ("tools/1.0", "example/2.0")
+    assert validate({"partition": "gpu"}, PRESETS, facts=facts()).modules == ()
+
+
+@pytest.mark.parametrize("requested, words", [
+    (["example/9.9"], "'example/9.9' is not a module of this cluster"),
+    (["example/1.0\nexport X=1"], "is not a module name"),
+    (["example/1.0; rm -rf ~"], "is not a module name"),
+    (["../../etc"], "is not a module name"),
+    (["tools/../../etc"], "is not a module of this cluster"),
+    ([""], "is not a module name"),
+    ([3], "Modules:"),
+    ("example/1.0", "Modules:"),
+    (["m"] * 33, "at most 32"),
+])
+def test_bad_modules_are_refused_with_a_message_naming_the_field(requested, words):
+    with pytest.raises(OptionsError, match=words) as refused:
+        validate({"partition": "gpu", "modules": requested}, PRESETS, facts=facts())
+    assert refused.value.field == "modules"
+
+
+def test_with_no_modules_offered_a_request_for_one_is_refused_but_none_is_fine():
+    with pytest.raises(OptionsError, match="offers no environment modules"):
+        validate({"partition": "gpu", "modules": ["example/1.0"]}, PRESETS, facts=facts(offered=None))
+    assert validate({"partition": "gpu", "modules": []}, PRESETS, facts=facts(offered=None)).modules == ()
+
+
+def test_without_facts_only_the_shape_is_checked():
+    assert check_modules(["anything/1.0"], None, ("first",)) == ("first", "anything/1.0")
+    with pytest.raises(OptionsError):
+        check_modules(["bad name"], None)
+
+
+def test_admins_module_names_are_checked_when_the_config_is_read():
+    with pytest.raises(ValueError, match="not a module name"):
+        options.load_presets({"x": {"display_name": "X", "partition": "shared", "modules": ["a b"]}})
+    with pytest.raises(ValueError, match="not a module name"):
+        options.load_partition_policy({"shared": {"modules": ["a;b"]}})
+    assert options.load_partition_policy({"shared": {"modules": ["example/1.0"]}})["shared"].modules == \
+        ("example/1.0",)
+
+
+# -- the form and spawn URLs -------------------------------------------------------------------------------
+def test_the_multi_select_sends_a_list_kept_in_advanced_mode_only():
+    form = {"mode": ["advanced"], "partition": ["gpu"], "modules": ["tools/1.0", "example/2.0"], "cores": [""]}
+    assert options_from_form(form) == {"partition": "gpu", "modules": ["tools/1.0", "example/2.0"]}
+    assert options_from_form({**form, "modules": [""]}) == {"partition": "gpu"}
+    assert "modules" not in options_from_form({"mode": ["preset"], "preset": ["shared"], "modules": ["tools"]})
+
+
+def test_a_spawn_url_takes_modules_repeated_or_comma_separated():
+    query = {"partition": ["gpu"], "modules": ["tools/1.0,example/2.0", "broken"]}
+    assert options.options_from_query(query) == {"partition": "gpu",
+                                                 "modules": ["tools/1.0", "example/2.0", "broken"]}
+
+
+def test_the_last_modules_are_preselected_when_still_offered():
+    last = {"partition": "gpu", "modules": ["tools/1.0"]}
+    assert options.preselect(last, PRESETS, facts())["modules"] == ["tools/1.0"]
+    assert options.preselect({"partition": "gpu", "modules": ["gone/1.0"]}, PRESETS, facts())["modules"] == []
+
+
+# -- the batch script --------------------------------------------------------------------------------------
+def render(request):
+    return script.render("batch_script.sh.j2", request=request, job_name="jupyterhub-x", comment="dkrzspawner:x",
+                         output="/home/alice/out", workdir="/home/alice", export_names=["A"], path="/env/bin",
+                         command=["/env/bin/python", "-m", "dkrzspawner.singleuser"],
+                         modules_init="/usr/share/lmod/lmod/init/bash", module_path=["/m1", "/m2"])
+
+
+def test_the_script_loads_the_modules_before_the_server_and_stops_if_loading_fails():
+    text = render(validate({"partition": "gpu", "modules": ["tools/1.0", "example/2.0"]}, PRESETS, facts=facts()))
+    lines = text.splitlines()
+    load = lines.index("module load tools/1.0 example/2.0 || { echo \"dkrzspawner: module load tools/1.0 "
+                       "example/2.0 failed\" >&2; exit 1; }")
+    assert lines[load - 2] == "export MODULEPATH=/m1:/m2"
+    assert lines[load - 1].startswith("source /usr/share/lmod/lmod/init/bash || {")
+    assert [line for line in lines[load + 1:] if line][0].startswith("exec /env/bin/python")
+
+
+def test_no_modules_no_module_lines():
+    text = render(validate({"partition": "gpu"}, PRESETS, facts=facts()))
+    assert "module" not in text.replace("dkrzspawner.singleuser", "")
