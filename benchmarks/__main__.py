@@ -35,22 +35,28 @@ def parse_args(argv=None):
     return args
 
 
-def run(args) -> dict:
+def run(args, saved=lambda results: None) -> dict:
+    """Every measurement asked for; ``saved(results)`` after each, so a failure keeps what was measured."""
     results = {"machine": harness.machine(), "settings": {
         "servers": args.servers, "interval_s": args.interval, "window_s": args.window, "spawns": args.spawns}}
     harness.clear_queue()
     if "seeded" in args.only:
         responder = harness.Responder()
+        results["seeded"] = []
         try:
-            results["seeded"] = [scenarios.seeded(kind, n, args.window, args.interval, responder)
-                                 for n in args.servers for kind in args.kinds]
+            for n in args.servers:
+                for kind in args.kinds:
+                    results["seeded"].append(scenarios.seeded(kind, n, args.window, args.interval, responder))
+                    saved(results)
         finally:
             responder.close()
     if "pending" in args.only:
         results["pending"] = [scenarios.pending(kind, args.window, args.interval) for kind in args.kinds]
+        saved(results)
     if "latency" in args.only:
         results["latency"] = [scenarios.latency(kind, args.spawns) for kind in args.kinds]
         results["latency"].append(scenarios.floor(args.spawns))
+        saved(results)
     if "form" in args.only:
         timings = asyncio.run(form_render.measure("carol", 3 if args.smoke else 20))
         results["form"] = {f"{kind}_median_ms": round(statistics.median(values), 3)
@@ -74,8 +80,11 @@ def write(results: dict, folder: Path, readme: Path | None):
 
 def main(argv=None):
     args = parse_args(argv)
-    results = run(args)
+    partial = args.results / "benchmarks.partial.json"
+    args.results.mkdir(parents=True, exist_ok=True)
+    results = run(args, saved=lambda so_far: partial.write_text(json.dumps(so_far, indent=1) + "\n"))
     write(results, args.results, None if args.smoke else harness.REPO / "README.md")
+    partial.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

@@ -85,7 +85,7 @@ def seeded(kind: str, servers: int, window: float, interval: float, responder: h
 def pending(kind: str, window: float, interval: float) -> dict:
     """One spawn waits behind an exclusive job for ``window`` seconds; nothing else runs."""
     blocker = slurm("sudo", "-n", "-u", "bob", "--", "sbatch", "--parsable", "-p", "shared", "--exclusive",
-                    "-t", "60", "-J", "bench-blocker", "-o", "/dev/null", "--chdir=/tmp",
+                    "--mem=100M", "-t", "60", "-J", "bench-blocker", "-o", "/dev/null", "--chdir=/tmp",
                     "--wrap", "exec sleep 3600").strip().split(";")[0]
     wait_for(lambda: slurm("squeue", "-h", "-j", blocker, "-o", "%T").strip() == "RUNNING", timeout=120,
              what="the blocking job running")

@@ -82,7 +82,7 @@ def test_a_module_that_fails_to_load_fails_the_spawn_at_once_with_lmods_message(
 def test_the_advanced_tab_offers_the_clusters_modules_with_search(hub, login):  # noqa: F811
     page = login("carol")
     page.goto(f"{hub.public_url}/hub/spawn/carol/picker")
-    page.check("#dkrz-mode-advanced")
+    page.click("label[for=dkrz-mode-advanced]")
     offered = page.locator("#dkrz-modules option").evaluate_all("options => options.map(o => o.value)")
     assert {"example/1.0", "example/2.0", "tools/1.0", "broken/1.0"} <= set(offered)
     page.fill("#dkrz-module-search", "tool")
