@@ -36,7 +36,7 @@ class PolicyMixin(Configurable):
 
         ``groups`` maps a group name to a rule. A name matches a Unix group of the user on the hub host
         (primary or supplementary, as ``id USER`` shows them) and a JupyterHub group of the same name alike.
-        A rule may list ``presets`` (names of :attr:`presets`; at least one), ``partitions`` (what the
+        A rule may list ``presets`` (names of ``presets``; at least one), ``partitions`` (what the
         Advanced tab may use; ``[]``: presets only; a preset may use its partition whatever this says),
         ``accounts`` (the Slurm accounts jobs may be charged to, on top of the user's Slurm associations) and
         ``max_servers`` (servers per user, named ones included, that may be starting or running at once).
@@ -55,15 +55,15 @@ class PolicyMixin(Configurable):
         "",
         help="""When not empty, new servers are refused with this message (REST: status 503), and the spawn
         page shows it above the form. Running servers go on; stopping and polling them are not affected.
-        :attr:`maintenance_file` switches maintenance on without a hub restart.""",
+        ``maintenance_file`` switches maintenance on without a hub restart.""",
     ).tag(config=True)
 
     maintenance_file = Unicode(
         "",
         help="""A file whose text, while it exists and is not empty, is the maintenance message, read at each
-        spawn and each showing of the form; it takes precedence over :attr:`maintenance_message`. Admins
+        spawn and each showing of the form; it takes precedence over ``maintenance_message``. Admins
         switch maintenance on and off by writing and removing it (``echo "Back at 14:00." > FILE``), no hub
-        restart needed. Empty (the default): only :attr:`maintenance_message` counts.""",
+        restart needed. Empty (the default): only ``maintenance_message`` counts.""",
     ).tag(config=True)
 
     def __init__(self, **kwargs):
