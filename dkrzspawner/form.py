@@ -160,10 +160,11 @@ def preset_views(presets: dict[str, Preset], facts: Facts | None, selected: dict
 
 
 def context(*, presets: dict[str, Preset], facts: Facts | None, selected: dict, server_name: str = "",
-            refresh_seconds: float = 60.0, budgets: dict[str, dict] | None = None) -> dict:
+            refresh_seconds: float = 60.0, budgets: dict[str, dict] | None = None, maintenance: str = "") -> dict:
     """Everything the template needs; plain data, so tests and sites can inspect it.
 
     ``budgets``: per account, the accounts service's figures (``left_core_hours``, ``limit_core_hours``, ...).
+    ``maintenance``: the site's message while new servers are refused ('' otherwise).
     """
     partitions = partition_views(facts, presets)
     offered = [p for p in partitions if p.offered]
@@ -196,6 +197,7 @@ def context(*, presets: dict[str, Preset], facts: Facts | None, selected: dict, 
     }
     return {
         "server_name": server_name,
+        "maintenance": maintenance,
         "presets": views,
         "partitions": partitions,
         "offered": offered,

@@ -17,6 +17,8 @@ import signal
 import time
 from dataclasses import dataclass
 
+from . import metrics
+
 log = logging.getLogger("dkrzspawner.slurm")
 
 # The environment every command starts from; nothing of the hub's own environment leaks through.
@@ -36,6 +38,9 @@ _JOB_UNKNOWN = re.compile(r"Invalid job id specified", re.IGNORECASE)
 
 class SlurmError(Exception):
     """A Slurm command did not do what was asked."""
+
+    #: the failure's kind in the metrics (``dkrzspawner_slurm_command_errors_total``)
+    kind = "error"
 
     def __init__(self, argv, returncode, stderr, message=None):
         self.argv = list(argv)
@@ -57,17 +62,25 @@ class SlurmUnreachable(SlurmError):
     Nothing can be concluded about any job from this.
     """
 
+    kind = "unreachable"
+
 
 class SlurmTimeout(SlurmUnreachable):
     """The command ran longer than its timeout and was stopped."""
+
+    kind = "timeout"
 
 
 class SlurmRejected(SlurmError):
     """Slurm answered and refused the request (bad partition, account, limits, ...)."""
 
+    kind = "rejected"
+
 
 class JobUnknown(SlurmError):
     """Slurm answered that it does not know the job id (purged from slurmctld's memory)."""
+
+    kind = "job_unknown"
 
 
 def classify(argv, returncode, stderr) -> SlurmError:
@@ -112,13 +125,24 @@ class SlurmRunner:
         return [*prefix, "--", *argv]
 
     async def run(self, argv, *, user=None, env=None, stdin: str | None = None, timeout=None) -> Result:
-        """Run ``argv``; return its output, or raise a :class:`SlurmError` subclass."""
-        env = dict(env or {})
-        full = self.command_line(argv, user, env.keys())
-        proc_env = {**BASE_ENV, **{k: os.environ[k] for k in PASSED_FROM_HUB if k in os.environ}, **env}
-        timeout = self.timeout if timeout is None else timeout
+        """Run ``argv``; return its output, or raise a :class:`SlurmError` subclass. Counted here, in
+        :attr:`calls` and :attr:`failures` and in the metrics (latency and errors by command)."""
         name = os.path.basename(argv[0])
         self.calls[name] += 1
+        started = time.monotonic()
+        try:
+            return await self._run(argv, name, user, dict(env or {}), stdin,
+                                   self.timeout if timeout is None else timeout)
+        except SlurmError as exc:
+            self.failures[name] += 1
+            metrics.SLURM_COMMAND_ERRORS.labels(command=name, kind=exc.kind).inc()
+            raise
+        finally:
+            metrics.SLURM_COMMAND_SECONDS.labels(command=name).observe(time.monotonic() - started)
+
+    async def _run(self, argv, name, user, env, stdin, timeout) -> Result:
+        full = self.command_line(argv, user, env.keys())
+        proc_env = {**BASE_ENV, **{k: os.environ[k] for k in PASSED_FROM_HUB if k in os.environ}, **env}
         started = time.monotonic()
         try:
             proc = await asyncio.create_subprocess_exec(
@@ -130,7 +154,6 @@ class SlurmRunner:
                 start_new_session=True,
             )
         except OSError as exc:  # the program is missing or not executable: Slurm could not be asked
-            self.failures[name] += 1
             raise SlurmUnreachable(argv, None, "", f"cannot run {full[0]}: {exc.strerror}") from None
         try:
             out, err = await asyncio.wait_for(
@@ -140,13 +163,11 @@ class SlurmRunner:
             await _terminate(proc)
             if isinstance(exc, asyncio.CancelledError):
                 raise
-            self.failures[name] += 1
             raise SlurmTimeout(argv, None, "", f"{name} did not answer within {timeout:g} s") from None
         seconds = time.monotonic() - started
         stdout, stderr = out.decode(errors="replace"), err.decode(errors="replace")
         self.log.debug("Slurm command %s -> rc %s in %.3f s", " ".join(argv[:3]), proc.returncode, seconds)
         if proc.returncode != 0:
-            self.failures[name] += 1
             raise classify(argv, proc.returncode, stderr)
         return Result(stdout, stderr, seconds)
 

@@ -16,10 +16,11 @@ from jupyterhub.spawner import Spawner
 from tornado import web
 from traitlets import Bool, Dict, Float, Integer, List, Unicode, default, observe
 
-from . import handlers, options, reasons, script
+from . import handlers, metrics, options, reasons, script
 from .errors import spawn_error
 from .spawnmodules import ModulesMixin
 from .spawnpage import SpawnPageMixin
+from .spawnpolicy import PolicyMixin
 from .slurm import SlurmError, SlurmRejected, SlurmRunner, SlurmUnreachable
 from .watcher import SACCT_FORMAT, JobWatcher, parse_sacct
 
@@ -28,7 +29,7 @@ handlers.register()
 _shared: dict[tuple, tuple[SlurmRunner, JobWatcher]] = {}
 
 
-class DKRZSpawner(SpawnPageMixin, ModulesMixin, Spawner):
+class DKRZSpawner(SpawnPageMixin, PolicyMixin, ModulesMixin, Spawner):
     """Starts each Jupyter server as a Slurm job of the user, from a preset or an advanced request."""
 
     presets = Dict(
@@ -167,10 +168,12 @@ class DKRZSpawner(SpawnPageMixin, ModulesMixin, Spawner):
     job_host = Unicode(None, allow_none=True, help="The node the job runs on, from Slurm (state).")
     job_port = Integer(0, help="The port the job's server reported (state).")
     job_comment = Unicode(None, allow_none=True, help="The tag given to the job with --comment (state).")
+    job_partition = Unicode(None, allow_none=True,
+                            help="The partition of the current server's request, for the policy's counts (state).")
     token_digest = Unicode(None, allow_none=True, help="SHA-256 of the server's API token (state).")
     last_end = Dict(help="How the last job of this server ended: job_id, state, reason, at (state).")
 
-    _STATE_KEYS = ("job_id", "job_host", "job_port", "job_comment", "token_digest", "last_end")
+    _STATE_KEYS = ("job_id", "job_host", "job_port", "job_comment", "job_partition", "token_digest", "last_end")
 
     def load_state(self, state):
         super().load_state(state)
@@ -191,7 +194,7 @@ class DKRZSpawner(SpawnPageMixin, ModulesMixin, Spawner):
         super().clear_state()
         if self.job_id:
             self.watcher.unwatch(self.job_id)
-        self.job_id = self.job_host = self.job_comment = self.token_digest = None
+        self.job_id = self.job_host = self.job_comment = self.job_partition = self.token_digest = None
         self.job_port = 0
 
     def _save_state(self):
@@ -280,17 +283,29 @@ class DKRZSpawner(SpawnPageMixin, ModulesMixin, Spawner):
         """Fresh progress events and a fresh port slot, for start() or a recovery after a restart."""
         self._events, self._events_changed, self._start_done = [], asyncio.Event(), False
         self._port = asyncio.get_running_loop().create_future()
+        self._submitted_at = None  # set by a submission of this start; not after a hub restart
+
+    def _seen_running(self):
+        """The job runs: its queue wait goes into the metrics, once per submission."""
+        if getattr(self, "_submitted_at", None) is not None:
+            metrics.QUEUE_WAIT_SECONDS.labels(partition=self.job_partition or "unknown").observe(
+                time.monotonic() - self._submitted_at)
+            self._submitted_at = None
 
     # -- start ------------------------------------------------------------------------------------
     async def start(self):
+        started = time.monotonic()
         request = await self.validate_options(self.user_options)
         self._begin_waiting()
         self.job_id = self.job_host = None
         self.job_port = 0
+        self.job_partition = request.partition
         self.token_digest = _digest(self.api_token)
         try:
             await self._submit(request)
-            return await self._serve()
+            served = await self._serve()
+            metrics.SPAWN_SECONDS.observe(time.monotonic() - started)
+            return served
         except Exception:
             if self.job_id:  # our own failure: the job must not outlive the spawn
                 await self._cancel_quietly()
@@ -336,6 +351,7 @@ class DKRZSpawner(SpawnPageMixin, ModulesMixin, Spawner):
                                   "Please try again.", reason="slurm_unreachable", status_code=503) from None
             self.log.warning("sbatch for %s failed (%s) but created job %s: adopting it",
                              self._log_name, exc.reason, self.job_id)
+        self._submitted_at = time.monotonic()
         self._save_state()
         self.watcher.watch(self.job_id, on_over=self._job_over, user=self.user.name)
         self._emit(10, f"Submitted Slurm job {self.job_id}: partition {request.partition}, {request.cores} "
@@ -391,6 +407,7 @@ class DKRZSpawner(SpawnPageMixin, ModulesMixin, Spawner):
                     self._emit(50 if status.running else 20, message)
                 if status.running and running_since is None:
                     running_since = time.monotonic()
+                    self._seen_running()
             now = time.monotonic()
             if running_since is None and now - queued_since > self.queue_timeout:
                 raise spawn_error(f"Job {self.job_id} waited longer than {self.queue_timeout:g} s in the queue; "
@@ -424,6 +441,7 @@ class DKRZSpawner(SpawnPageMixin, ModulesMixin, Spawner):
             if status is not None and status.over:
                 await self._fail_ended(status)
             if status is not None and status.running and status.host:
+                self._seen_running()
                 return status.host
             await self.watcher.refresh()
 

@@ -124,11 +124,19 @@ class SpawnPageMixin(Configurable):
     # -- the one validation -------------------------------------------------------------------------------
     async def validate_options(self, user_options) -> options.JobRequest:
         """The one validation path for form, REST and URL options; raises a user-facing 400 error."""
+        notice = self.maintenance()
+        if notice:
+            raise spawn_error(notice, reason="maintenance", status_code=503)
         facts = await self.cluster_facts()
+        allowance = self.allowance()
         try:
-            return options.validate(user_options, self.presets_checked, facts=facts)
+            allowance.check(user_options, self.presets_checked)
+            request = options.validate(user_options, allowance.allowed_presets(self.presets_checked),
+                                       facts=allowance.allowed_facts(facts))
+            self.check_server_counts(allowance, request.partition)
         except options.OptionsError as exc:
             raise spawn_error(str(exc), reason="invalid_options") from None
+        return request
 
     @staticmethod
     async def _apply_options(spawner, user_options):
@@ -151,11 +159,15 @@ class SpawnPageMixin(Configurable):
         return _options_form
 
     async def render_options_form(self) -> str:
-        """This server's form, its last options preselected (re-validated; defaults where they fail)."""
-        facts = await self.cluster_facts()
-        selected = options.preselect(self.last_user_options(), self.presets_checked, facts)
-        context = form.context(presets=self.presets_checked, facts=facts, selected=selected, server_name=self.name,
-                               refresh_seconds=self.cluster_cache_ttl, budgets=await self.budgets())
+        """This server's form, with what the policy lets this user use, its last options preselected
+        (re-validated; defaults where they fail), and the maintenance message if spawns are closed."""
+        allowance = self.allowance()
+        facts = allowance.allowed_facts(await self.cluster_facts())
+        presets = allowance.allowed_presets(self.presets_checked)
+        selected = options.preselect(self.last_user_options(), presets, facts)
+        context = form.context(presets=presets, facts=facts, selected=selected, server_name=self.name,
+                               refresh_seconds=self.cluster_cache_ttl, budgets=await self.budgets(),
+                               maintenance=self.maintenance())
         return form.render(context, extra_paths=self.template_paths)
 
     def last_user_options(self):

@@ -13,6 +13,7 @@ import random
 import time
 from dataclasses import dataclass, field
 
+from . import metrics
 from .slurm import JobUnknown, SlurmError
 
 
@@ -165,6 +166,7 @@ class JobWatcher:
         self._owners.pop(str(job_id), None)
         self._misses.pop(str(job_id), None)
         self._urgent.pop(str(job_id), None)
+        metrics.publish_servers(self._jobs.values())
 
     def status(self, job_id: str) -> JobStatus | None:
         """The last status Slurm gave, or None if Slurm has not answered yet."""
@@ -245,9 +247,12 @@ class JobWatcher:
         event, self._polled = self._polled, asyncio.Event()
         before = {job_id for job_id, status in self._jobs.items() if status is not None and status.over}
         self._in_flight, self._in_flight_done = set(self._jobs), event
+        started = time.monotonic()
         try:
             await self._query()
         finally:
+            metrics.WATCHER_CYCLE_SECONDS.observe(time.monotonic() - started)
+            metrics.publish_servers(self._jobs.values())
             self._in_flight = set()
             self.cycles += 1
             event.set()

@@ -33,10 +33,15 @@ c.JupyterHub.log_level = "DEBUG"
 c.JupyterHub.services.append({{"name": "e2e-driver", "api_token": {token!r}}})
 c.JupyterHub.load_roles.append({{
     "name": "e2e-driver",
-    "scopes": ["admin:users", "admin:servers", "tokens", "list:users", "read:users"],
+    "scopes": ["admin:users", "admin:servers", "tokens", "list:users", "read:users", "admin:groups",
+               "read:metrics"],
     "services": ["e2e-driver"],
 }})
 c.DKRZSpawner.watch_interval = 5
+# test_policy_metrics.py: maintenance on while this file (in the hub's working directory) has text, and a
+# server limit for the members of a hub group that only that test creates; everyone else: no restriction.
+c.DKRZSpawner.maintenance_file = "maintenance.txt"
+c.DKRZSpawner.policy = {{"groups": {{"e2e-limited": {{"max_servers": 1}}}}}}
 
 
 def test_servers(spawner):
