@@ -19,7 +19,7 @@ class ModulesMixin(Configurable):
     lmod_command = Unicode(
         modules.DEFAULT_LMOD,
         help="""Lmod's own program, which the hub runs as ``lmod bash --terse avail`` to learn the modules the
-        cluster offers (cached for :attr:`modules_cache_ttl`). Empty, or not on the hub host: no modules are
+        cluster offers (cached for ``modules_cache_ttl``). Empty, or not on the hub host: no modules are
         offered, and a request naming one is refused.""",
     ).tag(config=True)
 
@@ -32,7 +32,7 @@ class ModulesMixin(Configurable):
     modules_init = Unicode(
         modules.DEFAULT_INIT,
         help="""Shell file that defines the ``module`` command in a job (Lmod's ``init/bash``). The batch script
-        sources it, sets ``MODULEPATH`` to :attr:`module_path` and loads the request's modules before the
+        sources it, sets ``MODULEPATH`` to ``module_path`` and loads the request's modules before the
         server starts; a module that fails to load ends the job at once, and the spawn fails with its message.""",
     ).tag(config=True)
 

@@ -59,13 +59,13 @@ class SpawnPageMixin(Configurable):
         False,
         help="""Show, next to the request's cost, the core-hours the chosen Slurm account has left, and warn when
         the request would use more. From slurmdbd (the accounts' ``GrpTRESMins`` and ``sacct``'s usage since
-        :attr:`budget_period_start`), cached like the other cluster facts. The accounts service's drop-in
+        ``budget_period_start``), cached like the other cluster facts. The accounts service's drop-in
         (``jupyterhub_config.d/accounts.py``) switches it on. A warning only: Slurm decides.""",
     ).tag(config=True)
 
     budget_period_start = Unicode(
         "",
-        help="""Start of the budget period for :attr:`show_budgets`, an ISO date (``2026-01-01``); usage counts
+        help="""Start of the budget period for ``show_budgets``, an ISO date (``2026-01-01``); usage counts
         from there. Empty: 1 January of the current year.""",
     ).tag(config=True)
 
