@@ -147,7 +147,10 @@ class Responder:
             def log_message(self, *args):
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+        class Server(http.server.ThreadingHTTPServer):
+            request_queue_size = 1024  # a restarted hub checks every server at once: no refused connections
+
+        self.server = Server(("127.0.0.1", 0), Answer)
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
