@@ -104,8 +104,11 @@ class PolicyMixin(Configurable):
 
     def check_server_counts(self, allowance: policy.Allowance, partition: str) -> None:
         """Refuse this server when the user or ``partition`` has as many active servers as the policy allows."""
-        mine = [spawner.name for spawner in self.user.spawners.values()
-                if spawner is not self and spawner.active]
-        in_partition = sum(1 for spawner in list(_live)
-                           if spawner is not self and spawner.active and spawner.job_partition == partition)
+        mine, in_partition = [], 0
+        if allowance.max_servers is not None:  # counted only where a limit applies
+            mine = [spawner.name for spawner in self.user.spawners.values()
+                    if spawner is not self and spawner.active]
+        if partition in self.policy_checked.max_servers_per_partition:
+            in_partition = sum(1 for spawner in list(_live)
+                               if spawner is not self and spawner.active and spawner.job_partition == partition)
         policy.check_server_counts(allowance, self.policy_checked, partition, mine, in_partition)
