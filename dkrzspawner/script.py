@@ -45,8 +45,10 @@ def environment(extra_paths=()) -> jinja2.Environment:
 
 
 def render(template: str, *, request, job_name, comment, output, workdir, export_names, path, command,
-           modules_init="", module_path=(), extra_paths=()) -> str:
+           modules_init="", module_path=(), extra_paths=(), umask="0022") -> str:
     """The batch script for ``request``; ``command`` is an argument list, quoted here for the shell.
+
+    ``umask`` (octal digits) is set before anything else runs: the job starts with the submission's (0077).
 
     ``request.modules`` (validated names) are loaded with ``module load`` after sourcing ``modules_init`` with
     ``MODULEPATH`` set to ``module_path``.
@@ -63,4 +65,5 @@ def render(template: str, *, request, job_name, comment, output, workdir, export
         modules=ShellWords(" ".join(shlex.quote(name) for name in request.modules)),
         modules_init=ShellWords(shlex.quote(modules_init)),
         module_path=ShellWords(shlex.quote(":".join(module_path))),
+        umask=umask,
     )

@@ -25,6 +25,10 @@ log = logging.getLogger("dkrzspawner.slurm")
 BASE_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
 # Hub environment variables that tell Slurm's clients where their config is.
 PASSED_FROM_HUB = ("SLURM_CONF",)
+# The umask every command starts with. sbatch hands the submitting umask to the job (SLURM_UMASK), and
+# slurmstepd creates the job's output file with it: private to the user, whatever the hub's own umask.
+# (sudo keeps it: it runs the command with the union of this and its own ``umask`` default.)
+COMMAND_UMASK = 0o077
 
 _UNREACHABLE = re.compile(
     r"Unable to contact slurm controller|Socket timed out|Zero Bytes were transmitted|"
@@ -151,6 +155,7 @@ class SlurmRunner:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 env=proc_env,
+                umask=COMMAND_UMASK,
                 start_new_session=True,
             )
         except OSError as exc:  # the program is missing or not executable: Slurm could not be asked

@@ -14,7 +14,7 @@ import time
 
 from jupyterhub.spawner import Spawner
 from tornado import web
-from traitlets import Bool, Dict, Float, Integer, List, Unicode, default, observe
+from traitlets import Bool, Dict, Float, Integer, List, TraitError, Unicode, default, observe, validate
 
 from . import handlers, metrics, options, reasons, script
 from .errors import spawn_error
@@ -78,6 +78,19 @@ class DKRZSpawner(SpawnPageMixin, PolicyMixin, ModulesMixin, Spawner):
         must exist. Its last lines are shown to the user when a job ends before its server answers.""",
     ).tag(config=True)
 
+    job_umask = Unicode(
+        "0022",
+        help="""The umask of the Jupyter server and everything it starts (octal, e.g. ``0027``). The job is
+        submitted with umask 0077, so that Slurm creates its output file for the user alone; the batch script
+        then sets this one before the server starts.""",
+    ).tag(config=True)
+
+    @validate("job_umask")
+    def _octal_umask(self, proposal):
+        if not re.fullmatch(r"0?[0-7]{3}", proposal.value):
+            raise TraitError(f"job_umask must be an octal umask such as 0022, not {proposal.value!r}")
+        return proposal.value
+
     job_name_template = Unicode(
         "jupyterhub-{server}",
         help="Slurm job name; ``{server}`` is the named server's name or ``default``, ``{username}`` the user.",
@@ -86,7 +99,8 @@ class DKRZSpawner(SpawnPageMixin, PolicyMixin, ModulesMixin, Spawner):
     sudo_command = List(
         ["sudo", "-n"],
         help="""Command prefix that runs a Slurm command as the user; ``-u USER`` and
-        ``--preserve-env=NAMES`` are added. Never ``sudo -E``: only the job's explicit environment passes.""",
+        ``--preserve-env=NAMES`` are added. Never ``sudo -E``: only the job's explicit environment passes. The
+        sudoers drop-in ``share/sudoers.d/dkrzspawner`` allows exactly what the spawner runs this way.""",
     ).tag(config=True)
 
     slurm_timeout = Float(
@@ -334,6 +348,7 @@ class DKRZSpawner(SpawnPageMixin, PolicyMixin, ModulesMixin, Spawner):
             output=self._output_file(home), workdir=home, export_names=env.keys(),
             path=f"{self.job_prefix.rstrip('/')}/bin:{self.job_path}", command=self._command(),
             modules_init=self.modules_init, module_path=self.module_path, extra_paths=self.template_paths,
+            umask=self.job_umask,
         )
         self.log.debug("Batch script for %s:\n%s", self._log_name, text)
         await self.preflight(text, env)  # sbatch --test-only: Slurm's refusal in plain words, or its estimate

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import secrets
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,6 +24,9 @@ VENV_BIN = Path(sys.executable).parent
 ARTIFACTS = REPO / "test-artifacts"
 PUBLIC_PORT, HUB_PORT, PROXY_API_PORT = 18000, 18081, 18001
 USERS = ("alice", "bob", "carol")
+# The e2e hub runs as this unprivileged system account (made by `make env`, with the sudoers drop-in of
+# dkrzspawner/share/sudoers.d/), as a site runs it.
+HUB_ACCOUNT = "jupyterhub"
 
 TEST_CONFIG = """
 load_subconfig({repo_config!r})
@@ -61,29 +66,54 @@ class Hub:
     """Starts, stops and talks to one hub process; its log is kept as a test artifact."""
 
     def __init__(self, workdir: Path, extra_config: str = "", *, config: str = TEST_CONFIG,
-                 ports=(PUBLIC_PORT, HUB_PORT, PROXY_API_PORT), venv_bin: Path = VENV_BIN, log_path=None):
+                 ports=(PUBLIC_PORT, HUB_PORT, PROXY_API_PORT), venv_bin: Path = VENV_BIN, log_path=None,
+                 run_as: str | None = None):
         """``config`` is a template filled with ``repo_config``, ``public``, ``hub``, ``proxy_api`` and
-        ``token``; the benchmarks pass their own, with other ports and another hub environment."""
+        ``token``; the benchmarks pass their own, with other ports and another hub environment.
+
+        ``run_as`` names the Unix account the hub runs as; it then owns ``workdir`` (mode 0700: the hub's
+        database and cookie secret are there) and its log (mode 0600). None: this process's own account."""
         public, hub, proxy_api = ports
         self.workdir = workdir
+        self.account = pwd.getpwnam(run_as) if run_as else None
         self.token = secrets.token_hex(16)
         self.api_url = f"http://127.0.0.1:{hub}/hub/api"
         self.public_url = f"http://127.0.0.1:{public}"
         self.venv_bin = venv_bin
         self.proc = None
         self.log_path = log_path or ARTIFACTS / "hub.log"
+        #: the hub's whole environment; a job must get none of it (test_unprivileged.py)
+        self.environment = {"PATH": f"{venv_bin}:{VENV_BIN}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+                            "LANG": "C.UTF-8", "HOME": str(workdir), "DKRZ_E2E_HUB": "only the hub has this"}
+        # The repository's config (it loads every drop-in beside it), copied: the hub's account may not be able
+        # to read a clone under root's home.
+        site = workdir / "site"
+        shutil.copytree(REPO / "jupyterhub_config.d", site / "jupyterhub_config.d",
+                        ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True)
+        shutil.copy(REPO / "jupyterhub_config.py", site)
         (workdir / "jupyterhub_config.py").write_text(config.format(
-            repo_config=str(REPO / "jupyterhub_config.py"), public=public, hub=hub,
+            repo_config=str(site / "jupyterhub_config.py"), public=public, hub=hub,
             proxy_api=proxy_api, token=self.token) + extra_config)
+        if self.account:
+            os.chown(workdir, self.account.pw_uid, self.account.pw_gid)
+            workdir.chmod(0o700)
 
     def start(self):
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = {"PATH": f"{self.venv_bin}:{VENV_BIN}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
-               "LANG": "C.UTF-8", "HOME": str(self.workdir)}
-        log = open(self.log_path, "a")
-        self.proc = subprocess.Popen([str(self.venv_bin / "jupyterhub"), "-f", "jupyterhub_config.py"],
-                                     cwd=self.workdir, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        env = self.environment
+        log = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        as_account = {}
+        if self.account:  # the hub's own log, private to it; no groups but its own
+            os.fchown(log, self.account.pw_uid, self.account.pw_gid)
+            os.fchmod(log, 0o600)
+            as_account = {"user": self.account.pw_uid, "group": self.account.pw_gid, "extra_groups": [],
+                          "umask": 0o077}
+        try:
+            self.proc = subprocess.Popen([str(self.venv_bin / "jupyterhub"), "-f", "jupyterhub_config.py"],
+                                         cwd=self.workdir, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                         start_new_session=True, **as_account)
+        finally:
+            os.close(log)
         wait_for(self._answers, timeout=60, what="the hub API")
 
     def _answers(self):
@@ -185,13 +215,22 @@ def hub(tmp_path_factory):
     if stale:  # left by an earlier, interrupted run: its hub is gone, so nobody else will cancel them
         print(f"cancelling stale jobs of the test users from an earlier run: {stale}")
         slurm("scancel", *stale, check=False)
-    hub = Hub(tmp_path_factory.mktemp("hub"))
-    hub.start()
-    yield hub
-    for user in USERS:  # servers are Slurm jobs: they would outlive the hub
-        for name in list(hub.servers(user)):
-            hub.stop_server(user, name)
-    hub.stop()
+    try:
+        pwd.getpwnam(HUB_ACCOUNT)
+    except KeyError:
+        pytest.fail(f"the hub's account {HUB_ACCOUNT!r} is missing: run `make env`")
+    # Not under pytest's own temporary folder: that one is private to root, and the hub must reach its own.
+    workdir = Path(tempfile.mkdtemp(prefix="dkrz-e2e-hub-"))
+    hub = Hub(workdir, run_as=HUB_ACCOUNT)
+    try:
+        hub.start()
+        yield hub
+        for user in USERS:  # servers are Slurm jobs: they would outlive the hub
+            for name in list(hub.servers(user)):
+                hub.stop_server(user, name)
+    finally:
+        hub.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

@@ -10,11 +10,13 @@ import shlex
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from traitlets import TraitError
 
 from dkrzspawner import script
 from dkrzspawner.options import (DKRZ_PRESETS, JobRequest, OptionsError, format_runtime, load_presets,
                                  runtime_seconds, validate)
 from dkrzspawner.script import UnsafeValue
+from dkrzspawner.spawner import DKRZSpawner
 
 TEMPLATE = "batch_script.sh.j2"
 PRESETS = load_presets(DKRZ_PRESETS)
@@ -30,6 +32,7 @@ SETTINGS = dict(
 # The lines after the #SBATCH block, for SETTINGS.
 TAIL = [
     "",
+    "umask 0022",
     "export PATH=/opt/dkrzspawner/venv/bin:/usr/bin:/bin",
     "export LANG=C.UTF-8",
     "",
@@ -75,6 +78,13 @@ def expected_sbatch(request: JobRequest, settings=SETTINGS) -> list[str]:
 
 
 SHARED_2 = JobRequest(partition="shared", cores=2, memory="5000M", runtime="06:00:00", preset="shared")
+
+
+def test_the_job_sets_its_own_umask_first():
+    """Submitted with umask 0077 (a private output file), the job then takes the configured one."""
+    lines = render(SHARED_2, umask="0027").splitlines()
+    assert lines[13] == "umask 0027"
+
 
 
 def test_sbatch_lines_exactly():
@@ -320,3 +330,13 @@ def test_fuzz_user_options_refused_or_exact_sbatch_lines(body, accounts):
         return
     assert request == _expected_request(body, accounts)
     _check_rendered(render_cached(request), request)
+
+
+@pytest.mark.parametrize("value, ok", [("0022", True), ("027", True), ("0077", True), ("0022; id", False),
+                                       ("22", False), ("0088", False)])
+def test_job_umask_is_octal(value, ok):
+    if ok:
+        assert DKRZSpawner(job_umask=value).job_umask == value
+    else:
+        with pytest.raises(TraitError, match="job_umask"):
+            DKRZSpawner(job_umask=value)

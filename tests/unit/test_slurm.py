@@ -260,6 +260,16 @@ async def test_given_env_overrides_the_base(monkeypatch):
     assert env["SLURM_CONF"] == "/job.conf"
 
 
+async def test_commands_run_with_a_private_umask():
+    """sbatch hands its umask to the job, so the job's output file is the user's alone (mode 0600)."""
+    old = os.umask(0o022)
+    try:
+        result = await SlurmRunner().run(["/bin/sh", "-c", "umask"])
+    finally:
+        os.umask(old)
+    assert result.stdout.strip() == "0077"
+
+
 async def test_stdin_is_delivered():
     text = "#!/bin/bash\n#SBATCH --partition=shared\nexec 'jupyterhub-singleuser'\nünïcode ✓\n"
     result = await SlurmRunner().run(["/bin/cat"], stdin=text)
