@@ -134,6 +134,17 @@ class Hub:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         self.proc = None
+        self._stop_proxy()
+
+    def _stop_proxy(self):
+        """The proxy runs in a session of its own: a hub that did not stop it cleanly leaves it on our ports."""
+        try:
+            pid = int((self.workdir / "jupyterhub-proxy.pid").read_text().strip())
+            alive = b"configurable-http-proxy" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            return
+        if alive:
+            os.kill(pid, signal.SIGTERM)
 
     def api(self, method, path, **kwargs) -> requests.Response:
         headers = {"Authorization": f"token {self.token}"}
