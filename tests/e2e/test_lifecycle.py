@@ -78,8 +78,8 @@ def test_walltime_limit_shows_timeout(hub):
 def test_job_over_its_memory_fails_the_spawn_with_the_reason(hub):
     response = hub.spawn("carol", "hog", options={"preset": "shared", "cores": 1})
     if response.status_code == 202:
-        wait_for(lambda: hub.server("carol", "hog") is None or hub.server("carol", "hog").get("pending") is None,
-                 timeout=120, what="the spawn to fail")
+        wait_for(lambda: (hub.server("carol", "hog") or {}).get("pending") is None, timeout=120,
+                 what="the spawn to fail")
         text = hub.home("carol")
     else:
         text = response.json()["message"]

@@ -140,14 +140,18 @@ def test_the_token_is_not_readable_by_another_user(hub, bobs_server):
     assert token not in output_file("bob", job_id).read_text(errors="replace"), "not in the job's output"
     assert token not in hub.log_path.read_text(errors="replace"), "not in the hub's log"
 
-    home = Path(env["HOME"])  # the job's working directory: no file there that others may read holds it
+    home = Path(env["HOME"])  # the job's working directory: a file there that holds it is bob's alone
+    holding = []
     for path in home.rglob("*"):
         try:
             info = path.lstat()
-            if stat.S_ISREG(info.st_mode) and info.st_mode & 0o004 and info.st_size < 1 << 20:
-                assert token not in path.read_text(errors="replace"), f"{path} is world-readable"
+            if stat.S_ISREG(info.st_mode) and info.st_size < 1 << 20 and token in path.read_text(errors="replace"):
+                holding.append(path)
         except OSError:
             continue
+    for path in holding:  # e.g. jupyter_server's jpserver-*-open.html, in its 0700 runtime folder
+        read = as_user("alice", "cat", str(path))
+        assert read.returncode != 0 and token not in read.stdout, f"alice can read {path}"
     environ = as_user("alice", "cat", f"/proc/{pid}/environ")
     assert environ.returncode != 0 and token not in environ.stdout, "nor in the server's environment"
 
