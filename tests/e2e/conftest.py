@@ -134,17 +134,26 @@ class Hub:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         self.proc = None
-        self._stop_proxy()
+        self._stop_leftovers()
 
-    def _stop_proxy(self):
-        """The proxy runs in a session of its own: a hub that did not stop it cleanly leaves it on our ports."""
+    def _stop_leftovers(self):
+        """The proxy and the managed services run in sessions of their own, and a stopped hub leaves them
+        running: the proxy (its pid file) and this hub's services (their API URL) go with it. Servers stay."""
+        for entry in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+                mine = (b"dkrzspawner.services" in cmdline
+                        and f"JUPYTERHUB_API_URL={self.api_url}".encode() in Path(f"/proc/{entry}/environ").read_bytes())
+            except OSError:
+                continue
+            if mine:
+                os.kill(int(entry), signal.SIGTERM)
         try:
             pid = int((self.workdir / "jupyterhub-proxy.pid").read_text().strip())
-            alive = b"configurable-http-proxy" in Path(f"/proc/{pid}/cmdline").read_bytes()
+            if b"configurable-http-proxy" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                os.kill(pid, signal.SIGTERM)
         except (OSError, ValueError):
-            return
-        if alive:
-            os.kill(pid, signal.SIGTERM)
+            pass
 
     def api(self, method, path, **kwargs) -> requests.Response:
         headers = {"Authorization": f"token {self.token}"}
