@@ -99,8 +99,9 @@ class DKRZSpawner(SpawnPageMixin, PolicyMixin, ModulesMixin, Spawner):
     sudo_command = List(
         ["sudo", "-n"],
         help="""Command prefix that runs a Slurm command as the user; ``-u USER`` and
-        ``--preserve-env=NAMES`` are added. Never ``sudo -E``: only the job's explicit environment passes. The
-        sudoers drop-in ``share/sudoers.d/dkrzspawner`` allows exactly what the spawner runs this way.""",
+        ``--preserve-env=NAMES`` are added. Never pass the whole environment (sudo's -E option): only the
+        job's explicit names pass. The sudoers drop-in ``share/sudoers.d/dkrzspawner`` allows exactly what the
+        spawner runs this way.""",
     ).tag(config=True)
 
     slurm_timeout = Float(

@@ -31,7 +31,7 @@ def require_slurm():
     if not ok:
         if os.environ.get("CI"):
             pytest.fail(SLURM_MISSING)
-        pytest.skip(SLURM_MISSING)
+        pytest.skip(reason=SLURM_MISSING)
 
 
 def job_field(job_id, fmt: str) -> str:

@@ -27,7 +27,7 @@ SCREENSHOTS = ARTIFACTS / "screenshots"
 def browser():
     if not os.path.exists(CHROMIUM):
         message = "Debian's Chromium is missing: run `make env` (ci/make-env installs it)"
-        pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
+        pytest.fail(message) if os.environ.get("CI") else pytest.skip(reason=message)
     sync_api = pytest.importorskip("playwright.sync_api")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with sync_api.sync_playwright() as playwright:

@@ -43,7 +43,7 @@ def test_dkrzspawner_side_of_every_benchmark_runs_and_writes_its_files(tmp_path)
 
 def test_batchspawner_side_runs_too(tmp_path):
     if not (harness.VENVS["batchspawner"] / "bin" / "jupyterhub").exists():
-        pytest.skip(BATCHSPAWNER_MISSING)
+        pytest.skip(reason=BATCHSPAWNER_MISSING)
     results = run_smoke(tmp_path, ["batchspawner"])
     seeded = results["seeded"][0]
     assert seeded["steady"]["servers_still_ready"] == 2

@@ -228,7 +228,7 @@ RUN = f"kt{os.getpid()}"
 def scratch():
     require_slurm()
     if os.geteuid() != 0:
-        pytest.skip("these tests switch to alice with sudo, so they run as root")
+        pytest.skip(reason="these tests switch to alice with sudo, so they run as root")
     folder = Path(tempfile.mkdtemp(prefix="dkrz-kernels-", dir="/tmp"))
     folder.chmod(0o755)
     dist = folder / "ep" / "dkrz_kernels_testep-0.0.dist-info"
