@@ -1,4 +1,5 @@
 # dkrzspawner: every target is idempotent and runs as root on a fresh Debian 12.
+# Where the env goes: `make test PREFIX=DIR` builds everything into DIR instead (CI uses a new one every run).
 PREFIX ?= /opt/dkrzspawner
 VENV   := $(PREFIX)/venv
 PY     := $(VENV)/bin/python
@@ -9,13 +10,13 @@ env:            ## one world-readable virtualenv: hub, proxy, job side, test too
 	PREFIX=$(PREFIX) bash ci/make-env
 
 cluster:        ## start the local single-node Slurm (munge, MariaDB, slurmdbd, slurmctld, slurmd)
-	bash ci/slurm-up
+	PREFIX=$(PREFIX) bash ci/slurm-up
 
 cluster-down:   ## stop it (state kept); `bash ci/slurm-down --purge` also removes state
 	bash ci/slurm-down
 
 demo: env cluster  ## demo hub on http://127.0.0.1:8000 (users alice, bob, carol, admin; any password)
-	bash ci/demo
+	PREFIX=$(PREFIX) bash ci/demo
 
 test: env cluster  ## the whole suite: unit, integration (real Slurm), end to end (real hub, proxy, browser)
 	$(PY) -m pytest

@@ -60,7 +60,7 @@ class SpawnPageMixin(Configurable):
         help="""Show, next to the request's cost, the core-hours the chosen Slurm account has left, and warn when
         the request would use more. From slurmdbd (the accounts' ``GrpTRESMins`` and ``sacct``'s usage since
         ``budget_period_start``), cached like the other cluster facts. The accounts service's drop-in
-        (``jupyterhub_config.d/accounts.py``) switches it on. A warning only: Slurm decides.""",
+        (the drop-in ``accounts``) switches it on. A warning only: Slurm decides.""",
     ).tag(config=True)
 
     budget_period_start = Unicode(

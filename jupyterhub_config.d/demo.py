@@ -1,12 +1,13 @@
 """The demo hub: DKRZSpawner on the local single-node Slurm (``make demo``).
 
 Users alice (account bb1234), bob (ab0000) and carol (both) log in with any password; ``admin`` administers.
-Loaded by ``jupyterhub_config.py`` at the top of the repository, like any other drop-in file here.
+Loaded by ``jupyterhub_config.py`` at the top of the repository, after the shipped drop-ins (the services and
+the page templates: job state, walltime left and why a server ended on the home page, Slurm's estimate on the
+progress page).
 """
 
 c = get_config()  # noqa: F821 (provided by JupyterHub when it loads the file)
 
-import dkrzspawner  # noqa: E402
 from dkrzspawner.options import DKRZ_PRESETS  # noqa: E402
 
 c.JupyterHub.spawner_class = "dkrz"
@@ -15,10 +16,6 @@ c.DKRZSpawner.presets = {
     key: {**preset, **({"modules": ["example/1.0"]} if key == "prepost" else {})}
     for key, preset in DKRZ_PRESETS.items()
 }
-# Our page templates: job state, walltime left and why a server ended on the home page; the spawn page
-# (error shown, the right named server's form after a refusal) and the progress page (Slurm's estimated start,
-# a stop button for the server it is about). Without this line the form still works, inside JupyterHub's pages.
-c.JupyterHub.template_paths = [dkrzspawner.templates_path()]
 # The demo cluster's three partitions share one node with two GPUs; only "gpu" offers them.
 c.DKRZSpawner.partitions = {
     "*": {"max_gpus": 0},

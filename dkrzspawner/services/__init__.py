@@ -3,5 +3,5 @@
 - :mod:`~dkrzspawner.services.announcements`: maintenance windows and news, shown on the hub's pages;
 - :mod:`~dkrzspawner.services.accounts`: a user's Slurm accounts, core-hours used and the budget left.
 
-Each is switched on by its own drop-in file in ``jupyterhub_config.d/``.
+Each is switched on by its own shipped drop-in file (``share/jupyterhub_config.d/``, see ``dkrzspawner.dropins``).
 """

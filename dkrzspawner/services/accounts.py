@@ -5,7 +5,7 @@ the budget left (see :mod:`~dkrzspawner.services.ledger` for where the numbers c
 - the page shows the same as a table.
 
 Slurm is asked through :class:`~dkrzspawner.slurm.SlurmRunner` (argument lists, timeouts) as the service's own
-account, filtered by the user's name. Run by the hub (see ``jupyterhub_config.d/accounts.py``)::
+account, filtered by the user's name. Run by the hub (see the drop-in ``share/jupyterhub_config.d/accounts.py``)::
 
     python -m dkrzspawner.services.accounts [--ttl 30] [--period-start 2026-01-01]
 """

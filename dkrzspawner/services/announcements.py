@@ -6,7 +6,7 @@
   whoever holds the scope :data:`WRITE_SCOPE` through a role; others get 403, bad input 400;
 - the page lists the current announcements; editors also get forms to create, change and delete them.
 
-Run by the hub (see ``jupyterhub_config.d/announcements.py``)::
+Run by the hub (see the drop-in ``share/jupyterhub_config.d/announcements.py``)::
 
     python -m dkrzspawner.services.announcements [--db-url sqlite:////srv/hub/announcements.sqlite]
 """

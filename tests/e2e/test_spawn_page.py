@@ -164,6 +164,13 @@ def test_alice_starts_prepost_with_two_cores_and_lands_in_jupyterlab(hub, login)
     page.wait_for_url(re.compile(r".*/user/alice/lab.*"), timeout=120_000)
     page.wait_for_selector("#jp-main-dock-panel", timeout=120_000)
     page.wait_for_selector(".jp-Launcher", timeout=60_000)
+    # No "official Jupyter news?" prompt: the job side's settings default (overrides.d/dkrzspawner.json)
+    settings = page.request.get(
+        f"{hub.public_url}/user/alice/lab/api/settings/@jupyterlab/apputils-extension:notification").json()
+    defaults = {key: value["default"] for key, value in settings["schema"]["properties"].items()}
+    assert defaults["fetchNews"] == "false" and defaults["checkForUpdates"] is False
+    page.wait_for_timeout(3000)  # the prompt would come right after Lab is restored
+    assert page.get_by_text("official Jupyter news").count() == 0
     shot(page, "jupyterlab")
 
     (job_id,) = server_jobs("alice")

@@ -15,11 +15,12 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-PYTHON = "/opt/dkrzspawner/venv/bin/python"
+PYTHON = sys.executable  # the project venv: the job side that alice runs too
 USER = "alice"
 PROVISIONER_EP = "dkrz-slurm-provisioner = dkrzspawner.kernels.provisioner:SlurmProvisioner\n"
 
@@ -368,7 +369,7 @@ def make_env(scratch, name: str, conda: bool) -> Path:
     prefix = scratch / "alice-data" / name
     as_alice(scratch, "/usr/bin/python3", "-m", "venv", "--without-pip", str(prefix))
     site = prefix / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
-    as_alice(scratch, "/bin/sh", "-c", f"echo /opt/dkrzspawner/venv/lib/python3.11/site-packages > {site}/venv.pth")
+    as_alice(scratch, "/bin/sh", "-c", f"echo {sysconfig.get_path('purelib')} > {site}/venv.pth")
     if conda:
         as_alice(scratch, "/bin/mkdir", str(prefix / "conda-meta"))
         as_alice(scratch, "/bin/sh", "-c",

@@ -11,9 +11,9 @@ from jupyterhub.app import JupyterHub
 from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
 
-from dkrzspawner import hubconfig, templates_path
+from dkrzspawner import dropins, hubconfig, templates_path
 
-DROPINS = Path(__file__).resolve().parents[2] / "jupyterhub_config.d"
+DROPINS = Path(dropins.FOLDER)
 SITE = """
 c.JupyterHub.services = [{{"name": "monitoring", "api_token": "x"}}]
 c.JupyterHub.load_roles = [{{"name": "monitoring", "scopes": ["read:users"], "services": ["monitoring"]}}]
