@@ -87,6 +87,19 @@ class JobUnknown(SlurmError):
     kind = "job_unknown"
 
 
+class OutputTooLarge(SlurmUnreachable):
+    """The command wrote more than the runner reads (:attr:`SlurmRunner.max_output`); it was stopped.
+
+    Like an unreachable controller, this says nothing about any job.
+    """
+
+    kind = "output_too_large"
+
+
+class _TooMuchOutput(Exception):
+    """Raised inside the runner when a stream passes max_output (turned into OutputTooLarge)."""
+
+
 def classify(argv, returncode, stderr) -> SlurmError:
     """Turn a failed command into the matching typed error."""
     if _JOB_UNKNOWN.search(stderr):
@@ -109,6 +122,9 @@ class SlurmRunner:
     ``env`` values given to :meth:`run` reach the command through sudo's ``--preserve-env=NAMES``, so
     secrets never appear on a command line.
     """
+
+    #: bytes of stdout (and of stderr) read from one command at the most; more stops it (OutputTooLarge)
+    max_output = 32 * 1024 * 1024
 
     def __init__(self, sudo=("sudo", "-n"), timeout: float = 30.0, log: logging.Logger = log):
         self.sudo = list(sudo)
@@ -161,13 +177,13 @@ class SlurmRunner:
         except OSError as exc:  # the program is missing or not executable: Slurm could not be asked
             raise SlurmUnreachable(argv, None, "", f"cannot run {full[0]}: {exc.strerror}") from None
         try:
-            out, err = await asyncio.wait_for(
-                proc.communicate(stdin.encode() if stdin is not None else None), timeout
-            )
-        except (asyncio.TimeoutError, asyncio.CancelledError) as exc:
+            out, err = await asyncio.wait_for(self._exchange(proc, stdin), timeout)
+        except (asyncio.TimeoutError, asyncio.CancelledError, _TooMuchOutput) as exc:
             await _terminate(proc)
             if isinstance(exc, asyncio.CancelledError):
                 raise
+            if isinstance(exc, _TooMuchOutput):
+                raise OutputTooLarge(argv, None, "", f"{name} wrote more than {self.max_output} bytes") from None
             raise SlurmTimeout(argv, None, "", f"{name} did not answer within {timeout:g} s") from None
         seconds = time.monotonic() - started
         stdout, stderr = out.decode(errors="replace"), err.decode(errors="replace")
@@ -177,16 +193,91 @@ class SlurmRunner:
         return Result(stdout, stderr, seconds)
 
 
+    async def _exchange(self, proc, stdin: str | None) -> tuple[bytes, bytes]:
+        """Feed stdin, read stdout and stderr (each up to :attr:`max_output` bytes), wait for the exit."""
+        async def feed():
+            if stdin is not None:
+                try:
+                    proc.stdin.write(stdin.encode())
+                    await proc.stdin.drain()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                proc.stdin.close()
+
+        async def read(stream) -> bytes:
+            chunks, size = [], 0
+            while chunk := await stream.read(65536):
+                size += len(chunk)
+                if size > self.max_output:
+                    raise _TooMuchOutput
+                chunks.append(chunk)
+            return b"".join(chunks)
+
+        tasks = [asyncio.ensure_future(step) for step in (feed(), read(proc.stdout), read(proc.stderr))]
+        try:
+            _, out, err = await asyncio.gather(*tasks)
+        finally:  # one stream over the limit: stop reading the other too
+            for task in tasks:
+                task.cancel()
+        await proc.wait()
+        return out, err
+
+
+# What of a job's output file the hub reads for a failed spawn, at the most (the last lines come from this).
+OUTPUT_TAIL_BYTES = 64 * 1024
+_NOT_PRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` without control characters but line breaks and tabs: nothing in it can forge a log line's
+    start (a carriage return) or steer a terminal (escape sequences)."""
+    return _NOT_PRINTABLE.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+
+
+async def output_tail(runner: SlurmRunner, user: str, path: str, lines: int,
+                      max_bytes: int = OUTPUT_TAIL_BYTES) -> str:
+    """The last ``lines`` lines of a job's output file, read as ``user``, never more than ``max_bytes`` of it.
+
+    The file is the user's own: it may be huge, have no line break, or have been replaced by a link to a device
+    or by a FIFO. So: ``find -type f`` (which never follows a link) says whether it is a regular file and its size;
+    only then does ``dd`` read its last ``max_bytes`` (``iflag=nofollow,nonblock``: a file swapped for a link or a
+    FIFO meanwhile is refused, not read). Control characters are removed. Raises :class:`SlurmError` when the
+    file cannot be read; returns ``""`` when it is not a regular file.
+    """
+    found = await runner.run(["find", path, "-maxdepth", "0", "-type", "f", "-printf", "%s"], user=user)
+    size = found.stdout.strip()
+    if not size.isdigit():
+        return ""
+    skip = max(0, int(size) - max_bytes)
+    data = await runner.run(["dd", f"if={path}", "iflag=nofollow,nonblock,skip_bytes,count_bytes", f"skip={skip}",
+                             f"count={max_bytes}", f"bs={max_bytes}", "status=none"], user=user)
+    text = printable(data.stdout)
+    return "\n".join(text.strip("\n").splitlines()[-lines:]) if lines > 0 else ""
+
+
 async def _terminate(proc):
-    """Stop a command that ran too long: SIGTERM (sudo relays it), then SIGKILL."""
+    """Stop a command that ran too long or wrote too much, with everything it started: SIGTERM (sudo relays it),
+    then SIGKILL."""
     for sig, grace in ((signal.SIGTERM, 2.0), (signal.SIGKILL, 2.0)):
         if proc.returncode is not None:
-            return
-        try:
-            proc.send_signal(sig)
+            break
+        try:  # the whole process group (each command starts a session of its own): no child writes on
+            os.killpg(proc.pid, sig)
         except ProcessLookupError:
-            return
+            break
+        except PermissionError:  # a child that became another user's (sudo's command): sudo relays the signal
+            proc.send_signal(sig)
         try:
             await asyncio.wait_for(proc.wait(), grace)
         except asyncio.TimeoutError:
             continue
+    # What is left in the pipes (their writers are gone now) is read and dropped, so that they close.
+    async def discard(stream):
+        while await stream.read(65536):
+            pass
+
+    streams = [discard(stream) for stream in (proc.stdout, proc.stderr) if stream is not None]
+    try:
+        await asyncio.wait_for(asyncio.gather(*streams), 2.0)
+    except (asyncio.TimeoutError, OSError):
+        pass

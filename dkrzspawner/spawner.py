@@ -21,7 +21,7 @@ from .errors import spawn_error
 from .spawnmodules import ModulesMixin
 from .spawnpage import SpawnPageMixin
 from .spawnpolicy import PolicyMixin
-from .slurm import SlurmError, SlurmRejected, SlurmRunner, SlurmUnreachable
+from .slurm import SlurmError, SlurmRejected, SlurmRunner, SlurmUnreachable, output_tail
 from .watcher import SACCT_FORMAT, JobWatcher, parse_sacct
 
 handlers.register()
@@ -481,17 +481,19 @@ class DKRZSpawner(SpawnPageMixin, PolicyMixin, ModulesMixin, Spawner):
         tail = await self._output_tail()
         end = await self._record_end(status, tail)
         message = f"Job {self.job_id} ended before its Jupyter server started: {end['reason']}"
-        if tail:
-            message += " Last lines of its output:\n" + tail
+        if tail:  # indented: no line of the user's output can pass for a line of the hub's log
+            message += " Last lines of its output:\n" + "\n".join("    " + line for line in tail.splitlines())
         raise spawn_error(message, reason="job_ended")
 
     async def _output_tail(self) -> str:
+        """The last lines of the job's output (bounded, control characters removed; see slurm.output_tail)."""
         path = self._output_file(self._home()).replace("%j", str(self.job_id)).replace("%x", self.job_name)
         try:
-            result = await self.runner.run(["tail", "-n", str(self.output_tail_lines), path], user=self.user.name)
-        except SlurmError:
+            return await output_tail(self.runner, self.user.name, path, self.output_tail_lines)
+        except SlurmError as exc:
+            self.log.warning("%s: cannot read the output of job %s (%s): %s", self._log_name, self.job_id, path,
+                             exc)
             return ""
-        return result.stdout.strip()
 
     async def _record_end(self, status, tail: str | None = None) -> dict:
         """Remember (state, log) why the job ended, in words; sacct has the final word when Slurm is done."""

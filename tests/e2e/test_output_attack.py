@@ -1,0 +1,98 @@
+"""A user's job output cannot freeze the hub (issue 18, item 1), shown with the attack itself.
+
+alice's own Jupyter config (``~/.jupyter/jupyter_server_config.py``, which her server runs as her) turns the
+job's output file into 1 GiB without a line break, or into a link to /dev/zero, and fails the server. The hub
+then reads the end of that file for the spawn error: it must read at most 64 KiB of it, never follow the link,
+stay responsive for everyone meanwhile, and keep its log free of the file.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.slurmtools import slurm, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slurm]
+
+# Acts only in alice's servers named attack-*; removed again by the fixture.
+ATTACK = '''
+import os, sys
+name = os.environ.get("JUPYTERHUB_SERVER_NAME", "")
+if name.startswith("attack-"):
+    out = os.path.expanduser("~/.jupyterhub-slurm-%s.log" % os.environ["SLURM_JOB_ID"])
+    if name == "attack-huge":
+        with open(out, "r+b") as f:
+            f.truncate(1 << 30)      # 1 GiB of NUL bytes, no line break (sparse: costs no disk)
+    else:
+        os.remove(out)
+        os.symlink("/dev/zero", out)
+    sys.exit(3)
+'''
+
+
+@pytest.fixture
+def alice_attacks():
+    home = Path(slurm("getent", "passwd", "alice").split(":")[5])
+    config = home / ".jupyter" / "jupyter_server_config.py"
+    assert not config.exists(), "alice has a Jupyter config of her own: the test would overwrite it"
+    subprocess.run(["runuser", "-u", "alice", "--", "/bin/sh", "-c", f"mkdir -p {config.parent} && cat > {config}"],
+                   input=ATTACK, text=True, check=True, timeout=60)
+    yield home
+    config.unlink()
+
+
+def responsive_while(hub, action) -> list[float]:
+    """Run ``action`` while another client asks the hub every 0.2 s; return those requests' times."""
+    times, stop = [], threading.Event()
+
+    def ask():
+        while not stop.is_set():
+            started = time.monotonic()
+            requests.get(f"{hub.api_url}/", timeout=60)
+            times.append(time.monotonic() - started)
+            time.sleep(0.2)
+
+    asker = threading.Thread(target=ask)
+    asker.start()
+    try:
+        action()
+    finally:
+        stop.set()
+        asker.join()
+    return times
+
+
+@pytest.mark.parametrize("name", ["attack-huge", "attack-devzero"])
+def test_a_job_output_attack_neither_freezes_the_hub_nor_reaches_its_log(hub, alice_attacks, name):
+    log_before = hub.log_path.stat().st_size
+    message = {}
+
+    def spawn_and_fail():
+        response = hub.spawn("alice", name, options={"preset": "shared", "cores": 1})
+        if response.status_code == 202:
+            wait_for(lambda: (hub.server("alice", name) or {}).get("pending") is None, timeout=180,
+                     what="the attacking spawn to end")
+            message["text"] = hub.api("GET", "/users/alice").text
+        else:
+            message["text"] = response.json()["message"]
+
+    times = responsive_while(hub, spawn_and_fail)
+    assert "before its Jupyter server started" in message["text"], message["text"]
+    assert "did not start within" not in message["text"]
+    grown = hub.log_path.stat().st_size - log_before
+    assert grown < 1_000_000, f"the hub's log grew by {grown} bytes: the job's output reached it"
+    with open(hub.log_path, "rb") as f:
+        f.seek(log_before)
+        log = f.read().decode(errors="replace")
+    assert "Event loop was unresponsive" not in log
+    # every other request was answered while the hub dealt with the attack (no timing rule: they all came back)
+    assert times, "the other client got no answer at all"
+    print(f"{name}: {len(times)} requests of another client answered meanwhile, slowest {max(times):.3f} s; "
+          f"hub log grew {grown} bytes")
+    hub.api("DELETE", f"/users/alice/servers/{name}", json={"remove": True})
