@@ -36,7 +36,7 @@ SLURM_COMMAND_SECONDS = Histogram(
 SLURM_COMMAND_ERRORS = CounterMetric(
     "dkrzspawner_slurm_command_errors",
     "Failed Slurm commands, by command and kind: unreachable (controller, munge or slurmdbd), timeout, "
-    "rejected (Slurm said no), job_unknown (Slurm does not know the job id).",
+    "rejected (Slurm said no), job_unknown (Slurm does not know the job id), output_too_large (stopped).",
     ["command", "kind"],
 )
 WATCHER_CYCLE_SECONDS = Histogram(
