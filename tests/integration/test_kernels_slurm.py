@@ -378,7 +378,7 @@ def make_env(scratch, name: str, conda: bool) -> Path:
 
 def test_conda_slurm_kernel_activates_the_environment(scratch):
     prefix = make_env(scratch, "condaenv", conda=True)
-    cli(scratch, "create", "--template", "conda-slurm", "--name", f"{RUN}-conda", "--env", str(prefix),
+    cli(scratch, "create", "--template", "conda-slurm", "--name", f"{RUN}-conda", "--environment", str(prefix),
         "--preset", "shared", "--runtime", "00:10:00")
     spec = kernel_json(scratch, f"{RUN}-conda")
     assert spec["argv"][0] == f"{prefix}/bin/python"

@@ -152,18 +152,22 @@ def test_names_and_overwrites(data_dir, capsys):
 
 def test_conda_template_needs_an_env_and_uses_condas_activation(data_dir, tmp_path, capsys):
     assert cli.main(["create", "--template", "conda-slurm", "--name", "c", "--no-check"]) == 2
-    assert "needs --env" in capsys.readouterr().err
+    assert "needs --environment" in capsys.readouterr().err
     prefix = tmp_path / "envs" / "climate"
     (prefix / "bin").mkdir(parents=True)
     (prefix / "bin" / "python").touch()
     (prefix / "conda-meta").mkdir()
     (prefix / "conda-meta" / "state").write_text('{"env_vars": {"X": "1"}}')
     assert cli.main(["create", "--template", "conda-slurm", "--name", "c", "--env", str(prefix), "--no-check",
-                     "--preset", "prepost"]) == 0
+                     "--preset", "prepost"]) == 2
+    assert "--env takes NAME=VALUE" in capsys.readouterr().err  # the folder is --environment's
+    assert cli.main(["create", "--template", "conda-slurm", "--name", "c", "--environment", str(prefix),
+                     "--no-check", "--preset", "prepost", "--env", "PROJ_HOME=${CONDA_PREFIX}/share/proj"]) == 0
     spec = json.loads((data_dir / "kernels" / "c" / "kernel.json").read_text())
     assert spec["argv"][0] == f"{prefix}/bin/python"
     assert spec["env"]["CONDA_PREFIX"] == str(prefix) and spec["env"]["CONDA_DEFAULT_ENV"] == "climate"
     assert spec["env"]["X"] == "1" and spec["metadata"]["dkrzspawner"]["environment"] == str(prefix)
+    assert spec["env"]["PROJ_HOME"] == "${CONDA_PREFIX}/share/proj"
 
 
 def test_register_env_list_remove(data_dir, tmp_path, capsys):

@@ -15,9 +15,10 @@ from .test_kernels_cli import PARTITIONS, SINFO
 
 
 class FakeSlurm:
-    def __init__(self, squeue="RUNNING|vm|2|1", salloc="salloc: Granted job allocation 77\n", steps=""):
+    def __init__(self, squeue="RUNNING|vm|2|1", salloc="salloc: Granted job allocation 77\n", steps="",
+                 shape="1         |2         |vm                  "):
         self.calls = []
-        self.squeue, self.salloc, self.steps = squeue, salloc, steps
+        self.squeue, self.salloc, self.steps, self.shape = squeue, salloc, steps, shape
 
     async def run(self, argv, *, user=None, env=None, stdin=None, timeout=None):
         self.calls.append(list(argv))
@@ -29,6 +30,8 @@ class FakeSlurm:
             if isinstance(self.salloc, Exception):
                 raise self.salloc
             return Result("", self.salloc, 0.01)
+        if program == "squeue" and "-O" in argv:
+            return Result(self.shape, "", 0.0)
         if program == "squeue":
             return Result(self.steps if "-s" in argv else ("" if "--me" in argv else self.squeue), "", 0.0)
         return Result(answers[program], "", 0.0)
