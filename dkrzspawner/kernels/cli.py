@@ -276,9 +276,10 @@ def cmd_install_system(args, runner=None) -> int:
         catalog = ModuleCatalog(runner or SlurmRunner(), lmod_command=config.modules.lmod_command,
                                 module_path=config.modules.module_path)
         offered = asyncio.run(catalog.offered(logging.getLogger("dkrz-kernel")))
-        system.check(config, offered, kernel_name)
+        system.check(config, offered)
     except system.SystemConfigError as exc:
         raise CLIError(str(exc)) from None
+    names = [kernel_name(kernel.name) for kernel in config.kernel]
     if not args.no_check:
         for kernel in config.kernel:
             if kernel.slurm:
@@ -288,8 +289,7 @@ def cmd_install_system(args, runner=None) -> int:
                     raise CLIError(f"System kernel {kernel.name!r}: {exc}") from None
     base = system.kernels_dir(args.prefix)
     base.mkdir(parents=True, exist_ok=True)
-    for kernel in config.kernel:
-        name = kernel_name(kernel.name)
+    for name, kernel in zip(names, config.kernel):
         template, values = system.kernelspec(kernel, config.modules)
         folder = write_kernel(name, render(template, **values), base=base,
                               force=args.force or _is_system_kernel(base / name))

@@ -112,19 +112,16 @@ def load(path: str | Path) -> SystemConfig:
         raise SystemConfigError(f"{path}: {where}: {error['msg']}.") from None
 
 
-def check(config: SystemConfig, offered_modules, kernel_name) -> None:
-    """What the shape does not say: names (``kernel_name`` checks one), commands, variables, the Slurm options'
-    shape, and the modules against ``offered_modules`` (``module avail``; None when Lmod did not answer)."""
+def check(config: SystemConfig, offered_modules) -> None:
+    """What the shape does not say: unique names, commands, variables, the Slurm options' shape, and the modules
+    against ``offered_modules`` (``module avail``; None when Lmod did not answer). The names' form is the
+    CLI's (:func:`.cli.kernel_name`)."""
     seen = set()
     for kernel in config.kernel:
         label = f"System kernel {kernel.name!r}"
-        try:
-            name = kernel_name(kernel.name)
-        except ValueError as exc:
-            raise SystemConfigError(f"{label}: {exc}") from None
-        if name in seen:
+        if kernel.name.lower() in seen:
             raise SystemConfigError(f"{label} is declared twice.")
-        seen.add(name)
+        seen.add(kernel.name.lower())
         if not kernel.display_name.strip() or kopts._CONTROL.search(kernel.display_name):
             raise SystemConfigError(f"{label}: display_name must be one line of text.")
         if not kernel.argv or any(not arg or kopts._CONTROL.search(arg) for arg in kernel.argv):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+from jupyter_client.kernelspec import KernelSpec, KernelSpecManager, NoSuchKernel
 
 from .provisioner import PROVISIONER_NAME
 
@@ -40,10 +40,13 @@ def read(name: str, manager: KernelSpecManager | None = None) -> Wrapped:
     """The installed kernel ``name``; :class:`NotWrappable` if it is missing, runs through Slurm already,
     is started by another provisioner, or its command does not take a connection file."""
     manager = manager or KernelSpecManager()
+    folder = manager.find_kernel_specs().get(name.lower())
+    if folder is None:
+        raise NotWrappable(f"Wrap: no kernel named {name!r} is installed (see `jupyter kernelspec list`).")
     try:
         spec = manager.get_kernel_spec(name)
-    except NoSuchKernel:
-        raise NotWrappable(f"Wrap: no kernel named {name!r} is installed (see `jupyter kernelspec list`).") from None
+    except NoSuchKernel:  # it is there, but names a provisioner that is not installed here
+        spec = KernelSpec.from_resource_dir(folder)
     provisioner = (spec.metadata or {}).get("kernel_provisioner") or {}
     started_by = provisioner.get("provisioner_name")
     if started_by == PROVISIONER_NAME:
