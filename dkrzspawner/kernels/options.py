@@ -306,7 +306,7 @@ def granted_job_id(stderr: str) -> str | None:
 def describe(options: KernelOptions) -> str:
     """A short text for display names: ``preset shared, 2 cores`` or ``allocation 1234``."""
     if options.job_id:
-        return f"allocation {options.job_id}"
+        return f"allocation {options.job_id}" + (f", node {options.node}" if options.node else "")
     job = options.job
     if "partition" in job and "preset" not in job:
         parts = [f"partition {job['partition']}"]

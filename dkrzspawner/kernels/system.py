@@ -128,6 +128,8 @@ def check(config: SystemConfig, offered_modules) -> None:
             raise SystemConfigError(f"{label}: argv must be a list of non-empty one-line texts.")
         if not any("{connection_file}" in arg for arg in kernel.argv):
             raise SystemConfigError(f"{label}: argv must pass {{connection_file}} to the kernel.")
+        if "modules" in kernel.options:
+            raise SystemConfigError(f"{label}: the modules go into the kernel's modules, not into its options.")
         if kernel.options and not kernel.slurm:
             raise SystemConfigError(f"{label}: options are Slurm options; set slurm = true or leave them out.")
         try:

@@ -122,6 +122,7 @@ def test_granted_job_id():
 
 def test_describe():
     assert kopts.describe(kopts.check_shape({"job_id": 5})) == "allocation 5"
+    assert kopts.describe(kopts.check_shape({"job_id": 5, "node": "vm"})) == "allocation 5, node vm"
     assert kopts.describe(kopts.check_shape({"preset": "shared", "cores": 2})) == "preset shared, 2 cores"
     assert kopts.describe(kopts.check_shape({"preset": "shared", "cores": 1, "runtime": "01:00:00"})) == \
         "preset shared, 1 core, 01:00:00"

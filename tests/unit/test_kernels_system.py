@@ -89,6 +89,7 @@ def declared(**kernel):
     ({"options": {"preset": "shared"}}, OFFERED, "set slurm = true"),
     ({"slurm": True, "options": {"preset": "shared", "cores": 3}}, OFFERED, "Cores must be one of"),
     ({"slurm": True, "options": {"job_id": 5}}, OFFERED, "a system kernel cannot have one"),
+    ({"slurm": True, "options": {"modules": ["example"]}}, OFFERED, "go into the kernel's modules"),
 ])
 def test_checks_name_the_kernel(kernel, offered, words):
     with pytest.raises(system.SystemConfigError) as error:
