@@ -95,9 +95,10 @@ def check_shape(config, presets=None) -> KernelOptions:
         job_id = str(own.job_id)
         if not JOB_ID.fullmatch(job_id):
             raise OptionsError("job_id", "Job id must be the number of a Slurm job (allocation), such as 1234.")
-        if job:
+        combined = [*job, *(["tasks"] if own.tasks is not None else [])]  # the allocation has its own tasks
+        if combined:
             raise OptionsError("job_id", f"Job id runs the kernel in an existing allocation, so it cannot be "
-                                         f"combined with {', '.join(job)}.")
+                                         f"combined with {', '.join(combined)}.")
     if own.node is not None:
         if job_id is None:
             raise OptionsError("node", "Node picks a node of an existing allocation, so it needs job_id "

@@ -14,9 +14,9 @@ What happens, all asynchronously (asyncio subprocesses with argument lists, neve
    the connection file (in the user's Jupyter runtime dir, on the shared file system) gets that node's address,
    and the kernel binds there;
 4. ``srun --jobid=ID --overlap`` runs the kernel as a named job step of one task; the step gives the kernel the
-   allocation's tasks and CPUs per task (:data:`.options.JOB_VIEW`), so ``srun`` in a cell uses all of them. Signals (interrupt) go to that step with
-   ``scancel --signal=INT ID.STEP``; the step ends when the kernel ends or when the allocation does
-   (time limit), and ``poll()`` then reports the kernel dead;
+   allocation's tasks and CPUs per task (:data:`.options.JOB_VIEW`), so ``srun`` in a cell uses all of them.
+   Signals (interrupt) go to that step with ``scancel --signal=INT ID.STEP``; the step ends when the kernel ends
+   or when the allocation does (time limit), and ``poll()`` then reports the kernel dead;
 5. when the last kernel of an allocation this process created ends, the allocation is cancelled. An allocation
    named by ``job_id`` that this process did not create is never cancelled.
 """
@@ -186,7 +186,7 @@ class SlurmProvisioner(ModulesMixin, KernelProvisionerBase):
                 raise KernelStartError(f"Allocation {allocation.job_id} is not running "
                                        f"({state.lower() or 'it has ended'}).")
             await asyncio.sleep(1.0)
-        node = (await jobshape.hostnames(self.runner, nodes.split(",")[0], self.slurm_timeout))[0]
+        node = (await jobshape.hostnames(self.runner, nodes, self.slurm_timeout))[0]
         allocation.node = node
         if allocation.cpus is None and cpus.isdigit() and count.isdigit() and int(count):
             allocation.cpus = int(cpus) // int(count)

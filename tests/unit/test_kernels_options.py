@@ -48,6 +48,7 @@ def test_good_shapes(config):
     ({"job_id": "12; rm"}, "job_id", "Job id must be the number"),
     ({"job_id": 0}, "job_id", "Job id must be the number"),
     ({"job_id": 12, "cores": 2}, "job_id", "cannot be combined with cores"),
+    ({"job_id": 12, "tasks": 2}, "job_id", "cannot be combined with tasks"),
     ({"modules": "netcdf"}, "modules", "Modules"),
     ({"modules": ["net cdf"]}, "modules", "not a module name"),
     ({"tasks": 0}, "tasks", "Tasks must be between"),
