@@ -5,5 +5,8 @@
   the ``salloc``/``srun`` argument lists (pure).
 - :mod:`.activation`: the environment variables that activating a virtualenv or a conda env sets (pure).
 - :mod:`.provisioner`: :class:`~.provisioner.SlurmProvisioner`, entry point ``dkrz-slurm-provisioner``.
-- :mod:`.cli`: the ``dkrz-kernel`` command (create, list, remove, register-env).
+- :mod:`.jobshape`: what Slurm says of a running allocation (its nodes, tasks and CPUs per task).
+- :mod:`.wrap`: ``create --wrap``, an installed kernel's command run through Slurm.
+- :mod:`.system`: the admins' system kernels built on environment modules (``install-system``).
+- :mod:`.cli`: the ``dkrz-kernel`` command (create, list, remove, register-env, install-system).
 """

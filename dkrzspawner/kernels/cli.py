@@ -1,13 +1,17 @@
 """``dkrz-kernel``: make Jupyter kernels that run on compute nodes through Slurm, or in one's own environment.
 
     dkrz-kernel create --template python-slurm --name analysis --preset shared --cores 2
-    dkrz-kernel create --template conda-slurm --name climate --env ~/envs/climate --partition gpu --gpus 1
-    dkrz-kernel create --template python-slurm --name shared-alloc --job-id 1234
+    dkrz-kernel create --template conda-slurm --name climate --environment ~/envs/climate --partition gpu --gpus 1
+    dkrz-kernel create --template python-slurm --name shared-alloc --job-id 1234 --node l40123
+    dkrz-kernel create --template python-slurm --name mpi --partition shared --cores 4 --tasks 4
+    dkrz-kernel create --wrap ir --name r-compute --preset shared --env PROJ_HOME=/work/bb1234/proj
     dkrz-kernel register-env ~/venvs/mytools --name mytools
     dkrz-kernel list
     dkrz-kernel remove analysis
+    dkrz-kernel install-system --config /etc/dkrzspawner/system-kernels.toml     # as root
 
-Kernels go to the user's Jupyter data dir (``jupyter --data-dir``/kernels). Options are checked with the
+Kernels go to the user's Jupyter data dir (``jupyter --data-dir``/kernels); ``install-system`` writes the
+admins' kernels (:mod:`.system`) into a system kernel folder. Options are checked with the
 spawner's options model before anything is written: first their shape (no Slurm involved at all), then, for
 Slurm kernels, against what Slurm says about partitions, limits and the user's accounts (read-only queries).
 """
@@ -33,8 +37,8 @@ from jupyter_core.paths import jupyter_data_dir
 from ..cluster import Cluster
 from ..modules import ModuleCatalog
 from ..options import OptionsError, check_modules, load_partition_policy, make_facts
-from ..slurm import SlurmRunner
-from . import activation
+from ..slurm import SlurmError, SlurmRunner
+from . import activation, jobshape, system, wrap
 from . import options as kopts
 
 TEMPLATES = ("python-slurm", "conda-slurm")
@@ -59,6 +63,7 @@ def render(template: str, **values) -> dict:
 
 
 def kernel_name(name: str) -> str:
+    """The kernel's folder name (lower case); CLIError if it is not one."""
     lowered = (name or "").lower()
     if not KERNEL_NAME.fullmatch(lowered):
         raise CLIError(f"Name {name!r} must be 1-64 letters, digits, '.', '_' or '-', starting with a letter "
@@ -78,6 +83,8 @@ def options_from_args(args) -> dict:
         config["modules"] = [m for chunk in args.modules for m in chunk.split(",") if m]
     if args.job_id is not None:
         config["job_id"] = args.job_id
+    if args.node is not None:
+        config["node"] = args.node
     return config
 
 
@@ -88,13 +95,34 @@ async def _facts(runner, user: str):
 
 
 def check_options(config: dict, *, runner=None, with_slurm: bool = True):
-    """Shape first (no Slurm), then the cluster's facts. Returns the KernelOptions; raises OptionsError."""
+    """Shape first (no Slurm), then the cluster's facts (and the nodes of the allocation ``node`` picks from).
+    Returns the KernelOptions; raises OptionsError."""
     options = kopts.check_shape(config)
+    runner = runner or SlurmRunner()
     if with_slurm and (options.modules or not options.reuses_allocation):
-        facts = asyncio.run(_facts(runner or SlurmRunner(), getpass.getuser()))
+        facts = asyncio.run(_facts(runner, getpass.getuser()))
         admin_modules = () if options.reuses_allocation else kopts.to_job_request(options, facts=facts).modules
         check_modules(options.modules, facts, admin_modules)
+    if with_slurm and options.node is not None:
+        try:
+            shape = asyncio.run(jobshape.shape_of(runner, options.job_id, 30.0))
+        except SlurmError as exc:
+            raise OptionsError("job_id", f"Job id {options.job_id} is not a running allocation of yours "
+                                         f"({exc.reason}).") from None
+        kopts.check_node(options.node, options.job_id, shape.hostnames)
     return options
+
+
+def user_env(texts) -> dict[str, str]:
+    """``--env NAME=VALUE`` (repeated) as a kernelspec ``env``; CLIError naming the bad one."""
+    for text in texts or ():
+        if "=" not in text and os.path.isdir(os.path.expanduser(text)):
+            raise CLIError(f"--env takes NAME=VALUE (a variable for the kernel); give the environment's folder "
+                           f"{text} with --environment.")
+    try:
+        return kopts.check_env(kopts.env_pairs(texts))
+    except OptionsError as exc:
+        raise CLIError(str(exc)) from None
 
 
 def _environment(path: str) -> Path:
@@ -115,12 +143,17 @@ def _check_ipykernel(python: str) -> None:
                        "(pip install ipykernel, or conda install ipykernel).")
 
 
-def write_kernel(name: str, spec: dict, *, force: bool = False) -> Path:
-    """Write ``kernels/NAME/kernel.json`` atomically; refuse to overwrite unless ``force``."""
-    folder = kernels_dir() / name
+def write_kernel(name: str, spec: dict, *, force: bool = False, base: Path | None = None, files=()) -> Path:
+    """Write ``BASE/NAME/kernel.json`` (BASE: the user's kernels dir) atomically, with ``files`` copied along
+    (a wrapped kernel's logos); refuse to overwrite unless ``force``. Folder and files are world-readable."""
+    folder = (base or kernels_dir()) / name
     if folder.exists() and not force:
         raise CLIError(f"A kernel named {name} exists already ({folder}); remove it first or use --force.")
     folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o755)
+    for source in files:
+        shutil.copyfile(source, folder / source.name)
+        os.chmod(folder / source.name, 0o644)
     with tempfile.NamedTemporaryFile("w", dir=folder, delete=False, suffix=".tmp") as handle:
         json.dump(spec, handle, indent=2)
         handle.write("\n")
@@ -132,17 +165,23 @@ def write_kernel(name: str, spec: dict, *, force: bool = False) -> Path:
 def cmd_create(args, runner=None) -> int:
     name = kernel_name(args.name)
     config = options_from_args(args)
+    variables = user_env(args.env)
+    if args.wrap and (args.python or args.environment):
+        raise CLIError("--wrap runs the installed kernel's own command, so it takes neither --python nor "
+                       "--environment.")
     try:
         options = check_options(config, runner=runner, with_slurm=not args.no_check)
     except OptionsError as exc:
         raise CLIError(str(exc)) from None
+    if args.wrap:
+        return _create_wrapped(name, args, options, config, variables)
     env: dict[str, str] = {}
     prefix = None
     python = args.python or sys.executable
     if args.template == "conda-slurm":
-        if not args.env:
-            raise CLIError("The conda-slurm template needs --env PATH (the conda environment's prefix).")
-        prefix = _environment(args.env)
+        if not args.environment:
+            raise CLIError("The conda-slurm template needs --environment PATH (the conda environment's prefix).")
+        prefix = _environment(args.environment)
         python = activation.python_of(prefix) if not args.python else args.python
         if not (prefix / "conda-meta").is_dir():
             print(f"dkrz-kernel: note: {prefix} has no conda-meta/; activating it the way conda would anyway.",
@@ -150,16 +189,35 @@ def cmd_create(args, runner=None) -> int:
         for script in activation.activate_d_scripts(prefix):
             print(f"dkrz-kernel: note: {script} is not run (a kernel starts without a shell).", file=sys.stderr)
         env = activation.conda_activation(prefix)
-    elif args.env:
-        prefix = _environment(args.env)
+    elif args.environment:
+        prefix = _environment(args.environment)
         kind = activation.kind_of(prefix)
         python = activation.python_of(prefix) if not args.python else args.python
         env = activation.activation(prefix, kind)
     display = args.display_name or f"{args.name} (Slurm: {kopts.describe(options)})"
-    spec = render(args.template, python=python, display_name=display, env=env, config=config,
+    spec = render(args.template, python=python, display_name=display, env={**env, **variables}, config=config,
                   prefix=str(prefix) if prefix else None)
     folder = write_kernel(name, spec, force=args.force)
     print(f"Created kernel {name} in {folder}")
+    return 0
+
+
+def _create_wrapped(name: str, args, options, config: dict, variables: dict) -> int:
+    """``create --wrap KERNEL``: the installed kernel's command, env and language, run through Slurm."""
+    try:
+        wrapped = wrap.read(args.wrap)
+    except wrap.NotWrappable as exc:
+        raise CLIError(str(exc)) from None
+    display = args.display_name or f"{wrapped.display_name} (Slurm: {kopts.describe(options)})"
+    about = {"template": "argv-slurm", "created_by": "dkrz-kernel", "wraps": wrapped.name}
+    spec = render("argv-slurm", argv=wrapped.argv, display_name=display, language=wrapped.language,
+                  interrupt_mode=wrapped.interrupt_mode, env={**wrapped.env, **variables},
+                  debugger=wrapped.debugger, about=about, config=config)
+    folder = write_kernel(name, spec, force=args.force, files=wrapped.logos)
+    if not os.path.isabs(wrapped.argv[0]):
+        print(f"dkrz-kernel: note: {wrapped.argv[0]} is looked up in the PATH of the compute node.",
+              file=sys.stderr)
+    print(f"Created kernel {name} in {folder}, running kernel {wrapped.name} through Slurm")
     return 0
 
 
@@ -173,7 +231,7 @@ def cmd_register_env(args, runner=None) -> int:
     name = kernel_name(args.name or prefix.name)
     if not args.no_check:
         _check_ipykernel(python)
-    env = activation.activation(prefix, kind)
+    env = {**activation.activation(prefix, kind), **user_env(args.env)}
     display = args.display_name or f"{args.name or prefix.name} ({kind}: {prefix})"
     spec = render("local-env", python=python, display_name=display, env=env, prefix=str(prefix), kind=kind)
     folder = write_kernel(name, spec, force=args.force)
@@ -208,6 +266,47 @@ def installed() -> list[dict]:
     return found
 
 
+def cmd_install_system(args, runner=None) -> int:
+    """Check the admins' file (:mod:`.system`), then write its kernels into the system kernel folder."""
+    if os.geteuid() != 0:
+        raise CLIError("install-system writes kernels for every user, so it runs as root "
+                       "(sudo dkrz-kernel install-system ...).")
+    try:
+        config = system.load(args.config)
+        catalog = ModuleCatalog(runner or SlurmRunner(), lmod_command=config.modules.lmod_command,
+                                module_path=config.modules.module_path)
+        offered = asyncio.run(catalog.offered(logging.getLogger("dkrz-kernel")))
+        system.check(config, offered)
+    except system.SystemConfigError as exc:
+        raise CLIError(str(exc)) from None
+    names = [kernel_name(kernel.name) for kernel in config.kernel]
+    if not args.no_check:
+        for kernel in config.kernel:
+            if kernel.slurm:
+                try:
+                    check_options(kernel.options, runner=runner)
+                except OptionsError as exc:
+                    raise CLIError(f"System kernel {kernel.name!r}: {exc}") from None
+    base = system.kernels_dir(args.prefix)
+    base.mkdir(parents=True, exist_ok=True)
+    for name, kernel in zip(names, config.kernel):
+        template, values = system.kernelspec(kernel, config.modules)
+        folder = write_kernel(name, render(template, **values), base=base,
+                              force=args.force or _is_system_kernel(base / name))
+        print(f"Installed system kernel {name} ({'Slurm' if kernel.slurm else 'local'}, modules "
+              f"{' '.join(kernel.modules) or 'none'}) in {folder}")
+    return 0
+
+
+def _is_system_kernel(folder: Path) -> bool:
+    """Whether ``folder`` holds a kernel that install-system wrote (which it replaces without --force)."""
+    try:
+        spec = json.loads((folder / "kernel.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return bool(((spec.get("metadata") or {}).get("dkrzspawner") or {}).get("system"))
+
+
 def cmd_list(args, runner=None) -> int:
     kernels = installed()
     if args.json:
@@ -237,10 +336,16 @@ def parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="command", required=True)
 
     create = sub.add_parser("create", help="create a kernel that runs on a compute node through Slurm")
-    create.add_argument("--template", required=True, choices=TEMPLATES)
+    what = create.add_mutually_exclusive_group(required=True)
+    what.add_argument("--template", choices=TEMPLATES)
+    what.add_argument("--wrap", metavar="KERNEL",
+                      help="run this installed kernel (see `jupyter kernelspec list`) on the compute node")
     create.add_argument("--name", required=True)
     create.add_argument("--display-name")
-    create.add_argument("--env", help="environment prefix (conda env; for python-slurm also a virtualenv)")
+    create.add_argument("--environment", metavar="PATH",
+                        help="environment prefix (conda env; for python-slurm also a virtualenv)")
+    create.add_argument("--env", action="append", metavar="NAME=VALUE",
+                        help="a variable for the kernel (the kernelspec's env); repeatable")
     create.add_argument("--python", help="the Python that runs the kernel (default: the environment's, or this one)")
     group = create.add_mutually_exclusive_group()
     group.add_argument("--preset")
@@ -252,9 +357,10 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--gpus", type=int)
     create.add_argument("--runtime")
     create.add_argument("--reservation")
-    create.add_argument("--tasks", type=int)
+    create.add_argument("--tasks", type=int, help="tasks of the allocation, for srun in the notebook")
     create.add_argument("--modules", action="append", help="module names, comma-separated or repeated")
     create.add_argument("--job-id", help="run in this existing allocation (never cancelled by the kernel)")
+    create.add_argument("--node", help="with --job-id: run on this node of the allocation (default: its first)")
     create.add_argument("--force", action="store_true", help="replace a kernel of the same name")
     create.add_argument("--no-check", action="store_true",
                         help="check the options' shape only, not against Slurm's limits")
@@ -264,6 +370,8 @@ def parser() -> argparse.ArgumentParser:
     register.add_argument("path")
     register.add_argument("--name")
     register.add_argument("--display-name")
+    register.add_argument("--env", action="append", metavar="NAME=VALUE",
+                          help="a variable for the kernel (the kernelspec's env); repeatable")
     register.add_argument("--force", action="store_true")
     register.add_argument("--no-check", action="store_true", help="do not check that ipykernel is installed")
     register.set_defaults(func=cmd_register_env)
@@ -275,6 +383,17 @@ def parser() -> argparse.ArgumentParser:
     remove = sub.add_parser("remove", help="remove one of your kernels")
     remove.add_argument("name")
     remove.set_defaults(func=cmd_remove)
+
+    install = sub.add_parser("install-system", help="(root) install the admins' module-based kernels for "
+                                                    "every user")
+    install.add_argument("--config", required=True, help="the kernels' declarations (TOML, or JSON)")
+    install.add_argument("--prefix", help="install into PREFIX/share/jupyter/kernels (default: "
+                                          f"{system.kernels_dir(None)})")
+    install.add_argument("--force", action="store_true",
+                         help="replace kernels of the same names that install-system did not write")
+    install.add_argument("--no-check", action="store_true",
+                         help="check the Slurm kernels' options for shape only, not against Slurm's limits")
+    install.set_defaults(func=cmd_install_system)
     return top
 
 

@@ -8,6 +8,13 @@ through :mod:`dkrzspawner.options` (one code path with the hub's spawn form):
 1. :func:`check_shape` needs no Slurm: unknown keys, wrong types, malformed sizes and durations, newlines,
    preset rules. A request refused here never reaches Slurm.
 2. :func:`to_job_request` with the cluster facts (partitions and limits, the user's accounts, reservations).
+
+``node`` (with ``job_id`` only) picks the node of that allocation the kernel runs on; :func:`check_node` checks it
+against the allocation's nodes once Slurm has named them.
+
+The kernel's job step is one task; :data:`JOB_VIEW` gives the kernel the allocation's tasks, CPUs per task and
+nodes instead of its step's (what ``salloc``'s shell has), so that ``srun`` in a notebook cell uses the whole
+allocation. :func:`check_env` checks the variables a user puts in a kernelspec's ``env``.
 """
 
 from __future__ import annotations
@@ -18,13 +25,16 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .. import options as job_options
+from ..modules import LOAD_AND_EXEC
 from ..options import (ADVANCED_WORDS, DKRZ_PRESETS, NAME, OptionsError, JobRequest, check_modules, load_presets,
                        memory_mb, runtime_seconds, validate)
 
 #: the options that describe the allocation; they go to :func:`dkrzspawner.options.validate` unchanged
 JOB_KEYS = ("preset", "partition", "account", "nodes", "cores", "memory", "gpus", "runtime", "reservation")
 JOB_ID = re.compile(r"[1-9][0-9]{0,11}", re.ASCII)
-KERNEL_WORDS = {"tasks": "Tasks", "modules": "Modules", "job_id": "Job id",
+#: a node's name as Slurm prints it (``vm``, ``l40123``, ``node-7.cluster``)
+NODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", re.ASCII)
+KERNEL_WORDS = {"tasks": "Tasks", "modules": "Modules", "job_id": "Job id", "node": "Node",
                 "allocation_timeout": "Allocation timeout", **ADVANCED_WORDS, "preset": "Preset"}
 
 
@@ -36,6 +46,7 @@ class _KernelOnly(BaseModel):
     tasks: int | None = None
     modules: list[str] | None = None
     job_id: int | str | None = None
+    node: str | None = None
     allocation_timeout: int | float | None = None
 
 
@@ -47,6 +58,7 @@ class KernelOptions:
     tasks: int = 1
     modules: tuple[str, ...] = ()
     job_id: str | None = None
+    node: str | None = None
     allocation_timeout: float = 300.0
 
     @property
@@ -75,7 +87,7 @@ def check_shape(config, presets=None) -> KernelOptions:
         name = str(error["loc"][0]) if error["loc"] else "config"
         if error["type"] == "extra_forbidden":
             raise OptionsError(name, f"Unknown option {job_options._show(name)}; allowed are "
-                                     f"{', '.join((*JOB_KEYS, 'tasks', 'modules', 'job_id'))}.") from None
+                                     f"{', '.join((*JOB_KEYS, 'tasks', 'modules', 'job_id', 'node'))}.") from None
         raise OptionsError(name, f"{KERNEL_WORDS.get(name, name)}: {job_options._plain(error)}.") from None
 
     job_id = None
@@ -83,9 +95,17 @@ def check_shape(config, presets=None) -> KernelOptions:
         job_id = str(own.job_id)
         if not JOB_ID.fullmatch(job_id):
             raise OptionsError("job_id", "Job id must be the number of a Slurm job (allocation), such as 1234.")
-        if job:
+        combined = [*job, *(["tasks"] if own.tasks is not None else [])]  # the allocation has its own tasks
+        if combined:
             raise OptionsError("job_id", f"Job id runs the kernel in an existing allocation, so it cannot be "
-                                         f"combined with {', '.join(job)}.")
+                                         f"combined with {', '.join(combined)}.")
+    if own.node is not None:
+        if job_id is None:
+            raise OptionsError("node", "Node picks a node of an existing allocation, so it needs job_id "
+                                       "(a new allocation's nodes are Slurm's choice).")
+        if not NODE.fullmatch(own.node):
+            raise OptionsError("node", "Node must be a node's name as squeue prints it (letters, digits, "
+                                       "'.', '_', '-').")
     modules = check_modules(own.modules, None)  # the names' shape; what the cluster offers is checked at launch
     timeout = 300.0 if own.allocation_timeout is None else float(own.allocation_timeout)
     if not 1 <= timeout <= 7 * 86400:
@@ -95,7 +115,16 @@ def check_shape(config, presets=None) -> KernelOptions:
         raise OptionsError("tasks", "Tasks must be between 1 and 4096.")
     if job_id is None:
         _check_job_shape(job, presets)
-    return KernelOptions(job=job, tasks=tasks, modules=modules, job_id=job_id, allocation_timeout=timeout)
+    return KernelOptions(job=job, tasks=tasks, modules=modules, job_id=job_id, node=own.node,
+                         allocation_timeout=timeout)
+
+
+def check_node(node: str | None, job_id: str, hostnames) -> str | None:
+    """``node`` if it is one of the allocation's ``hostnames`` (None stays None); OptionsError otherwise."""
+    if node is None or node in hostnames:
+        return node
+    raise OptionsError("node", f"Node {job_options._show(node)} is not one of allocation {job_id}'s nodes "
+                               f"({', '.join(hostnames) or 'none'}).")
 
 
 def _check_job_shape(job: dict, presets) -> None:
@@ -160,6 +189,92 @@ def salloc_argv(request: JobRequest, *, tasks: int = 1, job_name: str, comment: 
     return argv
 
 
+#: The kernel's step sees itself: one task, all the allocation's CPUs, one node (SLURM_NTASKS=1, SLURM_NPROCS=1,
+#: SLURM_CPUS_PER_TASK, SLURM_NNODES=1, SLURM_NODELIST). A nested ``srun`` takes those as its defaults, and
+#: dropping them is not enough (without SLURM_NTASKS it starts one task per node), so the step sets the
+#: allocation's values, as salloc's shell has them, before it becomes the kernel; SLURM_JOB_ID and the step's
+#: own SLURM_STEP_* stay. Fixed text; the values come as variables (:func:`job_view_environment`).
+JOB_VIEW = ('export SLURM_NTASKS="$DKRZ_JOB_NTASKS" SLURM_NPROCS="$DKRZ_JOB_NTASKS" '
+            'SLURM_CPUS_PER_TASK="$DKRZ_JOB_CPUS_PER_TASK" SLURM_NNODES="$DKRZ_JOB_NNODES" '
+            'SLURM_NODELIST="$DKRZ_JOB_NODELIST" && '
+            'unset SLURM_TASKS_PER_NODE DKRZ_JOB_NTASKS DKRZ_JOB_CPUS_PER_TASK DKRZ_JOB_NNODES DKRZ_JOB_NODELIST')
+JOB_VIEW_NAMES = ("DKRZ_JOB_NTASKS", "DKRZ_JOB_CPUS_PER_TASK", "DKRZ_JOB_NNODES", "DKRZ_JOB_NODELIST")
+
+
+@dataclass(frozen=True)
+class JobShape:
+    """What Slurm says of a running allocation: its tasks, CPUs per task and nodes."""
+
+    tasks: int
+    cpus_per_task: int
+    nodelist: str  # as Slurm prints it (``vm``, ``n[01-04]``)
+    hostnames: tuple[str, ...]
+
+
+def parse_job_shape(text: str) -> tuple[int, int, str]:
+    """``squeue -h -j ID -O NumTasks:|,cpus-per-task:|,NodeList:`` as (tasks, cpus per task, node list)."""
+    fields = [part.strip() for part in text.strip().split("|")]
+    if len(fields) != 3 or not fields[0].isdigit() or not fields[2]:
+        raise ValueError(f"unexpected squeue output {text.strip()[:100]!r}")
+    cpus = int(fields[1]) if fields[1].isdigit() else 1
+    return int(fields[0]), max(cpus, 1), fields[2]
+
+
+def job_view_environment(shape: JobShape) -> dict[str, str]:
+    """The variables :data:`JOB_VIEW` reads."""
+    return dict(zip(JOB_VIEW_NAMES, (str(shape.tasks), str(shape.cpus_per_task), str(len(shape.hostnames)),
+                                     shape.nodelist)))
+
+
+def step_command(kernel_cmd: list[str], *, load_modules: bool) -> list[str]:
+    """The job step's program: bash with fixed text sets :data:`JOB_VIEW`, loads the modules if asked
+    (:data:`~dkrzspawner.modules.LOAD_AND_EXEC`), then becomes the kernel."""
+    text = f"{JOB_VIEW} && " + (LOAD_AND_EXEC if load_modules else 'exec "$@"')
+    return ["/bin/bash", "-c", text, "dkrz-kernel", *kernel_cmd]
+
+
+#: variables the provisioner sets in the kernel's step (a kernelspec's ``env`` may not name them)
+PROVISIONER_ENV = ("DKRZ_MODULES_INIT", "DKRZ_MODULES", "MODULEPATH", *JOB_VIEW_NAMES)
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}", re.ASCII)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def env_pairs(texts) -> list[tuple[str, str]]:
+    """``NAME=VALUE`` texts (``dkrz-kernel --env``) as pairs, for :func:`check_env`."""
+    pairs = []
+    for text in texts or ():
+        name, sep, value = text.partition("=")
+        if not sep:
+            raise OptionsError("env", f"Env {job_options._show(text[:60])} must be NAME=VALUE.")
+        pairs.append((name, value))
+    return pairs
+
+
+def check_env(pairs) -> dict[str, str]:
+    """Variables for a kernelspec's ``env`` (pairs, or a dict); OptionsError (field ``env``) naming the bad one.
+
+    Names are shell variable names, neither Slurm's (``SLURM_*``, ``SRUN_*``, ``SALLOC_*``, ``SBATCH_*``: the
+    provisioner drops them) nor the provisioner's own; values are one line without control characters.
+    """
+    env: dict[str, str] = {}
+    for name, value in (pairs.items() if isinstance(pairs, dict) else pairs):
+        if not isinstance(name, str) or not ENV_NAME.fullmatch(name):
+            raise OptionsError("env", f"Env {job_options._show(str(name)[:60])} is not a variable name (letters, "
+                                      "digits and '_', not starting with a digit).")
+        if name.startswith(SLURM_ENV_PREFIXES):
+            raise OptionsError("env", f"Env {name}: Slurm's variables come from Slurm and cannot be set here "
+                                      "(use the kernel's options, such as --cores or --tasks).")
+        if name in PROVISIONER_ENV:
+            raise OptionsError("env", f"Env {name} is set by the kernel's provisioner and cannot be set here.")
+        if not isinstance(value, str) or _CONTROL.search(value) or len(value) > 4096:
+            raise OptionsError("env", f"Env {name}: the value must be one line of text of at most 4096 "
+                                      "characters, without control characters.")
+        if name in env:
+            raise OptionsError("env", f"Env {name} is given twice.")
+        env[name] = value
+    return env
+
+
 def srun_argv(job_id: str, node: str, kernel_cmd: list[str], *, step_name: str, cpus: int | None = None,
               cwd: str | None = None, srun: str = "srun") -> list[str]:
     """``srun --overlap`` of one kernel process on the allocation's first node."""
@@ -192,7 +307,7 @@ def granted_job_id(stderr: str) -> str | None:
 def describe(options: KernelOptions) -> str:
     """A short text for display names: ``preset shared, 2 cores`` or ``allocation 1234``."""
     if options.job_id:
-        return f"allocation {options.job_id}"
+        return f"allocation {options.job_id}" + (f", node {options.node}" if options.node else "")
     job = options.job
     if "partition" in job and "preset" not in job:
         parts = [f"partition {job['partition']}"]

@@ -10,11 +10,13 @@ What happens, all asynchronously (asyncio subprocesses with argument lists, neve
 1. the options are checked for shape (no Slurm), then validated against the cluster's facts with the
    spawner's own options model;
 2. ``salloc --no-shell`` asks for the allocation as the current user (or ``job_id`` names an existing one);
-3. the allocation's first node comes from ``squeue``; the connection file (in the user's Jupyter runtime dir,
-   on the shared file system) gets that node's address, and the kernel binds there;
-4. ``srun --jobid=ID --overlap`` runs the kernel as a named job step. Signals (interrupt) go to that step with
-   ``scancel --signal=INT ID.STEP``; the step ends when the kernel ends or when the allocation does
-   (time limit), and ``poll()`` then reports the kernel dead;
+3. the allocation's first node comes from ``squeue`` (or ``node`` picks one of an existing allocation's nodes);
+   the connection file (in the user's Jupyter runtime dir, on the shared file system) gets that node's address,
+   and the kernel binds there;
+4. ``srun --jobid=ID --overlap`` runs the kernel as a named job step of one task; the step gives the kernel the
+   allocation's tasks and CPUs per task (:data:`.options.JOB_VIEW`), so ``srun`` in a cell uses all of them.
+   Signals (interrupt) go to that step with ``scancel --signal=INT ID.STEP``; the step ends when the kernel ends
+   or when the allocation does (time limit), and ``poll()`` then reports the kernel dead;
 5. when the last kernel of an allocation this process created ends, the allocation is cancelled. An allocation
    named by ``job_id`` that this process did not create is never cancelled.
 """
@@ -34,11 +36,12 @@ from jupyter_core.paths import jupyter_data_dir
 from traitlets import Dict, Float, Unicode
 
 from ..cluster import Cluster
-from ..modules import LOAD_AND_EXEC, job_environment
+from ..modules import job_environment
 from ..options import (DKRZ_PRESETS, Facts, OptionsError, check_modules, load_partition_policy, load_presets,
                        make_facts)
 from ..slurm import SlurmError, SlurmRunner, SlurmTimeout, BASE_ENV
 from ..spawnmodules import ModulesMixin
+from . import jobshape
 from . import options as kopts
 
 PROVISIONER_NAME = "dkrz-slurm-provisioner"
@@ -59,6 +62,7 @@ class Allocation:
     node: str = ""
     address: str = ""
     cpus: int | None = None
+    shape: kopts.JobShape | None = None  # tasks, CPUs per task and all nodes, asked once
 
 
 #: every allocation this process runs kernels in, by job id
@@ -109,6 +113,9 @@ class SlurmProvisioner(ModulesMixin, KernelProvisionerBase):
         self.allocation: Allocation | None = None
         self.step_id: str | None = None
         self.job_id: str | None = None
+        #: the node the kernel runs on and its address (the allocation's first node unless ``node`` picks one)
+        self.node: str = ""
+        self.address: str = ""
         #: the environment modules the kernel loads, checked against what the cluster offers
         self.modules: tuple[str, ...] = ()
         #: seconds the allocation took (facts, salloc, squeue), for logs and measurements
@@ -179,18 +186,11 @@ class SlurmProvisioner(ModulesMixin, KernelProvisionerBase):
                 raise KernelStartError(f"Allocation {allocation.job_id} is not running "
                                        f"({state.lower() or 'it has ended'}).")
             await asyncio.sleep(1.0)
-        node = nodes.split(",")[0]
-        if "[" in node:
-            out = (await self.runner.run(["scontrol", "show", "hostnames", nodes], timeout=self.slurm_timeout)).stdout
-            node = out.split()[0]
+        node = (await jobshape.hostnames(self.runner, nodes, self.slurm_timeout))[0]
         allocation.node = node
         if allocation.cpus is None and cpus.isdigit() and count.isdigit() and int(count):
             allocation.cpus = int(cpus) // int(count)
-        try:
-            infos = await loop.getaddrinfo(node, None, family=socket.AF_INET, type=socket.SOCK_STREAM)
-            allocation.address = infos[0][4][0]
-        except (OSError, IndexError):
-            allocation.address = node
+        allocation.address = await jobshape.address_of(node)
 
     async def _acquire(self, options: kopts.KernelOptions) -> Allocation:
         if options.job_id is not None:
@@ -230,11 +230,28 @@ class SlurmProvisioner(ModulesMixin, KernelProvisionerBase):
         self.job_id = self.allocation.job_id
 
         try:
+            await self._place(options)
             return await self._prepare(**kwargs)
         except BaseException:
             if not self.has_process:  # nothing runs in the allocation on our behalf: give it back
                 await self._release()
             raise
+
+    async def _place(self, options: kopts.KernelOptions) -> None:
+        """The kernel's node (``node``, which must be one of the allocation's, or its first) and the allocation's
+        tasks and CPUs per task, which the kernel's step passes on (asked once per allocation)."""
+        allocation = self.allocation
+        if allocation.shape is None:
+            try:
+                allocation.shape = await jobshape.shape_of(self.runner, allocation.job_id, self.slurm_timeout)
+            except SlurmError as exc:
+                raise KernelStartError(f"Allocation {allocation.job_id}: {exc.reason}") from None
+        try:
+            self.node = kopts.check_node(options.node, allocation.job_id, allocation.shape.hostnames) \
+                or allocation.node
+        except OptionsError as exc:
+            raise KernelStartError(f"The kernel's options are refused: {exc}") from None
+        self.address = allocation.address if self.node == allocation.node else await jobshape.address_of(self.node)
 
     async def _prepare(self, **kwargs: Any) -> dict[str, Any]:
         km = self.parent
@@ -244,8 +261,8 @@ class SlurmProvisioner(ModulesMixin, KernelProvisionerBase):
             os.makedirs(folder, mode=0o700, exist_ok=True)
             if not km._connection_file_written:
                 km.connection_file = os.path.join(folder, f"kernel-{self.kernel_id}.json")
-            if km.ip != self.allocation.address:
-                km.ip = self.allocation.address
+            if km.ip != self.address:
+                km.ip = self.address
                 km._connection_file_written = False
             if not km.shell_port:
                 km.shell_port, km.iopub_port, km.stdin_port, km.hb_port, km.control_port = _free_ports(5)
@@ -263,13 +280,15 @@ class SlurmProvisioner(ModulesMixin, KernelProvisionerBase):
         self.step_id = None
         self.exit_code = None
         self.allocation.step_names.add(self.step_name)
-        if self.modules:  # bash loads them in the job step, then becomes the kernel
-            cmd = ["/bin/bash", "-c", LOAD_AND_EXEC, "dkrz-kernel", *cmd]
+        # bash in the job step sets the allocation's view, loads the modules, then becomes the kernel
+        cmd = kopts.step_command(cmd, load_modules=bool(self.modules))
+        env.update(kopts.job_view_environment(self.allocation.shape))
+        if self.modules:
             env.update(job_environment(self.modules_init, self.modules), MODULEPATH=":".join(self.module_path))
-        argv = kopts.srun_argv(self.allocation.job_id, self.allocation.node, cmd, step_name=self.step_name,
+        argv = kopts.srun_argv(self.allocation.job_id, self.node, cmd, step_name=self.step_name,
                                cpus=self.allocation.cpus, cwd=str(cwd) if cwd else None, srun=srun)
         self.log.info("Starting kernel %s in allocation %s on %s", self.kernel_id, self.allocation.job_id,
-                      self.allocation.node)
+                      self.node)
         self.log.debug("srun: %s", argv)
         try:
             self.process = await asyncio.create_subprocess_exec(
@@ -421,7 +440,7 @@ class SlurmProvisioner(ModulesMixin, KernelProvisionerBase):
     async def get_provisioner_info(self) -> dict[str, Any]:
         info = await super().get_provisioner_info()
         info.update({"job_id": self.job_id, "owned": bool(self.allocation and self.allocation.owned),
-                     "node": self.allocation.node if self.allocation else None})
+                     "node": self.node or None})
         return info
 
 

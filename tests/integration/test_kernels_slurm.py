@@ -134,14 +134,28 @@ async def scenario_env_kernel(name):
     km, kc = await _start(name)
     code = ("import os, sys, json; print(json.dumps({'prefix': sys.prefix, 'executable': sys.executable, "
             "'env': {k: os.environ.get(k) for k in ('CONDA_PREFIX', 'CONDA_DEFAULT_ENV', 'CONDA_SHLVL', "
-            "'VIRTUAL_ENV', 'DKRZ_TEST_VAR', 'SLURM_JOB_ID', 'LOADEDMODULES', 'DKRZ_EXAMPLE', 'DKRZ_TOOLS')}, "
+            "'VIRTUAL_ENV', 'DKRZ_TEST_VAR', 'SLURM_JOB_ID', 'LOADEDMODULES', 'DKRZ_EXAMPLE', 'DKRZ_TOOLS', "
+            "'PROJ_HOME', 'DKRZ_WRAPPED', 'SLURM_NTASKS', 'SLURMD_NODENAME')}, "
             "'path0': os.environ['PATH'].split(':')[0]}))")
     found = await _run(kc, code)
     kc.stop_channels()
     provisioner = type(km.provisioner).__name__
     job_id = getattr(km.provisioner, "job_id", None)
     await km.shutdown_kernel()
-    return {"found": json.loads(found["stdout"]), "provisioner": provisioner, "job_id": job_id}
+    return {"found": json.loads(found["stdout"]), "provisioner": provisioner, "job_id": job_id,
+            "kernel_ip": km.ip}
+
+
+async def scenario_srun_in_a_cell(name):
+    """A notebook cell runs `srun hostname` inside the kernel (so the kernel's SLURM_* reach srun)."""
+    km, kc = await _start(name)
+    cell = await _run(kc, "!srun hostname", timeout=120)
+    env = await _run(kc, "import os; print(os.environ['SLURM_JOB_ID'], os.environ['SLURM_NTASKS'], "
+                         "os.environ['SLURM_CPUS_PER_TASK'], os.environ.get('SLURM_STEP_ID'))")
+    kc.stop_channels()
+    job_id = km.provisioner.job_id
+    await km.shutdown_kernel()
+    return {"cell": cell, "env": env["stdout"].split(), "job_id": job_id}
 
 
 async def scenario_bad_spec(name):
@@ -248,9 +262,9 @@ def scratch():
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def as_alice(scratch, *argv, timeout=300, check=True) -> subprocess.CompletedProcess:
+def as_alice(scratch, *argv, timeout=300, check=True, env=()) -> subprocess.CompletedProcess:
     env = ["env", f"PYTHONPATH={REPO}:{scratch / 'ep'}", f"JUPYTER_DATA_DIR={scratch / 'alice-data'}",
-           "JUPYTER_RUNTIME_DIR=", f"HOME=/home/{USER}", "PYTHONDONTWRITEBYTECODE=1"]
+           "JUPYTER_RUNTIME_DIR=", f"HOME=/home/{USER}", "PYTHONDONTWRITEBYTECODE=1", *env]
     done = subprocess.run(["sudo", "-n", "-u", USER, *env, *argv], capture_output=True, text=True,
                           timeout=timeout, cwd="/tmp")
     if check and done.returncode != 0:
@@ -258,12 +272,12 @@ def as_alice(scratch, *argv, timeout=300, check=True) -> subprocess.CompletedPro
     return done
 
 
-def cli(scratch, *argv, check=True):
-    return as_alice(scratch, PYTHON, "-m", "dkrzspawner.kernels.cli", *argv, check=check)
+def cli(scratch, *argv, check=True, env=()):
+    return as_alice(scratch, PYTHON, "-m", "dkrzspawner.kernels.cli", *argv, check=check, env=env)
 
 
-def drive(scratch, *argv, timeout=300) -> dict:
-    done = as_alice(scratch, PYTHON, str(Path(__file__).resolve()), *argv, timeout=timeout)
+def drive(scratch, *argv, timeout=300, env=()) -> dict:
+    done = as_alice(scratch, PYTHON, str(Path(__file__).resolve()), *argv, timeout=timeout, env=env)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     assert lines, f"no result:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return json.loads(lines[-1][len("RESULT "):])
@@ -364,6 +378,172 @@ def test_a_hand_made_allocation_survives_both_kernels(scratch):
         slurm("scancel", job_id, check=False)
 
 
+def test_tasks_give_srun_in_a_notebook_cell_all_of_them(scratch):
+    cli(scratch, "create", "--template", "python-slurm", "--name", f"{RUN}-tasks", "--partition", "shared",
+        "--cores", "2", "--memory", "1G", "--tasks", "2", "--runtime", "00:10:00")
+    found = drive(scratch, "srun_in_a_cell", f"{RUN}-tasks")
+    job_id = found["job_id"]
+    assert found["cell"]["status"] == "ok"
+    assert found["cell"]["stdout"].split() == ["vm", "vm"]  # one line per task
+    assert found["env"][:3] == [job_id, "2", "1"]  # the allocation's tasks and CPUs per task, not the step's
+    assert found["env"][3] not in (None, "None")  # the kernel still knows its own step
+    fields = slurm("squeue", "-h", "-t", "all", "-j", job_id, "-O", "NumTasks:|,cpus-per-task:", check=False)
+    assert "".join(fields.split()) in ("2|1", "")  # as asked (empty: the job has left squeue already)
+    wait_for(lambda: gone(job_id), timeout=60, what="the tasks kernel's allocation to end")
+
+
+def test_a_kernel_runs_on_the_chosen_node_of_an_existing_allocation(scratch):
+    done = as_alice(scratch, "salloc", "--no-shell", "-J", f"{RUN}-node", "-p", "shared", "-c", "1",
+                    "--mem=500M", "-t", "00:10:00")
+    job_id = done.stderr.split("Granted job allocation")[1].split()[0]
+    try:
+        refused = cli(scratch, "create", "--template", "python-slurm", "--name", f"{RUN}-badnode", "--job-id",
+                      job_id, "--node", "nosuch", check=False)
+        assert refused.returncode == 2
+        assert f"Node 'nosuch' is not one of allocation {job_id}'s nodes (vm)." in refused.stderr
+        assert not (scratch / "alice-data" / "kernels" / f"{RUN}-badnode").exists()
+        alone = cli(scratch, "create", "--template", "python-slurm", "--name", f"{RUN}-badnode", "--preset",
+                    "shared", "--node", "vm", check=False)
+        assert alone.returncode == 2 and "Node picks a node of an existing allocation" in alone.stderr
+        cli(scratch, "create", "--template", "python-slurm", "--name", f"{RUN}-node", "--job-id", job_id,
+            "--node", "vm")
+        assert kernel_json(scratch, f"{RUN}-node")["metadata"]["kernel_provisioner"]["config"] == {
+            "job_id": job_id, "node": "vm"}
+        found = drive(scratch, "env_kernel", f"{RUN}-node")
+        assert found["job_id"] == job_id == found["found"]["env"]["SLURM_JOB_ID"]
+        assert found["found"]["env"]["SLURMD_NODENAME"] == "vm"
+        assert found["kernel_ip"] == "127.0.0.1"  # vm's address (the local node resolves to loopback)
+        assert slurm("squeue", "-h", "-j", job_id, "-o", "%T").strip() == "RUNNING"  # never cancelled
+    finally:
+        slurm("scancel", job_id, check=False)
+
+
+def test_env_variables_reach_the_kernel_and_bad_ones_are_refused(scratch):
+    for bad, words in ((["--env", "SLURM_NTASKS=4"], "Slurm's variables come from Slurm"),
+                       (["--env", "2X=1"], "is not a variable name"),
+                       (["--env", "DKRZ_MODULES=x"], "set by the kernel's provisioner"),
+                       (["--env", "A=1\nB=2"], "one line of text"),
+                       (["--env", "A=1\x07"], "without control characters")):
+        argv = [arg.encode().decode("unicode_escape") for arg in bad]
+        done = cli(scratch, "create", "--template", "python-slurm", "--name", f"{RUN}-badenv", "--preset", "shared",
+                   *argv, check=False)
+        assert done.returncode == 2 and words in done.stderr, done.stderr
+        assert not (scratch / "alice-data" / "kernels" / f"{RUN}-badenv").exists()
+    cli(scratch, "create", "--template", "python-slurm", "--name", f"{RUN}-proj", "--preset", "shared",
+        "--runtime", "00:10:00", "--env", "PROJ_HOME=/work/bb1234/proj", "--env", "DKRZ_TEST_VAR=a=b c")
+    assert kernel_json(scratch, f"{RUN}-proj")["env"] == {"PROJ_HOME": "/work/bb1234/proj",
+                                                          "DKRZ_TEST_VAR": "a=b c"}
+    found = drive(scratch, "env_kernel", f"{RUN}-proj")
+    env = found["found"]["env"]
+    assert env["SLURM_JOB_ID"] == found["job_id"]  # on the compute node
+    assert env["PROJ_HOME"] == "/work/bb1234/proj" and env["DKRZ_TEST_VAR"] == "a=b c"
+    wait_for(lambda: gone(found["job_id"]), timeout=60, what="the env kernel's allocation to end")
+
+
+def test_wrap_runs_an_installed_kernels_command_through_slurm(scratch):
+    plain = scratch / "alice-data" / "kernels" / f"{RUN}-plain"
+    spec = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": "Plain Python", "language": "python", "env": {"DKRZ_WRAPPED": "from-the-original"},
+            "metadata": {"debugger": True}}
+    as_alice(scratch, "mkdir", "-p", str(plain))
+    subprocess.run(["sudo", "-n", "-u", USER, "tee", str(plain / "kernel.json")], input=json.dumps(spec),
+                   text=True, check=True, capture_output=True)
+    done = cli(scratch, "create", "--wrap", f"{RUN}-plain", "--name", f"{RUN}-wrapped", "--preset", "shared",
+               "--runtime", "00:10:00", "--env", "PROJ_HOME=/work/bb1234/proj")
+    assert f"running kernel {RUN}-plain through Slurm" in done.stdout
+    wrapped = kernel_json(scratch, f"{RUN}-wrapped")
+    assert wrapped["argv"] == spec["argv"] and wrapped["language"] == "python"
+    assert wrapped["env"] == {"DKRZ_WRAPPED": "from-the-original", "PROJ_HOME": "/work/bb1234/proj"}
+    assert wrapped["display_name"].startswith("Plain Python (Slurm: preset shared")
+    assert wrapped["metadata"]["dkrzspawner"]["wraps"] == f"{RUN}-plain"
+    found = drive(scratch, "env_kernel", f"{RUN}-wrapped")
+    env = found["found"]["env"]
+    assert found["provisioner"] == "SlurmProvisioner" and env["SLURM_JOB_ID"] == found["job_id"]
+    assert (env["DKRZ_WRAPPED"], env["PROJ_HOME"]) == ("from-the-original", "/work/bb1234/proj")
+    assert found["found"]["executable"] == sys.executable
+    again = cli(scratch, "create", "--wrap", f"{RUN}-wrapped", "--name", f"{RUN}-twice", "--preset", "shared",
+                check=False)
+    assert again.returncode == 2 and "runs through Slurm already" in again.stderr
+    missing = cli(scratch, "create", "--wrap", "nosuch-kernel", "--name", f"{RUN}-twice", "--preset", "shared",
+                  check=False)
+    assert missing.returncode == 2 and "no kernel named 'nosuch-kernel' is installed" in missing.stderr
+    assert not (scratch / "alice-data" / "kernels" / f"{RUN}-twice").exists()
+    wait_for(lambda: gone(found["job_id"]), timeout=60, what="the wrapped kernel's allocation to end")
+
+
+SYSTEM_KERNELS = """
+[[kernel]]
+name = "{run}-sys-local"
+display_name = "Python 3 (jobpython/3.11, example/1.0)"
+modules = ["jobpython/3.11", "example/1.0"]
+argv = ["python", "-m", "ipykernel_launcher", "-f", "{{connection_file}}"]
+env = {{PROJ_HOME = "/pool/data/proj"}}
+
+[[kernel]]
+name = "{run}-sys-slurm"
+display_name = "Python 3 (jobpython/3.11, example/2.0) on a compute node"
+modules = ["jobpython/3.11", "example/2.0"]
+argv = ["python", "-m", "ipykernel_launcher", "-f", "{{connection_file}}"]
+slurm = true
+options = {{preset = "shared", cores = 1, runtime = "00:10:00"}}
+"""
+
+
+def install_system(scratch, config: Path, prefix: Path, check=True) -> subprocess.CompletedProcess:
+    """``dkrz-kernel install-system`` as root (what an admin runs), into a temporary prefix."""
+    done = subprocess.run([sys.executable, "-m", "dkrzspawner.kernels.cli", "install-system", "--config",
+                           str(config), "--prefix", str(prefix)], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, cwd="/tmp")
+    if check and done.returncode != 0:
+        raise AssertionError(f"install-system failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+def test_system_kernels_from_modules_are_installed_for_every_user(scratch):
+    config = scratch / "system-kernels.toml"
+    config.write_text(SYSTEM_KERNELS.format(run=RUN))
+    config.chmod(0o644)
+    prefix = scratch / "system"
+    bad = scratch / "bad-kernels.toml"
+    bad.write_text(SYSTEM_KERNELS.format(run=RUN).replace("example/1.0", "example/9.9"))
+    refused = install_system(scratch, bad, prefix, check=False)
+    assert refused.returncode == 2
+    assert f"System kernel '{RUN}-sys-local': Modules: 'example/9.9' is not a module of this cluster" in \
+        refused.stderr
+    assert not (prefix / "share" / "jupyter" / "kernels").exists() or \
+        not any((prefix / "share" / "jupyter" / "kernels").iterdir())
+    not_root = cli(scratch, "install-system", "--config", str(config), "--prefix", str(prefix), check=False)
+    assert not_root.returncode == 2 and "runs as root" in not_root.stderr
+
+    done = install_system(scratch, config, prefix)
+    assert done.stdout.count("Installed system kernel") == 2
+    kernels = prefix / "share" / "jupyter" / "kernels"
+    for name in (f"{RUN}-sys-local", f"{RUN}-sys-slurm"):
+        assert (kernels / name).stat().st_mode & 0o777 == 0o755
+        assert (kernels / name / "kernel.json").stat().st_mode & 0o777 == 0o644
+    local = json.loads((kernels / f"{RUN}-sys-local" / "kernel.json").read_text())
+    assert local["argv"][:2] == ["/bin/bash", "-c"] and local["argv"][4:6] == ["python", "-m"]
+    assert local["env"]["DKRZ_MODULES"] == "jobpython/3.11 example/1.0"
+    assert "kernel_provisioner" not in local["metadata"]
+    remote = json.loads((kernels / f"{RUN}-sys-slurm" / "kernel.json").read_text())
+    assert remote["metadata"]["kernel_provisioner"]["config"] == {
+        "preset": "shared", "cores": 1, "runtime": "00:10:00", "modules": ["jobpython/3.11", "example/2.0"]}
+    assert install_system(scratch, config, prefix).returncode == 0  # its own kernels are replaced
+
+    jupyter_path = [f"JUPYTER_PATH={prefix / 'share' / 'jupyter'}"]  # never the real /usr/local/share/jupyter
+    found = drive(scratch, "env_kernel", f"{RUN}-sys-local", env=jupyter_path)
+    env = found["found"]["env"]
+    assert found["provisioner"] == "LocalProvisioner" and env["SLURM_JOB_ID"] is None
+    assert env["DKRZ_EXAMPLE"] == "1.0" and env["LOADEDMODULES"] == "jobpython/3.11:example/1.0"
+    assert env["PROJ_HOME"] == "/pool/data/proj"
+    assert found["found"]["executable"] == sys.executable  # `python` from jobpython/3.11
+    found = drive(scratch, "env_kernel", f"{RUN}-sys-slurm", env=jupyter_path)
+    env = found["found"]["env"]
+    assert found["provisioner"] == "SlurmProvisioner" and env["SLURM_JOB_ID"] == found["job_id"]
+    assert env["DKRZ_EXAMPLE"] == "2.0" and env["LOADEDMODULES"] == "jobpython/3.11:example/2.0"
+    wait_for(lambda: gone(found["job_id"]), timeout=60, what="the system kernel's allocation to end")
+
+
 def make_env(scratch, name: str, conda: bool) -> Path:
     """A virtualenv (alice's) that sees the project venv's ipykernel; with ``conda`` it gets conda-meta/state."""
     prefix = scratch / "alice-data" / name
@@ -379,7 +559,7 @@ def make_env(scratch, name: str, conda: bool) -> Path:
 
 def test_conda_slurm_kernel_activates_the_environment(scratch):
     prefix = make_env(scratch, "condaenv", conda=True)
-    cli(scratch, "create", "--template", "conda-slurm", "--name", f"{RUN}-conda", "--env", str(prefix),
+    cli(scratch, "create", "--template", "conda-slurm", "--name", f"{RUN}-conda", "--environment", str(prefix),
         "--preset", "shared", "--runtime", "00:10:00")
     spec = kernel_json(scratch, f"{RUN}-conda")
     assert spec["argv"][0] == f"{prefix}/bin/python"

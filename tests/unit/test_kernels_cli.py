@@ -43,6 +43,8 @@ class RecordedRunner:
             return Result(SINFO, "", 0.0)
         if program == "sacctmgr":
             return Result("bb1234|bb1234|\n", "", 0.0)
+        if program == "squeue" and "-O" in argv:  # a running allocation's tasks and nodes
+            return Result("1         |1         |vm                  \n", "", 0.0)
         if argv[1:] == ["bash", "--terse", "avail"]:  # Lmod, where the machine has it
             return Result("", LMOD_AVAIL, 0.0)
         raise AssertionError(f"unexpected Slurm call {argv}")
@@ -52,7 +54,7 @@ class RecordedRunner:
 def lmod_everywhere(monkeypatch):
     """Lmod as on the local cluster, whether or not this machine has it: the runner answers for it."""
     monkeypatch.setattr(cli, "ModuleCatalog",
-                        lambda runner: ModuleCatalog(runner, lmod_command="/bin/true", module_path=["/tmp"]))
+                        lambda runner, **kw: ModuleCatalog(runner, lmod_command="/bin/true", module_path=["/tmp"]))
 
 
 @pytest.fixture
@@ -152,18 +154,22 @@ def test_names_and_overwrites(data_dir, capsys):
 
 def test_conda_template_needs_an_env_and_uses_condas_activation(data_dir, tmp_path, capsys):
     assert cli.main(["create", "--template", "conda-slurm", "--name", "c", "--no-check"]) == 2
-    assert "needs --env" in capsys.readouterr().err
+    assert "needs --environment" in capsys.readouterr().err
     prefix = tmp_path / "envs" / "climate"
     (prefix / "bin").mkdir(parents=True)
     (prefix / "bin" / "python").touch()
     (prefix / "conda-meta").mkdir()
     (prefix / "conda-meta" / "state").write_text('{"env_vars": {"X": "1"}}')
     assert cli.main(["create", "--template", "conda-slurm", "--name", "c", "--env", str(prefix), "--no-check",
-                     "--preset", "prepost"]) == 0
+                     "--preset", "prepost"]) == 2
+    assert "--env takes NAME=VALUE" in capsys.readouterr().err  # the folder is --environment's
+    assert cli.main(["create", "--template", "conda-slurm", "--name", "c", "--environment", str(prefix),
+                     "--no-check", "--preset", "prepost", "--env", "PROJ_HOME=${CONDA_PREFIX}/share/proj"]) == 0
     spec = json.loads((data_dir / "kernels" / "c" / "kernel.json").read_text())
     assert spec["argv"][0] == f"{prefix}/bin/python"
     assert spec["env"]["CONDA_PREFIX"] == str(prefix) and spec["env"]["CONDA_DEFAULT_ENV"] == "climate"
     assert spec["env"]["X"] == "1" and spec["metadata"]["dkrzspawner"]["environment"] == str(prefix)
+    assert spec["env"]["PROJ_HOME"] == "${CONDA_PREFIX}/share/proj"
 
 
 def test_register_env_list_remove(data_dir, tmp_path, capsys):
@@ -192,6 +198,76 @@ def test_register_env_checks_for_ipykernel(data_dir, tmp_path, capsys):
     assert cli.main(["register-env", str(prefix)]) == 2
     assert "ipykernel is not installed" in capsys.readouterr().err
     assert not (data_dir / "kernels" / "bare").exists()
+
+
+def test_node_is_checked_against_the_allocations_nodes(data_dir, capsys):
+    runner = RecordedRunner()
+    assert create("--job-id", "1234", "--node", "vm", runner=runner) == 0
+    assert runner.calls == [["squeue", "-h", "-j", "1234", "-O", "NumTasks:|,cpus-per-task:|,NodeList:"]]
+    spec = json.loads((data_dir / "kernels" / "k" / "kernel.json").read_text())
+    assert spec["metadata"]["kernel_provisioner"]["config"] == {"job_id": "1234", "node": "vm"}
+    assert create("--job-id", "1234", "--node", "l40123", "--force", runner=RecordedRunner()) == 2
+    assert "Node 'l40123' is not one of allocation 1234's nodes (vm)." in capsys.readouterr().err
+    assert create("--preset", "shared", "--node", "vm", "--force", runner=RecordedRunner()) == 2
+    assert "Node picks a node of an existing allocation, so it needs job_id" in capsys.readouterr().err
+
+
+def test_env_variables_go_into_the_kernelspec(data_dir, capsys):
+    assert create("--job-id", "5", "--env", "PROJ_HOME=/work/proj", "--env", "B=x=y") == 0
+    spec = json.loads((data_dir / "kernels" / "k" / "kernel.json").read_text())
+    assert spec["env"] == {"PROJ_HOME": "/work/proj", "B": "x=y"}
+    assert create("--job-id", "5", "--env", "SLURM_NTASKS=4", "--force") == 2
+    assert "Env SLURM_NTASKS: Slurm's variables come from Slurm" in capsys.readouterr().err
+
+
+def plain_kernel(data_dir, name="plain", **overrides) -> Path:
+    """An installed (local) kernelspec to wrap, with a logo."""
+    folder = data_dir / "kernels" / name
+    folder.mkdir(parents=True)
+    spec = {"argv": ["/opt/R/bin/R", "--slave", "-e", "IRkernel::main()", "--args", "{connection_file}"],
+            "display_name": "R 4.3", "language": "R", "env": {"R_LIBS": "/opt/R/lib"}, "interrupt_mode": "message",
+            **overrides}
+    (folder / "kernel.json").write_text(json.dumps(spec))
+    (folder / "logo-64x64.png").write_bytes(b"png")
+    return folder
+
+
+def test_wrap_runs_an_installed_kernels_command_through_slurm(data_dir, capsys):
+    plain_kernel(data_dir)
+    assert cli.main(["create", "--wrap", "plain", "--name", "r-compute", "--job-id", "7", "--env", "PROJ_HOME=/p"],
+                    runner=RecordedRunner()) == 0
+    folder = data_dir / "kernels" / "r-compute"
+    spec = json.loads((folder / "kernel.json").read_text())
+    assert spec["argv"] == ["/opt/R/bin/R", "--slave", "-e", "IRkernel::main()", "--args", "{connection_file}"]
+    assert (spec["language"], spec["interrupt_mode"]) == ("R", "message")
+    assert spec["env"] == {"R_LIBS": "/opt/R/lib", "PROJ_HOME": "/p"}
+    assert spec["display_name"] == "R 4.3 (Slurm: allocation 7)"
+    assert spec["metadata"]["kernel_provisioner"] == {"provisioner_name": "dkrz-slurm-provisioner",
+                                                      "config": {"job_id": "7"}}
+    assert spec["metadata"]["dkrzspawner"]["wraps"] == "plain" and spec["metadata"]["debugger"] is False
+    assert (folder / "logo-64x64.png").read_bytes() == b"png"
+    assert "running kernel plain through Slurm" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("setup, argv, words", [
+    (lambda d: None, ["--wrap", "nosuch"], "Wrap: no kernel named 'nosuch' is installed"),
+    (lambda d: plain_kernel(d, metadata={"kernel_provisioner": {"provisioner_name": "dkrz-slurm-provisioner"}}),
+     ["--wrap", "plain"], "runs through Slurm already"),
+    (lambda d: plain_kernel(d, metadata={"kernel_provisioner": {"provisioner_name": "other-provisioner"}}),
+     ["--wrap", "plain"], "started by the provisioner other-provisioner"),
+    (lambda d: plain_kernel(d, argv=["/bin/kernel"]), ["--wrap", "plain"], "does not take {connection_file}"),
+    (lambda d: plain_kernel(d), ["--wrap", "plain", "--python", "/py"], "takes neither --python nor"),
+    (lambda d: plain_kernel(d), ["--wrap", "plain", "--template", "python-slurm"], None),
+])
+def test_wrap_refusals(data_dir, capsys, setup, argv, words):
+    setup(data_dir)
+    if words is None:  # argparse: --wrap and --template exclude each other
+        with pytest.raises(SystemExit):
+            cli.main(["create", "--name", "w", "--job-id", "7", *argv])
+        return
+    assert cli.main(["create", "--name", "w", "--job-id", "7", *argv], runner=RecordedRunner()) == 2
+    assert words in capsys.readouterr().err
+    assert not (data_dir / "kernels" / "w").exists()
 
 
 def test_setup_cfg_declares_entry_points_that_load():

@@ -48,6 +48,7 @@ def test_good_shapes(config):
     ({"job_id": "12; rm"}, "job_id", "Job id must be the number"),
     ({"job_id": 0}, "job_id", "Job id must be the number"),
     ({"job_id": 12, "cores": 2}, "job_id", "cannot be combined with cores"),
+    ({"job_id": 12, "tasks": 2}, "job_id", "cannot be combined with tasks"),
     ({"modules": "netcdf"}, "modules", "Modules"),
     ({"modules": ["net cdf"]}, "modules", "not a module name"),
     ({"tasks": 0}, "tasks", "Tasks must be between"),
@@ -122,7 +123,83 @@ def test_granted_job_id():
 
 def test_describe():
     assert kopts.describe(kopts.check_shape({"job_id": 5})) == "allocation 5"
+    assert kopts.describe(kopts.check_shape({"job_id": 5, "node": "vm"})) == "allocation 5, node vm"
     assert kopts.describe(kopts.check_shape({"preset": "shared", "cores": 2})) == "preset shared, 2 cores"
     assert kopts.describe(kopts.check_shape({"preset": "shared", "cores": 1, "runtime": "01:00:00"})) == \
         "preset shared, 1 core, 01:00:00"
     assert kopts.describe(kopts.check_shape({"partition": "gpu", "gpus": 1})) == "partition gpu, 1 GPU"
+
+
+def test_node_needs_an_existing_allocation_and_is_checked_against_its_nodes():
+    options = kopts.check_shape({"job_id": "12", "node": "l40123"})
+    assert options.node == "l40123"
+    for config, words in (({"preset": "shared", "node": "vm"}, "needs job_id"),
+                          ({"job_id": 12, "node": "vm; rm"}, "Node must be a node's name")):
+        with pytest.raises(OptionsError) as error:
+            kopts.check_shape(config)
+        assert error.value.field == "node" and words in str(error.value)
+    assert kopts.check_node("b", "12", ("a", "b")) == "b"
+    assert kopts.check_node(None, "12", ("a",)) is None
+    with pytest.raises(OptionsError, match=r"Node 'c' is not one of allocation 12's nodes \(a, b\)\.") as error:
+        kopts.check_node("c", "12", ("a", "b"))
+    assert error.value.field == "node"
+
+
+@pytest.mark.parametrize("texts, words", [
+    (["PROJ"], "must be NAME=VALUE"),
+    (["1X=a"], "is not a variable name"),
+    (["A-B=a"], "is not a variable name"),
+    (["SLURM_NTASKS=4"], "Slurm's variables"),
+    (["SBATCH_ACCOUNT=x"], "Slurm's variables"),
+    (["DKRZ_JOB_NTASKS=4"], "set by the kernel's provisioner"),
+    (["MODULEPATH=/x"], "set by the kernel's provisioner"),
+    (["A=one\ntwo"], "one line"),
+    (["A=\x1b[31m"], "control characters"),
+    (["A=" + "x" * 5000], "at most 4096"),
+    (["A=1", "A=2"], "given twice"),
+])
+def test_bad_env_variables_are_refused(texts, words):
+    with pytest.raises(OptionsError) as error:
+        kopts.check_env(kopts.env_pairs(texts))
+    assert error.value.field == "env" and words in str(error.value)
+
+
+def test_env_variables():
+    assert kopts.check_env(kopts.env_pairs(["PROJ_HOME=/a/b", "X=a=b", "EMPTY=", "P=${HOME}/x"])) == {
+        "PROJ_HOME": "/a/b", "X": "a=b", "EMPTY": "", "P": "${HOME}/x"}
+    assert kopts.check_env({"A": "1"}) == {"A": "1"}
+    with pytest.raises(OptionsError):
+        kopts.check_env({"A": 1})
+
+
+def test_the_kernels_step_gets_the_allocations_tasks():
+    assert kopts.parse_job_shape("2         |1         |vm                  \n") == (2, 1, "vm")
+    assert kopts.parse_job_shape("4|N/A|n[01-02]") == (4, 1, "n[01-02]")
+    with pytest.raises(ValueError):
+        kopts.parse_job_shape("")
+    shape = kopts.JobShape(tasks=4, cpus_per_task=2, nodelist="n[01-02]", hostnames=("n01", "n02"))
+    assert kopts.job_view_environment(shape) == {"DKRZ_JOB_NTASKS": "4", "DKRZ_JOB_CPUS_PER_TASK": "2",
+                                                 "DKRZ_JOB_NNODES": "2", "DKRZ_JOB_NODELIST": "n[01-02]"}
+    plain = kopts.step_command(["/py", "-f", "c.json"], load_modules=False)
+    assert plain[:2] == ["/bin/bash", "-c"] and plain[3:] == ["dkrz-kernel", "/py", "-f", "c.json"]
+    assert plain[2] == kopts.JOB_VIEW + ' && exec "$@"'
+    with_modules = kopts.step_command(["/py"], load_modules=True)
+    assert with_modules[2] == f"{kopts.JOB_VIEW} && {kopts.LOAD_AND_EXEC}"
+
+
+def test_the_job_view_sets_what_a_nested_srun_reads(tmp_path):
+    """Run the fixed text in bash with a step's variables: the kernel sees the allocation's."""
+    import subprocess
+    step = {"SLURM_NTASKS": "1", "SLURM_NPROCS": "1", "SLURM_CPUS_PER_TASK": "2", "SLURM_NNODES": "1",
+            "SLURM_NODELIST": "n01", "SLURM_TASKS_PER_NODE": "1", "SLURM_STEP_ID": "3", "SLURM_JOB_ID": "9",
+            "PATH": "/usr/bin:/bin"}
+    shape = kopts.JobShape(tasks=2, cpus_per_task=1, nodelist="n[01-02]", hostnames=("n01", "n02"))
+    argv = kopts.step_command(["env"], load_modules=False)
+    out = subprocess.run(argv, env={**step, **kopts.job_view_environment(shape)}, capture_output=True, text=True,
+                         check=True).stdout
+    seen = dict(line.split("=", 1) for line in out.splitlines())
+    assert {k: seen.get(k) for k in ("SLURM_NTASKS", "SLURM_NPROCS", "SLURM_CPUS_PER_TASK", "SLURM_NNODES",
+                                     "SLURM_NODELIST", "SLURM_TASKS_PER_NODE", "SLURM_STEP_ID", "SLURM_JOB_ID")} \
+        == {"SLURM_NTASKS": "2", "SLURM_NPROCS": "2", "SLURM_CPUS_PER_TASK": "1", "SLURM_NNODES": "2",
+            "SLURM_NODELIST": "n[01-02]", "SLURM_TASKS_PER_NODE": None, "SLURM_STEP_ID": "3", "SLURM_JOB_ID": "9"}
+    assert not any(name.startswith("DKRZ_JOB_") for name in seen)

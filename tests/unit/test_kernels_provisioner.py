@@ -7,6 +7,7 @@ import signal
 import pytest
 from jupyter_client.kernelspec import KernelSpec
 
+from dkrzspawner.kernels import options as kopts
 from dkrzspawner.kernels import provisioner as prov
 from dkrzspawner.kernels.provisioner import KernelStartError, SlurmProvisioner
 from dkrzspawner.slurm import Result, SlurmRejected
@@ -15,9 +16,10 @@ from .test_kernels_cli import PARTITIONS, SINFO
 
 
 class FakeSlurm:
-    def __init__(self, squeue="RUNNING|vm|2|1", salloc="salloc: Granted job allocation 77\n", steps=""):
+    def __init__(self, squeue="RUNNING|vm|2|1", salloc="salloc: Granted job allocation 77\n", steps="",
+                 shape="1         |2         |vm                  "):
         self.calls = []
-        self.squeue, self.salloc, self.steps = squeue, salloc, steps
+        self.squeue, self.salloc, self.steps, self.shape = squeue, salloc, steps, shape
 
     async def run(self, argv, *, user=None, env=None, stdin=None, timeout=None):
         self.calls.append(list(argv))
@@ -29,6 +31,8 @@ class FakeSlurm:
             if isinstance(self.salloc, Exception):
                 raise self.salloc
             return Result("", self.salloc, 0.01)
+        if program == "squeue" and "-O" in argv:
+            return Result(self.shape, "", 0.0)
         if program == "squeue":
             return Result(self.steps if "-s" in argv else ("" if "--me" in argv else self.squeue), "", 0.0)
         return Result(answers[program], "", 0.0)
@@ -193,3 +197,51 @@ async def test_an_owned_allocation_stays_while_kernels_of_other_processes_run_in
     await p.cleanup()
     assert "scancel" not in fake.programs()
     assert ["squeue", "-h", "-s", "-j", "77", "-o", "%i|%j"] in fake.calls
+
+
+class Launched:
+    """Stands in for asyncio.create_subprocess_exec: records the srun command line and its environment."""
+
+    def __init__(self):
+        self.argv, self.env = None, None
+
+    async def __call__(self, *argv, env=None, **kwargs):
+        self.argv, self.env = list(argv), env
+        return FakeProcess()
+
+
+async def test_the_kernel_runs_on_the_chosen_node_with_the_allocations_tasks(monkeypatch):
+    launched = Launched()
+    monkeypatch.setattr(prov.asyncio, "create_subprocess_exec", launched)
+    fake = FakeSlurm(squeue="RUNNING|vm,other|4|2", shape="4|2|vm,other")
+    p = make(fake, job_id="90", node="other")
+    await p.pre_launch()
+    assert (p.node, p.allocation.node) == ("other", "vm")
+    assert p.address == "other"  # a name that does not resolve stays a name
+    assert ["squeue", "-h", "-j", "90", "-O", "NumTasks:|,cpus-per-task:|,NodeList:"] in fake.calls
+    await p.launch_kernel(["/py", "-f", "k.json"], env={"PATH": "/usr/bin", "SLURM_NTASKS": "8"})
+    assert "--nodelist=other" in launched.argv and "--ntasks=1" in launched.argv
+    assert launched.argv[-7:] == kopts.step_command(["/py", "-f", "k.json"], load_modules=False)
+    assert {k: v for k, v in launched.env.items() if k.startswith(("DKRZ_", "SLURM_"))} == {
+        "DKRZ_JOB_NTASKS": "4", "DKRZ_JOB_CPUS_PER_TASK": "2", "DKRZ_JOB_NNODES": "2",
+        "DKRZ_JOB_NODELIST": "vm,other"}  # the server's own SLURM_* are dropped
+    assert (await p.get_provisioner_info())["node"] == "other"
+
+
+async def test_a_node_outside_the_allocation_is_refused_and_the_allocation_kept():
+    fake = FakeSlurm()
+    p = make(fake, job_id="90", node="elsewhere")
+    with pytest.raises(KernelStartError, match=r"Node 'elsewhere' is not one of allocation 90's nodes \(vm\)"):
+        await p.pre_launch()
+    assert "scancel" not in fake.programs() and prov.ALLOCATIONS == {}
+
+
+async def test_modules_load_after_the_job_view(monkeypatch):
+    launched = Launched()
+    monkeypatch.setattr(prov.asyncio, "create_subprocess_exec", launched)
+    p = make(FakeSlurm(), preset="shared")
+    await p.pre_launch()
+    p.modules = ("example/1.0",)
+    await p.launch_kernel(["/py"], env={"PATH": "/usr/bin"})
+    assert launched.argv[-5:] == kopts.step_command(["/py"], load_modules=True)
+    assert launched.env["DKRZ_MODULES"] == "example/1.0" and launched.env["DKRZ_JOB_NTASKS"] == "1"
