@@ -14,7 +14,7 @@ import re
 import time
 from dataclasses import dataclass, field, replace
 
-from .slurm import SlurmError
+from .slurm import SlurmError, check_user_name
 
 log = logging.getLogger("dkrzspawner.cluster")
 
@@ -27,8 +27,9 @@ RESERVATIONS_ARGV = ("scontrol", "show", "reservation", "-o")
 
 
 def associations_argv(user: str) -> tuple[str, ...]:
-    """The user's default account and associations in one ``sacctmgr`` call."""
-    return ("sacctmgr", "-n", "-P", "show", "user", user, "withassoc",
+    """The user's default account and associations in one ``sacctmgr`` call (the name checked first: sacctmgr
+    splits it at commas and reads ``key=value``)."""
+    return ("sacctmgr", "-n", "-P", "show", "user", check_user_name(user), "withassoc",
             "format=defaultaccount,account,partition")
 
 

@@ -115,6 +115,18 @@ class Allowance:
             access = dataclasses.replace(access, associations=kept, default_account=default)
         return dataclasses.replace(facts, partitions=partitions, access=access)
 
+    def account_for(self, account: str | None) -> str | None:
+        """Fail closed where the policy limits accounts: a request left without an account (Slurm did not say
+        which accounts the user has, so no default could be chosen) gets the one account allowed, or is refused;
+        without an account Slurm would charge the user's default one, whichever it is."""
+        if account is not None or self.accounts is None:
+            return account
+        if len(self.accounts) == 1:
+            return next(iter(self.accounts))
+        allowed = ", ".join(sorted(self.accounts)) or "none"
+        raise OptionsError("account", f"Account: Slurm did not say which accounts you have, and this hub lets you "
+                                      f"charge only these: {allowed}; choose one, or try again in a minute.")
+
     def check(self, user_options, presets: dict[str, Preset]) -> None:
         """Refuse a preset, partition or account the user's groups do not allow; the rest is for
         :func:`~dkrzspawner.options.validate`, given :meth:`allowed_presets` and :meth:`allowed_facts`."""

@@ -50,7 +50,8 @@ class SlurmError(Exception):
         self.argv = list(argv)
         self.returncode = returncode
         self.stderr = stderr.strip()
-        super().__init__(message or self.stderr or f"{argv[0]} exited with {returncode}")
+        super().__init__(message or self.stderr or f"{self.argv[0] if self.argv else 'a command'} exited with "
+                                                   f"{returncode}")
 
     @property
     def reason(self) -> str:
@@ -100,6 +101,27 @@ class _TooMuchOutput(Exception):
     """Raised inside the runner when a stream passes max_output (turned into OutputTooLarge)."""
 
 
+class BadUserName(SlurmError):
+    """A user name that must not reach a command (``sacctmgr show user a,b`` reads two users, ``sudo -u #0`` is
+    root, a leading ``-`` is an option). Raised before anything runs."""
+
+    kind = "bad_user_name"
+
+
+#: what a user name must look like before it reaches sudo or a Slurm command: a Unix login name (letters,
+#: digits, ``_ . @ -``; not starting with a digit, ``-`` or ``.``; at most 64 characters; a trailing ``$`` as
+#: Samba's machine accounts have). No comma, ``=``, white space, ``#``, ``:`` or ``/``.
+USER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.@-]{0,63}\$?", re.ASCII)
+
+
+def check_user_name(name: str) -> str:
+    """``name`` if it is a safe Unix user name (:data:`USER_NAME`), else :class:`BadUserName` naming it."""
+    if not isinstance(name, str) or not USER_NAME.fullmatch(name):
+        raise BadUserName([], None, "", f"The user name {name!r} is not a Unix user name (letters, digits and "
+                                        "_ . @ -, starting with a letter or _), so no Slurm command is run for it.")
+    return name
+
+
 def classify(argv, returncode, stderr) -> SlurmError:
     """Turn a failed command into the matching typed error."""
     if _JOB_UNKNOWN.search(stderr):
@@ -136,7 +158,9 @@ class SlurmRunner:
         self.failures: collections.Counter[str] = collections.Counter()
 
     def command_line(self, argv, user=None, env_names=()) -> list[str]:
-        """The full argument list for ``argv`` run as ``user``."""
+        """The full argument list for ``argv`` run as ``user`` (checked: :func:`check_user_name`)."""
+        if user is not None:
+            check_user_name(user)
         if user is None or user == self.hub_user:
             return list(argv)
         prefix = [*self.sudo, "-u", user]

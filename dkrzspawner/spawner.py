@@ -21,7 +21,7 @@ from .errors import spawn_error
 from .spawnmodules import ModulesMixin
 from .spawnpage import SpawnPageMixin
 from .spawnpolicy import PolicyMixin
-from .slurm import SlurmError, SlurmRejected, SlurmRunner, SlurmUnreachable, output_tail
+from .slurm import SlurmError, SlurmRejected, SlurmRunner, SlurmUnreachable, check_user_name, output_tail
 from .watcher import SACCT_FORMAT, JobWatcher, parse_sacct
 
 handlers.register()
@@ -378,7 +378,8 @@ class DKRZSpawner(SpawnPageMixin, PolicyMixin, ModulesMixin, Spawner):
         deadline = time.monotonic() + give_up_after
         while True:
             try:
-                result = await self.runner.run(["squeue", "-h", "-t", "all", "-u", self.user.name, "-o", "%i|%k"])
+                result = await self.runner.run(["squeue", "-h", "-t", "all", "-u", check_user_name(self.user.name),
+                                                "-o", "%i|%k"])
             except SlurmUnreachable:
                 if time.monotonic() > deadline:
                     return None

@@ -7,6 +7,8 @@ every job is first submitted with ``sbatch --test-only`` (:meth:`SpawnPageMixin.
 
 from __future__ import annotations
 
+import dataclasses
+import html
 from urllib.parse import unquote, urlparse
 
 from traitlets import Bool, Dict, Float, Unicode, default, observe
@@ -15,7 +17,7 @@ from traitlets.config import Configurable
 from . import cluster, form, options, reasons
 from .errors import spawn_error
 from .services.ledger import Ledger
-from .slurm import SlurmError, SlurmRejected, SlurmUnreachable
+from .slurm import BadUserName, SlurmError, SlurmRejected, SlurmUnreachable, check_user_name
 
 _clusters: dict[tuple, cluster.Cluster] = {}
 _ledgers: dict[tuple, Ledger] = {}
@@ -127,12 +129,17 @@ class SpawnPageMixin(Configurable):
         notice = self.maintenance()
         if notice:
             raise spawn_error(notice, reason="maintenance", status_code=503)
+        try:
+            check_user_name(self.user.name)
+        except BadUserName as exc:
+            raise spawn_error(str(exc), reason="invalid_user", status_code=403) from None
         facts = await self.cluster_facts()
         allowance = self.allowance()
         try:
             allowance.check(user_options, self.presets_checked)
             request = options.validate(user_options, allowance.allowed_presets(self.presets_checked),
                                        facts=allowance.allowed_facts(facts))
+            request = dataclasses.replace(request, account=allowance.account_for(request.account))
             self.check_server_counts(allowance, request.partition)
         except options.OptionsError as exc:
             raise spawn_error(str(exc), reason="invalid_options") from None
@@ -161,6 +168,10 @@ class SpawnPageMixin(Configurable):
     async def render_options_form(self) -> str:
         """This server's form, with what the policy lets this user use, its last options preselected
         (re-validated; defaults where they fail), and the maintenance message if spawns are closed."""
+        try:
+            check_user_name(self.user.name)
+        except BadUserName as exc:  # no Slurm command for this name: no form either, only why
+            return f'<p class="alert alert-danger" id="dkrz-spawn-error">{html.escape(str(exc))}</p>'
         allowance = self.allowance()
         facts = allowance.allowed_facts(await self.cluster_facts())
         presets = allowance.allowed_presets(self.presets_checked)

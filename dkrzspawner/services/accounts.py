@@ -18,7 +18,7 @@ import os
 
 from tornado import web
 
-from ..slurm import SlurmError, SlurmRunner
+from ..slurm import BadUserName, SlurmError, SlurmRunner
 from .ledger import Ledger, period_start
 from .web import ApiHandler, PageHandler, make_app, serve
 
@@ -32,6 +32,8 @@ PERIOD_ENV = "DKRZ_BUDGET_PERIOD_START"
 async def _statement(handler):
     try:
         return await handler.context["ledger"].statement(handler.user_name)
+    except BadUserName as exc:  # never asked of Slurm: a hub user whose name is no Unix name
+        raise web.HTTPError(403, str(exc)) from None
     except SlurmError as exc:
         log.warning("Slurm did not say which accounts %s has: %s", handler.user_name, exc.reason)
         raise web.HTTPError(503, "Slurm did not answer; try again in a minute") from None

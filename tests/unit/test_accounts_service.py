@@ -69,3 +69,14 @@ def test_options_from_environment_and_command_line(monkeypatch):
     assert options(["--period-start", "2026-07-01", "--ttl", "60"]).period_start == "2026-07-01"
     with pytest.raises(SystemExit):
         options(["--period-start", "July"])
+
+
+async def test_a_user_whose_name_is_no_unix_name_is_refused_without_asking_slurm(runner, monkeypatch):
+    request, server = serve(lambda: make_accounts_app(Ledger(runner)), "/services/accounts/",
+                            {"alice,carol": READ}, monkeypatch)
+    try:
+        response = await request("GET", "api/accounts", user="alice,carol")
+    finally:
+        server.stop()
+    assert response.code == 403 and "is not a Unix user name" in json.loads(response.body)["message"]
+    assert runner.calls == []

@@ -251,3 +251,33 @@ def test_policy_traits_are_documented_and_checked(monkeypatch):
         spawner.policy = {"groups": {"x": {"presets": ["nosuch"]}}}
     with pytest.raises(ValueError, match=r"^policy: default.presets: no preset 'big'"):
         PageSpawner(user=spawner.user, hub=spawner.hub, policy={"default": {"presets": ["big"]}})
+
+
+# -- fail closed when Slurm does not say which accounts the user has (issue 18 item 4) ----------------------
+def unanswered_sacctmgr(user="carol"):
+    from dkrzspawner.cluster import associations_argv
+    from dkrzspawner.slurm import SlurmTimeout
+    return {associations_argv(user): SlurmTimeout(["sacctmgr"], None, "", "sacctmgr did not answer within 30 s")}
+
+
+async def test_without_sacctmgr_the_one_allowed_account_is_written(monkeypatch):
+    student = policy_spawner(monkeypatch, unix=["students"], answers=unanswered_sacctmgr())
+    request = await student.validate_options({"preset": "shared"})
+    assert request.account == "bb1234", "never left to Slurm's default account"
+
+
+async def test_without_sacctmgr_several_allowed_accounts_need_a_choice(monkeypatch):
+    spawner, _ = make_spawner(monkeypatch, policy={"default": {"accounts": ["bb1234", "ab0000"]}},
+                              answers=unanswered_sacctmgr())
+    error = await refusal(spawner, {"preset": "shared"})
+    assert error.status_code == 400
+    assert error.jupyterhub_message == ("Account: Slurm did not say which accounts you have, and this hub lets you "
+                                        "charge only these: ab0000, bb1234; choose one, or try again in a minute.")
+    assert (await spawner.validate_options({"preset": "shared", "account": "ab0000"})).account == "ab0000"
+    error = await refusal(spawner, {"preset": "shared", "account": "xy9999"})
+    assert "may not be used on this hub by you" in error.jupyterhub_message
+
+
+async def test_without_a_policy_on_accounts_slurm_still_chooses_the_default(monkeypatch):
+    spawner, _ = make_spawner(monkeypatch, answers=unanswered_sacctmgr())
+    assert (await spawner.validate_options({"preset": "shared"})).account is None

@@ -370,3 +370,29 @@ def test_output_tail_never_reads_what_is_not_a_regular_file(tmp_path, kind):
             tail(out)
     else:
         assert tail(out) == ""
+
+
+# -- user names are checked before any command (issue 18 item 6) ----------------------------------------------
+@pytest.mark.parametrize("name", ["alice", "first.last", "a_b-c", "_svc", "user@example.org", "host$", "A1"])
+def test_unix_user_names_pass(name):
+    assert slurm.check_user_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["alice,carol", "#0", "-u", "a b", "a=b", "al:ice", "../x", "", "1abc", "a\nb",
+                                  "x" * 70, ".hidden"])
+def test_names_that_would_change_a_command_are_refused(name):
+    with pytest.raises(slurm.BadUserName, match="is not a Unix user name"):
+        slurm.check_user_name(name)
+
+
+def test_sudo_never_gets_a_bad_name():
+    with pytest.raises(slurm.BadUserName):
+        SlurmRunner().command_line(["scancel", "1"], user="#0")
+    with pytest.raises(slurm.BadUserName):
+        asyncio.run(SlurmRunner().run(["/bin/true"], user="alice,carol"))
+
+
+def test_sacctmgr_never_gets_a_bad_name():
+    from dkrzspawner.cluster import associations_argv
+    with pytest.raises(slurm.BadUserName):
+        associations_argv("alice,carol")

@@ -145,3 +145,14 @@ async def test_preflight_unanswered_lets_the_submission_go_on(monkeypatch):
     await spawner.preflight(SCRIPT, env={})
     assert spawner.estimated_start is None
     assert "submitting anyway" in spawner._events[-1]["message"]
+
+
+async def test_a_hub_user_whose_name_is_no_unix_name_gets_why_and_no_slurm_command(monkeypatch):
+    spawner, runner = make_spawner(monkeypatch, user="alice,carol")
+    with pytest.raises(web.HTTPError) as refused:
+        await spawner.validate_options({"preset": "shared"})
+    assert refused.value.status_code == 403
+    assert "'alice,carol' is not a Unix user name" in refused.value.log_message
+    page = await spawner.render_options_form()
+    assert "is not a Unix user name" in page and "<form" not in page and "&#x27;alice,carol&#x27;" in page
+    assert runner.calls == [], "nothing was asked of Slurm"
