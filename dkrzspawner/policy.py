@@ -16,7 +16,7 @@ from typing import Iterable
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .options import NAME, Facts, OptionsError, Preset, unwrap
+from .options import NAME, Facts, JobRequest, OptionsError, Preset, unwrap, validate
 
 
 class Rule(BaseModel):
@@ -147,6 +147,15 @@ def allowance_for(policy: Policy, groups: Iterable[str]) -> Allowance:
         max_servers=None if None in limits else max(limits),
         groups=mine,
     )
+
+
+def validate_allowed(user_options, presets: dict[str, Preset], allowance: Allowance,
+                     facts: Facts | None = None) -> JobRequest:
+    """The one validation under the policy, for spawns and kernels alike: what the user's groups do not allow is
+    refused by name (:meth:`Allowance.check`), the rest is validated against what they may use."""
+    allowance.check(user_options, presets)
+    return validate(user_options, allowance.allowed_presets(presets),
+                    facts=None if facts is None else allowance.allowed_facts(facts))
 
 
 def check_server_counts(allowance: Allowance, policy: Policy, partition: str, mine: list[str],

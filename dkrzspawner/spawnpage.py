@@ -12,7 +12,7 @@ from urllib.parse import unquote, urlparse
 from traitlets import Bool, Dict, Float, Unicode, default, observe
 from traitlets.config import Configurable
 
-from . import cluster, form, options, reasons
+from . import cluster, form, options, policy, reasons
 from .errors import spawn_error
 from .services.ledger import Ledger
 from .slurm import SlurmError, SlurmRejected, SlurmUnreachable
@@ -130,9 +130,7 @@ class SpawnPageMixin(Configurable):
         facts = await self.cluster_facts()
         allowance = self.allowance()
         try:
-            allowance.check(user_options, self.presets_checked)
-            request = options.validate(user_options, allowance.allowed_presets(self.presets_checked),
-                                       facts=allowance.allowed_facts(facts))
+            request = policy.validate_allowed(user_options, self.presets_checked, allowance, facts)
             self.check_server_counts(allowance, request.partition)
         except options.OptionsError as exc:
             raise spawn_error(str(exc), reason="invalid_options") from None
