@@ -24,10 +24,10 @@ from typing import Iterable, Mapping
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from . import modules
+from . import modules, policy
 from .options import (DKRZ_PRESETS, Facts, JobRequest, PartitionPolicy, Preset, load_partition_policy,
                       load_presets, make_facts)
-from .policy import Allowance, Policy, allowance_for, load_policy, unix_groups, validate_allowed
+from .policy import Allowance, Policy, allowance_for, load_policy, validate_allowed
 
 try:
     import tomllib
@@ -168,7 +168,7 @@ def kernel_groups(user: str, environ: Mapping[str, str] | None = None) -> set[st
     hub passed to the job (none on a login node)."""
     environ = os.environ if environ is None else environ
     passed = environ.get(ENV_HUB_GROUPS, "").split(",")
-    return unix_groups(user) | {name for name in passed if GROUP.fullmatch(name)}
+    return policy.unix_groups(user) | {name for name in passed if GROUP.fullmatch(name)}
 
 
 def kernel_offer(site: SiteConfig, user: str, environ: Mapping[str, str] | None = None) -> Offer:
