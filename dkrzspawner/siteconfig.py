@@ -192,6 +192,15 @@ def configured(configurable, name: str) -> str | None:
     return None
 
 
+def refuse_retired(configurable, names: Iterable[str]) -> None:
+    """Refuse settings that are no longer read (``c.SlurmProvisioner.presets``, ``partitions``): they moved into
+    the site file, and a kernel that went by the built-in defaults instead would surprise the site."""
+    retired = [where for where in (configured(configurable, name) for name in names) if where]
+    if retired:
+        raise SiteConfigError(f"{', '.join(retired)} is no longer read: kernels go by the site file (the hub's, "
+                              f"or {DEFAULT_PATH}); move it there.")
+
+
 def apply(configurable, site: SiteConfig, names: Iterable[str]) -> None:
     """Set what ``site`` holds of ``names`` on ``configurable``. With a site file, these settings belong there
     alone: a name that the configuration sets as well is refused, naming both places."""

@@ -124,6 +124,7 @@ class SlurmProvisioner(ModulesMixin, KernelProvisionerBase):
         module settings apply to this provisioner too."""
         if self._site_offer is None:
             try:
+                siteconfig.refuse_retired(self, ("presets", "partitions"))
                 site = siteconfig.for_kernels()
                 siteconfig.apply(self, site, siteconfig.MODULE_SETTINGS if site.path else ())
             except siteconfig.SiteConfigError as exc:

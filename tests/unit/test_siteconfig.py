@@ -309,6 +309,15 @@ def test_the_provisioner_takes_the_sites_module_settings_and_refuses_its_own_as_
                                   "remove c.SlurmProvisioner.lmod_command from the configuration.")
 
 
+def test_the_retired_provisioner_presets_are_refused_not_ignored():
+    config = Config()
+    config.SlurmProvisioner.presets = {"x": {"display_name": "X", "partition": "shared"}}
+    with pytest.raises(prov.KernelStartError) as refused:
+        provisioner(config, lmod_command="", preset="x").kernel_options()
+    assert str(refused.value) == ("c.SlurmProvisioner.presets is no longer read: kernels go by the site file (the "
+                                  f"hub's, or {siteconfig.DEFAULT_PATH}); move it there.")
+
+
 def test_a_bad_site_file_fails_the_kernel_start_in_one_sentence(monkeypatch, tmp_path):
     monkeypatch.setenv(siteconfig.ENV_PATH, write(tmp_path, "presets = 1\n"))
     with pytest.raises(prov.KernelStartError, match=r"^Site config .*: presets: input should be a valid dictionary"):
