@@ -326,8 +326,11 @@ def test_a_bad_site_file_fails_the_kernel_start_in_one_sentence(monkeypatch, tmp
 
 # -- the hub: precedence and what each job is told ----------------------------------------------------------------
 async def test_the_hub_takes_every_setting_from_the_file(monkeypatch, tmp_path, site_file):
+    groups(monkeypatch, "students")
     spawner, _ = make_spawner(monkeypatch, site_config_file=str(site_file))
     assert list(spawner.presets_checked) == ["tiny", "small"]
+    html = await spawner.render_options_form()
+    assert "Tiny" in html and "Small" not in html, "the form offers the site's presets that students may use"
     assert set(spawner.partition_policy) == {"*", "gpu"}
     assert set(spawner.policy_checked.groups) == {"students", "gpu-users"}
     path = write(tmp_path, "advanced_options = false\nlmod_command = '/sw/lmod'\nmodule_path = ['/sw/m']\n"
@@ -412,6 +415,8 @@ async def test_the_hub_passes_its_site_file_and_the_policys_hub_groups_to_the_jo
                                                          env_names=real["env"])
     preserved = next(arg for arg in sudo if arg.startswith("--preserve-env=")).split("=", 1)[1].split(",")
     assert {siteconfig.ENV_PATH, siteconfig.ENV_HUB_GROUPS} <= set(preserved)
+    sudoers = (resources.files("dkrzspawner") / "share" / "sudoers.d" / "dkrzspawner").read_text()
+    assert "env_keep" in sudoers and "DKRZSPAWNER_*" in sudoers, "sudo lets both names through to the job"
 
 
 async def test_without_a_site_file_the_job_is_told_nothing(monkeypatch):
