@@ -16,7 +16,7 @@ from typing import Iterable
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .options import NAME, Facts, OptionsError, Preset, unwrap
+from .options import NAME, Facts, JobRequest, OptionsError, Preset, unwrap, validate
 
 
 class Rule(BaseModel):
@@ -159,6 +159,18 @@ def allowance_for(policy: Policy, groups: Iterable[str]) -> Allowance:
         max_servers=None if None in limits else max(limits),
         groups=mine,
     )
+
+
+def validate_allowed(user_options, presets: dict[str, Preset], allowance: Allowance,
+                     facts: Facts | None = None) -> JobRequest:
+    """The one validation under the policy, for spawns and kernels alike: what the user's groups do not allow is
+    refused by name (:meth:`Allowance.check`), the rest is validated against what they may use; where the policy
+    limits accounts and Slurm did not say which the user has, :meth:`Allowance.account_for` fails closed."""
+    allowance.check(user_options, presets)
+    if facts is None:  # only the request's shape (a kernelspec checked before Slurm is asked)
+        return validate(user_options, allowance.allowed_presets(presets))
+    request = validate(user_options, allowance.allowed_presets(presets), facts=allowance.allowed_facts(facts))
+    return dataclasses.replace(request, account=allowance.account_for(request.account))
 
 
 def check_server_counts(allowance: Allowance, policy: Policy, partition: str, mine: list[str],

@@ -21,6 +21,7 @@ from .errors import spawn_error
 from .spawnmodules import ModulesMixin
 from .spawnpage import SpawnPageMixin
 from .spawnpolicy import PolicyMixin
+from .spawnsite import SiteFileMixin
 from .slurm import SlurmError, SlurmRejected, SlurmRunner, SlurmUnreachable, check_user_name, output_tail
 from .watcher import SACCT_FORMAT, JobWatcher, parse_sacct
 
@@ -29,7 +30,7 @@ handlers.register()
 _shared: dict[tuple, tuple[SlurmRunner, JobWatcher]] = {}
 
 
-class DKRZSpawner(SpawnPageMixin, PolicyMixin, ModulesMixin, Spawner):
+class DKRZSpawner(SiteFileMixin, SpawnPageMixin, PolicyMixin, ModulesMixin, Spawner):
     """Starts each Jupyter server as a Slurm job of the user, from a preset or an advanced request."""
 
     presets = Dict(
@@ -271,6 +272,7 @@ class DKRZSpawner(SpawnPageMixin, PolicyMixin, ModulesMixin, Spawner):
     def _job_env(self, home: str) -> dict[str, str]:
         env = {k: str(v) for k, v in self.get_env().items()}
         env.update(HOME=home, USER=self.user.name, LOGNAME=self.user.name, DKRZSPAWNER_BIND_IP=self.bind_ip)
+        env.update(self.site_environment())
         return env
 
     def _output_file(self, home: str) -> str:

@@ -7,14 +7,13 @@ every job is first submitted with ``sbatch --test-only`` (:meth:`SpawnPageMixin.
 
 from __future__ import annotations
 
-import dataclasses
 import html
 from urllib.parse import unquote, urlparse
 
 from traitlets import Bool, Dict, Float, Unicode, default, observe
 from traitlets.config import Configurable
 
-from . import cluster, form, options, reasons
+from . import cluster, form, options, policy, reasons
 from .errors import spawn_error
 from .services.ledger import Ledger
 from .slurm import BadUserName, SlurmError, SlurmRejected, SlurmUnreachable, check_user_name
@@ -136,10 +135,7 @@ class SpawnPageMixin(Configurable):
         facts = await self.cluster_facts()
         allowance = self.allowance()
         try:
-            allowance.check(user_options, self.presets_checked)
-            request = options.validate(user_options, allowance.allowed_presets(self.presets_checked),
-                                       facts=allowance.allowed_facts(facts))
-            request = dataclasses.replace(request, account=allowance.account_for(request.account))
+            request = policy.validate_allowed(user_options, self.presets_checked, allowance, facts)
             self.check_server_counts(allowance, request.partition)
         except options.OptionsError as exc:
             raise spawn_error(str(exc), reason="invalid_options") from None

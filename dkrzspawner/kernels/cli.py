@@ -34,9 +34,10 @@ from pathlib import Path
 import jinja2
 from jupyter_core.paths import jupyter_data_dir
 
+from .. import siteconfig
 from ..cluster import Cluster
 from ..modules import ModuleCatalog
-from ..options import OptionsError, check_modules, load_partition_policy, make_facts
+from ..options import OptionsError, check_modules
 from ..slurm import SlurmError, SlurmRunner
 from . import activation, jobshape, system, wrap
 from . import options as kopts
@@ -88,20 +89,24 @@ def options_from_args(args) -> dict:
     return config
 
 
-async def _facts(runner, user: str):
+async def _facts(runner, user: str, site: siteconfig.SiteConfig, offer: siteconfig.Offer):
     snapshot = await Cluster(runner, ttl=0).snapshot(user)
-    offered = await ModuleCatalog(runner).offered(logging.getLogger("dkrz-kernel"))
-    return make_facts(snapshot, load_partition_policy({}), modules=offered)
+    offered = await site.module_catalog(runner).offered(logging.getLogger("dkrz-kernel"))
+    return offer.facts(snapshot, modules=offered)
 
 
 def check_options(config: dict, *, runner=None, with_slurm: bool = True):
-    """Shape first (no Slurm), then the cluster's facts (and the nodes of the allocation ``node`` picks from).
-    Returns the KernelOptions; raises OptionsError."""
-    options = kopts.check_shape(config)
+    """Shape first (no Slurm), then the cluster's facts, against what the hub offers this user (the site file,
+    see :func:`dkrzspawner.siteconfig.for_kernels`), and the nodes of the allocation ``node`` picks from.
+    Returns the KernelOptions; raises OptionsError, or SiteConfigError for a site file that cannot be used."""
+    site = siteconfig.for_kernels()
+    user = getpass.getuser()
+    offer = siteconfig.kernel_offer(site, user)
+    options = kopts.check_shape(config, offer)
     runner = runner or SlurmRunner()
     if with_slurm and (options.modules or not options.reuses_allocation):
-        facts = asyncio.run(_facts(runner, getpass.getuser()))
-        admin_modules = () if options.reuses_allocation else kopts.to_job_request(options, facts=facts).modules
+        facts = asyncio.run(_facts(runner, user, site, offer))
+        admin_modules = () if options.reuses_allocation else kopts.to_job_request(options, offer, facts).modules
         check_modules(options.modules, facts, admin_modules)
     if with_slurm and options.node is not None:
         try:
@@ -171,7 +176,7 @@ def cmd_create(args, runner=None) -> int:
                        "--environment.")
     try:
         options = check_options(config, runner=runner, with_slurm=not args.no_check)
-    except OptionsError as exc:
+    except (OptionsError, siteconfig.SiteConfigError) as exc:
         raise CLIError(str(exc)) from None
     if args.wrap:
         return _create_wrapped(name, args, options, config, variables)

@@ -26,8 +26,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .. import options as job_options
 from ..modules import LOAD_AND_EXEC
-from ..options import (ADVANCED_WORDS, DKRZ_PRESETS, NAME, OptionsError, JobRequest, check_modules, load_presets,
-                       memory_mb, runtime_seconds, validate)
+from ..options import ADVANCED_WORDS, NAME, Facts, OptionsError, JobRequest, check_modules, memory_mb, runtime_seconds
+from ..siteconfig import Offer, SiteConfig
 
 #: the options that describe the allocation; they go to :func:`dkrzspawner.options.validate` unchanged
 JOB_KEYS = ("preset", "partition", "account", "nodes", "cores", "memory", "gpus", "runtime", "reservation")
@@ -66,18 +66,20 @@ class KernelOptions:
         return self.job_id is not None
 
 
-def default_presets():
-    return load_presets(DKRZ_PRESETS)
+def default_offer() -> Offer:
+    """Without a site file: DKRZ's presets, no partition policy, no group policy."""
+    return SiteConfig().offer(())
 
 
-def check_shape(config, presets=None) -> KernelOptions:
-    """Options as given in a kernelspec (or on the command line), checked without asking Slurm.
+def check_shape(config, offer: Offer | None = None) -> KernelOptions:
+    """Options as given in a kernelspec (or on the command line), checked without asking Slurm, against what
+    the hub offers the user (``offer``: the site's presets and group policy; see :mod:`dkrzspawner.siteconfig`).
 
     Raises :class:`~dkrzspawner.options.OptionsError` naming the field.
     """
     if not isinstance(config, dict):
         raise OptionsError("config", "The kernel's options must be a JSON object.")
-    presets = presets or default_presets()
+    offer = offer or default_offer()
     job = {key: value for key, value in config.items() if key in JOB_KEYS}
     rest = {key: value for key, value in config.items() if key not in JOB_KEYS}
     try:
@@ -114,7 +116,7 @@ def check_shape(config, presets=None) -> KernelOptions:
     if not 1 <= tasks <= 4096:
         raise OptionsError("tasks", "Tasks must be between 1 and 4096.")
     if job_id is None:
-        _check_job_shape(job, presets)
+        _check_job_shape(job, offer)
     return KernelOptions(job=job, tasks=tasks, modules=modules, job_id=job_id, node=own.node,
                          allocation_timeout=timeout)
 
@@ -127,9 +129,12 @@ def check_node(node: str | None, job_id: str, hostnames) -> str | None:
                                f"({', '.join(hostnames) or 'none'}).")
 
 
-def _check_job_shape(job: dict, presets) -> None:
-    """What :func:`dkrzspawner.options.validate` checks before it needs Slurm's facts."""
+def _check_job_shape(job: dict, offer: Offer) -> None:
+    """What the hub's validation checks before it needs Slurm's facts: the group policy, the preset rules."""
     if "partition" in job and "preset" not in job:
+        offer.allowance.check(job, offer.presets)  # the group policy needs no facts
+        if not offer.advanced:  # refused in the hub's words
+            offer.validate(job, Facts(advanced=False))
         parsed = job_options._parse(job_options._AdvancedOptions, job, ADVANCED_WORDS)
         for key in ("partition", "account", "reservation"):
             value = getattr(parsed, key)
@@ -154,13 +159,14 @@ def _check_job_shape(job: dict, presets) -> None:
             except ValueError:
                 raise OptionsError("runtime", "Runtime must look like HH:MM:SS or D-HH:MM:SS.") from None
         return
-    # presets (or nothing, meaning the first preset): the preset rules need no facts
-    validate(job, presets)
+    # presets (or nothing, meaning the first preset): the group policy and the preset rules need no facts
+    offer.validate(job)
 
 
-def to_job_request(options: KernelOptions, presets=None, facts=None) -> JobRequest:
-    """The allocation to ask for, validated against the cluster ``facts`` (see :func:`options.make_facts`)."""
-    request = validate(options.job, presets or default_presets(), facts=facts)
+def to_job_request(options: KernelOptions, offer: Offer | None = None, facts=None) -> JobRequest:
+    """The allocation to ask for, validated like a spawn against the cluster ``facts`` (see
+    :meth:`~dkrzspawner.siteconfig.Offer.facts`) and what the hub offers the user (``offer``)."""
+    request = (offer or default_offer()).validate(options.job, facts)
     total_cores = request.nodes * request.cores
     if options.tasks > total_cores or total_cores % options.tasks:
         raise OptionsError("tasks", f"Tasks must divide the {total_cores} cores of the allocation evenly "

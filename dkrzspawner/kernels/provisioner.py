@@ -33,12 +33,12 @@ from typing import Any
 
 from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
 from jupyter_core.paths import jupyter_data_dir
-from traitlets import Dict, Float, Unicode
+from traitlets import Float, Unicode
 
 from ..cluster import Cluster
+from .. import siteconfig
 from ..modules import job_environment
-from ..options import (DKRZ_PRESETS, Facts, OptionsError, check_modules, load_partition_policy, load_presets,
-                       make_facts)
+from ..options import Facts, OptionsError, check_modules
 from ..slurm import SlurmError, SlurmRunner, SlurmTimeout, BASE_ENV
 from ..spawnmodules import ModulesMixin
 from . import jobshape
@@ -87,8 +87,6 @@ def _free_ports(count: int) -> list[int]:
 class SlurmProvisioner(ModulesMixin, KernelProvisionerBase):
     """Runs a kernel in a Slurm allocation (see the module's docstring)."""
 
-    presets = Dict(help="Presets (as ``c.DKRZSpawner.presets``); default: the DKRZ ones.").tag(config=True)
-    partitions = Dict(help="The site's partition policy (as ``c.DKRZSpawner.partitions``).").tag(config=True)
     connection_dir = Unicode(
         help="Where connection files go; must be on a file system the compute nodes share. "
              "Default: the runtime folder in the user's Jupyter data dir (in the home directory)."
@@ -120,21 +118,33 @@ class SlurmProvisioner(ModulesMixin, KernelProvisionerBase):
         self.modules: tuple[str, ...] = ()
         #: seconds the allocation took (facts, salloc, squeue), for logs and measurements
         self.timings: dict[str, float] = {}
+        #: what the hub offers this user (the site file), read at the first start
+        self._site_offer: siteconfig.Offer | None = None
 
     # -- the request --------------------------------------------------------------------------------------
     def kernel_options(self) -> kopts.KernelOptions:
         """The options checked for shape: raises OptionsError before any Slurm call."""
-        return kopts.check_shape(self.options_config, self._presets())
+        return kopts.check_shape(self.options_config, self._offer())
 
-    def _presets(self):
-        return load_presets(self.presets or DKRZ_PRESETS)
+    def _offer(self) -> siteconfig.Offer:
+        """What the hub offers this user, from the site file (read at the kernel's first start); the file's
+        module settings apply to this provisioner too."""
+        if self._site_offer is None:
+            try:
+                siteconfig.refuse_retired(self, ("presets", "partitions"))
+                site = siteconfig.for_kernels()
+                siteconfig.apply(self, site, siteconfig.MODULE_SETTINGS if site.path else ())
+            except siteconfig.SiteConfigError as exc:
+                raise KernelStartError(str(exc)) from None
+            self._site_offer = siteconfig.kernel_offer(site, _user())
+        return self._site_offer
 
     async def _allocate(self, options: kopts.KernelOptions) -> Allocation:
         cluster = Cluster(self.runner, ttl=0, timeout=self.slurm_timeout)
         snapshot = await cluster.snapshot(_user())
-        facts = make_facts(snapshot, load_partition_policy(self.partitions), modules=await self.offered_modules())
+        facts = self._offer().facts(snapshot, modules=await self.offered_modules())
         try:
-            request = kopts.to_job_request(options, self._presets(), facts)
+            request = kopts.to_job_request(options, self._offer(), facts)
             self.modules = check_modules(options.modules, facts, request.modules)
         except OptionsError as exc:
             raise KernelStartError(f"The kernel's options are refused: {exc}") from None

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from dkrzspawner import siteconfig
 from dkrzspawner.kernels import cli
 from dkrzspawner.modules import ModuleCatalog
 from dkrzspawner.slurm import Result
@@ -53,8 +54,8 @@ class RecordedRunner:
 @pytest.fixture(autouse=True)
 def lmod_everywhere(monkeypatch):
     """Lmod as on the local cluster, whether or not this machine has it: the runner answers for it."""
-    monkeypatch.setattr(cli, "ModuleCatalog",
-                        lambda runner, **kw: ModuleCatalog(runner, lmod_command="/bin/true", module_path=["/tmp"]))
+    monkeypatch.setattr(siteconfig.SiteConfig, "module_catalog",
+                        lambda site, runner: ModuleCatalog(runner, lmod_command="/bin/true", module_path=["/tmp"]))
 
 
 @pytest.fixture
