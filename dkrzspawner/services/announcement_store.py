@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import enum
+import os
 
 import pydantic
 import sqlalchemy as sa
@@ -123,10 +124,22 @@ def now() -> datetime.datetime:
     return datetime.datetime.now(UTC)
 
 
+def _private_sqlite_file(url: str) -> None:
+    """A SQLite database file is created 0600 (the process's umask may be 022): only the service reads it."""
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return
+    try:
+        os.close(os.open(parsed.database, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        pass
+
+
 class Store:
     """Announcements in a SQL database (any SQLAlchemy URL; ``sqlite:///path`` by default)."""
 
     def __init__(self, url: str):
+        _private_sqlite_file(url)
         self.engine = sa.create_engine(url)
         _Base.metadata.create_all(self.engine)
         self._session = orm.sessionmaker(self.engine, expire_on_commit=False)

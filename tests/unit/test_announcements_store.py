@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import os
 
 import pytest
 
@@ -91,3 +92,12 @@ def test_announcements_survive_a_new_store_on_the_same_file(tmp_path):
     (item,) = Store(url).all()
     assert item["text"] == "Maintenance on Monday" and item["start"] == "2026-11-29T07:00:00+00:00"
     assert item["author"] == "admin"
+
+
+def test_the_database_file_is_private_whatever_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        Store(f"sqlite:///{tmp_path}/announcements.sqlite")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "announcements.sqlite").stat().st_mode & 0o777 == 0o600

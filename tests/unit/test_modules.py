@@ -167,8 +167,9 @@ def render(request):
 def test_the_script_loads_the_modules_before_the_server_and_stops_if_loading_fails():
     text = render(validate({"partition": "gpu", "modules": ["tools/1.0", "example/2.0"]}, PRESETS, facts=facts()))
     lines = text.splitlines()
-    load = lines.index("module load tools/1.0 example/2.0 || { echo \"dkrzspawner: module load tools/1.0 "
-                       "example/2.0 failed\" >&2; exit 1; }")
+    # the names are shell words of their own, never inside a double-quoted string (issue 18 item 7)
+    load = lines.index("module load tools/1.0 example/2.0 || { echo \"dkrzspawner: this module load failed:\" "
+                       "tools/1.0 example/2.0 >&2; exit 1; }")
     assert lines[load - 2] == "export MODULEPATH=/m1:/m2"
     assert lines[load - 1].startswith("source /usr/share/lmod/lmod/init/bash || {")
     assert [line for line in lines[load + 1:] if line][0].startswith("exec /env/bin/python")
