@@ -17,7 +17,7 @@ from tornado import web
 from traitlets import Bool, Dict, Float, Integer, List, TraitError, Unicode, default, observe, validate
 
 from . import handlers, metrics, options, reasons, script
-from .errors import spawn_error
+from .errors import quiet_link_confirmations, spawn_error
 from .spawnmodules import ModulesMixin
 from .spawnpage import SpawnPageMixin
 from .spawnpolicy import PolicyMixin
@@ -26,6 +26,7 @@ from .slurm import SlurmError, SlurmRejected, SlurmRunner, SlurmUnreachable, che
 from .watcher import SACCT_FORMAT, JobWatcher, parse_sacct
 
 handlers.register()
+quiet_link_confirmations()
 
 _shared: dict[tuple, tuple[SlurmRunner, JobWatcher]] = {}
 

@@ -14,7 +14,7 @@ from traitlets import Bool, Dict, Float, Unicode, default, observe
 from traitlets.config import Configurable
 
 from . import cluster, form, options, policy, reasons
-from .errors import spawn_error
+from .errors import SpawnLinkToConfirm, spawn_error
 from .services.ledger import Ledger
 from .slurm import BadUserName, SlurmError, SlurmRejected, SlurmUnreachable, check_user_name
 
@@ -149,12 +149,33 @@ class SpawnPageMixin(Configurable):
     def _options_from_form_default(self):
         return _options_from_form
 
-    def options_from_query(self, query_data):
-        """Spawn-URL arguments (``?opt-preset=shared&opt-cores=2``) as ``user_options``; validated later."""
+    async def options_from_query(self, query_data):
+        """Spawn links (``/hub/spawn?opt-preset=shared&opt-cores=2``) pre-fill the form and never start a job
+        by themselves: a top-level GET can come from a link on any web page. The link's options are validated
+        as any request (a refusal is shown on the form, naming the field); then
+        :class:`~dkrzspawner.errors.SpawnLinkToConfirm` is raised: JupyterHub shows the form, which
+        :meth:`render_options_form` fills in from the link, and the user confirms with Start."""
         try:
-            return options.options_from_query(query_data)
+            user_options = options.options_from_query(query_data)
         except options.OptionsError as exc:
             raise spawn_error(str(exc), reason="invalid_options") from None
+        await self.validate_options(user_options)
+        self.log.info("%s: a spawn link pre-fills the form; the user confirms with Start", self._log_name)
+        raise SpawnLinkToConfirm()
+
+    def link_options(self):
+        """The ``user_options`` of the spawn link this form is shown for (``?opt-...`` of the current GET of
+        the spawn page), or None. JupyterHub sets ``handler`` on the spawner before it renders the form."""
+        request = getattr(getattr(self, "handler", None), "request", None)
+        if request is None or request.method != "GET" or not request.query_arguments:
+            return None
+        query = {key: [value.decode("utf8", "replace") for value in values]
+                 for key, values in request.query_arguments.items() if key not in ("next", "display_name")}
+        prefixed = {key[4:]: value for key, value in query.items() if key.startswith("opt-") and key[4:]}
+        try:
+            return options.options_from_query(prefixed or query) or None
+        except options.OptionsError:
+            return None
 
     # -- the form -----------------------------------------------------------------------------------------
     @default("options_form")
@@ -162,8 +183,9 @@ class SpawnPageMixin(Configurable):
         return _options_form
 
     async def render_options_form(self) -> str:
-        """This server's form, with what the policy lets this user use, its last options preselected
-        (re-validated; defaults where they fail), and the maintenance message if spawns are closed."""
+        """This server's form, with what the policy lets this user use, a spawn link's options or else its last
+        options preselected (re-validated; defaults where they fail), and the maintenance message if spawns are
+        closed."""
         try:
             check_user_name(self.user.name)
         except BadUserName as exc:  # no Slurm command for this name: no form either, only why
@@ -171,7 +193,7 @@ class SpawnPageMixin(Configurable):
         allowance = self.allowance()
         facts = allowance.allowed_facts(await self.cluster_facts())
         presets = allowance.allowed_presets(self.presets_checked)
-        selected = options.preselect(self.last_user_options(), presets, facts)
+        selected = options.preselect(self.link_options() or self.last_user_options(), presets, facts)
         context = form.context(presets=presets, facts=facts, selected=selected, server_name=self.name,
                                refresh_seconds=self.cluster_cache_ttl, budgets=await self.budgets(),
                                maintenance=self.maintenance())

@@ -207,6 +207,8 @@ def test_a_second_named_server_remembers_its_own_last_options(hub, login):
     page = login("carol")
     # the first through a spawn URL (JupyterHub 6's opt- prefix), the second through the form
     page.goto(f"{hub.public_url}/hub/spawn/carol/first?opt-preset=shared&opt-cores=2&opt-account=ab0000")
+    assert page.locator("#dkrz-link-notice").is_visible(), "a link fills in the form; the user confirms"
+    page.click("button[type=submit]")
     page.wait_for_url(re.compile(r".*/user/carol/first/.*"), timeout=120_000)
     first = hub.wait_ready("carol", "first")
     assert job_field(first["state"]["job_id"], "%P|%C|%a") == "shared|2|ab0000"
@@ -274,3 +276,26 @@ def test_the_pending_page_shows_the_estimate_and_stops_the_server_it_is_about(hu
 
 if shutil.which("sbatch") is None:  # pragma: no cover - the hub fixture fails more clearly first
     pytestmark.append(pytest.mark.skip(reason="Slurm is not installed"))
+
+
+def test_a_spawn_link_fills_in_the_form_and_starts_nothing_until_the_user_confirms(hub, login):
+    """A link on any web page (a top-level GET with the user's cookies) must not spend the user's budget."""
+    page = login("carol")
+    since = since_now()
+    page.goto(f"{hub.public_url}/hub/spawn/carol/linked?opt-partition=gpu&opt-gpus=2&opt-cores=2"
+              "&opt-runtime=01:00:00")
+    assert page.locator("#dkrz-link-notice").inner_text() == (
+        "This link has filled in the form below; check it, then press Start to submit the job.")
+    assert page.locator("#dkrz-mode-advanced").is_checked()
+    assert page.locator("#dkrz-partition").input_value() == "gpu"
+    assert page.locator("#dkrz-gpus").input_value() == "2"
+    assert page.locator("#dkrz-runtime").input_value() == "01:00:00"
+    shot(page, "spawn-link")
+    page.wait_for_timeout(2000)
+    assert recorded_server_jobs("carol", "linked", since) == [], "a link alone submits no job"
+    assert hub.server("carol", "linked") is None or not hub.server("carol", "linked").get("pending")
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r".*/user/carol/linked/.*"), timeout=120_000)
+    server = hub.wait_ready("carol", "linked")
+    assert job_field(server["state"]["job_id"], "%P|%C|%b|%l") == "gpu|2|gres:gpu:2|1:00:00"
+    hub.stop_server("carol", "linked")

@@ -80,16 +80,19 @@ async def test_advanced_switched_off_is_refused_on_every_path(monkeypatch):
     assert 'id="dkrz-mode-advanced"' not in await spawner.render_options_form()
 
 
-def test_form_and_url_conversion_errors_are_400(monkeypatch):
+async def test_form_and_url_conversion_errors_are_400(monkeypatch):
     spawner, _ = make_spawner(monkeypatch)
     assert spawner.run_options_from_form({"mode": ["preset"], "preset": ["shared:2"]}) == \
         {"preset": "shared", "cores": 2}
     with pytest.raises(web.HTTPError) as refused:
         spawner.run_options_from_form({"mode": ["sideways"]})
     assert refused.value.jupyterhub_message == "Mode must be preset or advanced."
-    assert spawner.options_from_query({"partition": ["gpu"], "gpus": ["1"]}) == {"partition": "gpu", "gpus": 1}
-    with pytest.raises(web.HTTPError):
-        spawner.options_from_query({"cores": ["1", "2"]})
+    with pytest.raises(web.HTTPError) as shown:  # a valid link: the form, pre-filled (see below)
+        await spawner.options_from_query({"partition": ["gpu"], "gpus": ["1"]})
+    assert shown.value.status_code == 200
+    with pytest.raises(web.HTTPError) as refused:
+        await spawner.options_from_query({"cores": ["1", "2"]})
+    assert refused.value.status_code == 400
 
 
 async def test_the_form_preselects_this_servers_last_options(monkeypatch):
@@ -156,3 +159,48 @@ async def test_a_hub_user_whose_name_is_no_unix_name_gets_why_and_no_slurm_comma
     page = await spawner.render_options_form()
     assert "is not a Unix user name" in page and "<form" not in page and "&#x27;alice,carol&#x27;" in page
     assert runner.calls == [], "nothing was asked of Slurm"
+
+
+# -- spawn links pre-fill the form, never start a job (issue 18 item 3) ---------------------------------------
+def link_handler(query: str, method="GET"):
+    from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
+    line = RequestStartLine(method, f"/hub/spawn/carol/x?{query}", "HTTP/1.1")
+    return SimpleNamespace(request=HTTPServerRequest(start_line=line, headers=HTTPHeaders({"Host": "hub"})))
+
+
+async def test_a_spawn_link_never_starts_a_job_it_fills_in_the_form(monkeypatch):
+    from dkrzspawner.errors import SpawnLinkToConfirm
+    spawner, runner = make_spawner(monkeypatch, name="x")
+    with pytest.raises(SpawnLinkToConfirm) as shown:
+        await spawner.options_from_query({"partition": ["gpu"], "gpus": ["2"], "runtime": ["02:00:00"]})
+    assert shown.value.status_code == 200 and 'id="dkrz-link-notice"' in shown.value.jupyterhub_html_message
+    spawner.handler = link_handler("opt-partition=gpu&opt-gpus=2&opt-runtime=02:00:00&next=/x")
+    assert spawner.link_options() == {"partition": "gpu", "gpus": 2, "runtime": "02:00:00"}
+    html = await spawner.render_options_form()
+    assert re.search(r'<option value="gpu"[^>]*selected', html)
+    assert not [call for call in runner.calls if call[0][0] == "sbatch"], "nothing submitted, not even a test"
+
+
+async def test_a_link_that_cannot_be_read_is_refused_by_name_and_a_post_is_not_a_link(monkeypatch):
+    spawner, _ = make_spawner(monkeypatch, name="x")
+    with pytest.raises(web.HTTPError) as refused:
+        await spawner.options_from_query({"partition": ["shared"], "gpus": ["1"]})
+    assert refused.value.jupyterhub_message == "GPUs: partition shared has none; choose gpu."
+    spawner.handler = link_handler("opt-partition=gpu", method="POST")
+    assert spawner.link_options() is None
+
+
+def test_the_hubs_log_gets_no_traceback_for_a_link(caplog):
+    import logging
+    from dkrzspawner.errors import SpawnLinkToConfirm, quiet_link_confirmations
+    quiet_link_confirmations("test-hub")
+    log = logging.getLogger("test-hub")
+    try:
+        raise SpawnLinkToConfirm()
+    except SpawnLinkToConfirm:
+        log.error("Failed to spawn single-user server with query arguments", exc_info=True)
+    try:
+        raise ValueError("real")
+    except ValueError:
+        log.error("Failed to spawn single-user server with query arguments", exc_info=True)
+    assert [r.exc_info[1].args for r in caplog.records if r.name == "test-hub"] == [("real",)]

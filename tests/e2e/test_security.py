@@ -1,9 +1,12 @@
-"""A user's job output cannot freeze the hub (issue 18, item 1), shown with the attack itself.
+"""Attacks of an ordinary user on the real hub and cluster (issue 18), each shown to fail.
 
-alice's own Jupyter config (``~/.jupyter/jupyter_server_config.py``, which her server runs as her) turns the
+1. A user's job output cannot freeze the hub: alice's own Jupyter config (``~/.jupyter/jupyter_server_config.py``, which her server runs as her) turns the
 job's output file into 1 GiB without a line break, or into a link to /dev/zero, and fails the server. The hub
 then reads the end of that file for the spawn error: it must read at most 64 KiB of it, never follow the link,
 stay responsive for everyone meanwhile, and keep its log free of the file.
+
+2. A hub user whose name is no Unix name (``alice,carol``: sacctmgr would read two users) gets no Slurm command
+run for it, on the spawn page, through REST and in the accounts service, and sees nobody's accounts.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -96,3 +100,26 @@ def test_a_job_output_attack_neither_freezes_the_hub_nor_reaches_its_log(hub, al
     print(f"{name}: {len(times)} requests of another client answered meanwhile, slowest {max(times):.3f} s; "
           f"hub log grew {grown} bytes")
     hub.api("DELETE", f"/users/alice/servers/{name}", json={"remove": True})
+
+
+def test_a_user_named_alice_comma_carol_sees_no_accounts_and_starts_nothing(hub):
+    name = "alice,carol"
+    quoted = urllib.parse.quote(name, safe="")
+    created = hub.api("POST", f"/users/{quoted}")
+    assert created.status_code in (201, 409), created.text
+    token = hub.api("POST", f"/users/{quoted}/tokens", json={"expires_in": 600}).json()["token"]
+    auth = {"Authorization": f"token {token}"}
+    unix_name = "'alice,carol' is not a Unix user name"
+
+    form = requests.get(f"{hub.public_url}/hub/spawn/{quoted}", headers=auth, timeout=60)
+    assert unix_name in form.text.replace("&#x27;", "'"), form.text[-2000:]
+    assert "bb1234" not in form.text and "ab0000" not in form.text, "nobody's accounts are shown"
+    assert 'id="dkrz-preset' not in form.text, "no form for a name Slurm cannot be asked about"
+
+    spawn = requests.post(f"{hub.api_url}/users/{quoted}/servers/x", headers=auth, json={"user_options": {}},
+                          timeout=60)
+    assert spawn.status_code == 403 and unix_name in spawn.json()["message"]
+
+    accounts = requests.get(f"{hub.public_url}/services/accounts/api/accounts", headers=auth, timeout=60)
+    assert accounts.status_code == 403 and unix_name in accounts.json()["message"]
+    hub.api("DELETE", f"/users/{quoted}")
