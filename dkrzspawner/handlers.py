@@ -1,8 +1,11 @@
-"""The hub API handler through which a job reports its server's port, and nothing else.
+"""The hub API handlers through which a job reports its server's port, and that its server has ended.
 
 ``POST /hub/api/dkrzspawner/port`` with ``{"port": N}``: accepted only with the API token of the very server
 that is starting, only an integer port; it sets that port and nothing more. The host is never taken from
 the job: it comes from Slurm.
+
+``POST /hub/api/dkrzspawner/ended``: the same token only; the hub asks Slurm about that job now (and drops the
+route as soon as Slurm says the job ended), instead of at its next poll. It is never taken as the end itself.
 """
 
 from __future__ import annotations
@@ -27,29 +30,46 @@ def parse_port(body: bytes) -> int:
     return port
 
 
-class PortReportHandler(APIHandler):
-    """Receives the port from a starting server's job."""
+class _ServerTokenHandler(APIHandler):
+    """Token-authenticated only, by the token of one of the user's servers (cookies are never accepted)."""
 
     def check_xsrf_cookie(self):
         """Token-authenticated only; cookies are never accepted here."""
 
-    async def post(self):
+    def token_owner(self):
+        """The spawner whose server's token the request carries; 403 otherwise."""
         token = self.get_auth_token()
         user = self.current_user
         if not token or user is None or getattr(user, "kind", "user") != "user":
             raise web.HTTPError(403, "a server token is required")
+        for spawner in user.spawners.values():
+            owns_token = getattr(spawner, "owns_token", None)
+            if owns_token and owns_token(token):
+                return spawner
+        raise web.HTTPError(403, "this token belongs to no server")
+
+
+class PortReportHandler(_ServerTokenHandler):
+    """Receives the port from a starting server's job."""
+
+    async def post(self):
+        spawner = self.token_owner()
         try:
             port = parse_port(self.request.body)
         except ValueError as exc:
             raise web.HTTPError(400, str(exc)) from None
-        for spawner in user.spawners.values():
-            owns_token = getattr(spawner, "owns_token", None)
-            if owns_token and owns_token(token):
-                if not spawner.receive_port(port):
-                    raise web.HTTPError(409, "this server is not waiting for a port")
-                self.set_status(204)
-                return
-        raise web.HTTPError(403, "this token belongs to no starting server")
+        if not spawner.receive_port(port):
+            raise web.HTTPError(409, "this server is not waiting for a port")
+        self.set_status(204)
+
+
+class ServerEndedHandler(_ServerTokenHandler):
+    """The job side says its server has ended: ask Slurm now."""
+
+    async def post(self):
+        if not self.token_owner().server_ended():
+            raise web.HTTPError(409, "this server has no job")
+        self.set_status(204)
 
 
 def register():

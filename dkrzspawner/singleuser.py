@@ -1,14 +1,23 @@
-"""Job side: pick a free port, report it to the hub, then become the Jupyter server.
+"""Job side: pick a free port, start the Jupyter server, report the port once *that server* listens on it.
 
-Runs inside the Slurm job as the user. Imports only the standard library, so it adds little to the start.
-Usage: ``python -m dkrzspawner.singleuser [--] COMMAND [ARGS...]``.
+Runs inside the Slurm job as the user, as the parent of the server. Imports only the standard library, so it adds
+little to the start. Usage: ``python -m dkrzspawner.singleuser [--] COMMAND [ARGS...]``.
+
+Another user's process on the same node could bind a port between the moment it is found free and the moment
+the server binds it. So the port is reported only when the kernel's socket table (``/proc/net/tcp``) shows a
+listening socket on it that belongs to the server's own process (its inode is one of the server's open files);
+if another process got there first, the server fails to bind, and nothing is reported. When the server ends,
+the hub is told at once (``POST .../dkrzspawner/ended``), so that it asks Slurm now and drops the route, rather
+than at its next poll. Signals the job receives (``scancel --signal``) are passed on to the server.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
+import subprocess
 import sys
 import time
 import urllib.error
@@ -16,6 +25,10 @@ import urllib.parse
 import urllib.request
 
 PORT_PATH = "/dkrzspawner/port"
+ENDED_PATH = "/dkrzspawner/ended"
+#: signals a job's batch shell may get (``scancel --signal``, Slurm's warnings) that the server should get too
+FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
+_LISTEN = "0A"  # TCP_LISTEN in /proc/net/tcp
 
 
 def free_port(ip: str = "") -> int:
@@ -52,6 +65,65 @@ def report_port(api_url: str, token: str, port: int, attempts: int = 10) -> None
     raise SystemExit("dkrzspawner: could not reach the hub to report the port; not starting")
 
 
+def socket_inodes(pid: int) -> set[str]:
+    """The inodes of the sockets process ``pid`` holds open (``socket:[INODE]`` links in /proc/PID/fd)."""
+    inodes = set()
+    try:
+        names = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return inodes
+    for name in names:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{name}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    return inodes
+
+
+def listening_ports(pid: int) -> list[int]:
+    """The TCP ports process ``pid`` itself listens on (IPv4 and IPv6), from the kernel's socket tables."""
+    inodes = socket_inodes(pid)
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table, encoding="ascii") as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    if len(fields) > 9 and fields[3] == _LISTEN and fields[9] in inodes:
+                        ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+        except OSError:
+            continue
+    return sorted(ports)
+
+
+def wait_until_listening(server: subprocess.Popen, port: int, interval: float = 0.02) -> bool:
+    """True once ``server`` itself listens on ``port``; False if it ends first."""
+    while server.poll() is None:
+        if port in listening_ports(server.pid):
+            return True
+        time.sleep(interval)
+    return False
+
+
+def tell_hub_ended(api_url: str, token: str) -> None:
+    """Tell the hub the server has ended (best effort: Slurm's word decides, the hub only asks sooner)."""
+    request = urllib.request.Request(api_url.rstrip("/") + ENDED_PATH, data=b"{}", method="POST",
+                                     headers={"Authorization": f"token {token}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=5):
+            pass
+    except OSError as exc:
+        print(f"dkrzspawner: could not tell the hub that the server ended ({exc})", file=sys.stderr, flush=True)
+
+
+def exit_status(returncode: int) -> int:
+    """A shell's exit status for a child's return code (a signal N gives 128 + N)."""
+    return returncode if returncode >= 0 else 128 - returncode
+
+
 def main(argv=None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "--":
@@ -61,9 +133,24 @@ def main(argv=None) -> None:
     ip = os.environ.get("DKRZSPAWNER_BIND_IP") or "0.0.0.0"
     port = free_port(ip)
     os.environ["JUPYTERHUB_SERVICE_URL"] = with_port(os.environ["JUPYTERHUB_SERVICE_URL"], ip, port)
-    report_port(os.environ["JUPYTERHUB_API_URL"], os.environ["JUPYTERHUB_API_TOKEN"], port)
-    print(f"dkrzspawner: serving on port {port}: {' '.join(args)}", flush=True)
-    os.execvp(args[0], args)
+    api_url, token = os.environ["JUPYTERHUB_API_URL"], os.environ["JUPYTERHUB_API_TOKEN"]
+    print(f"dkrzspawner: starting on port {port}: {' '.join(args)}", flush=True)
+    server = subprocess.Popen(args)
+    for signum in FORWARDED:
+        signal.signal(signum, lambda signum, frame: server.send_signal(signum))
+    if not wait_until_listening(server, port):
+        print(f"dkrzspawner: the server ended before it listened on port {port}", file=sys.stderr, flush=True)
+        sys.exit(exit_status(server.returncode))
+    try:
+        report_port(api_url, token, port)
+    except SystemExit:
+        server.terminate()
+        server.wait()
+        raise
+    print(f"dkrzspawner: serving on port {port}", flush=True)
+    returncode = server.wait()
+    tell_hub_ended(api_url, token)
+    sys.exit(exit_status(returncode))
 
 
 if __name__ == "__main__":

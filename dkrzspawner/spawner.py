@@ -162,6 +162,13 @@ class DKRZSpawner(SiteFileMixin, SpawnPageMixin, PolicyMixin, ModulesMixin, Spaw
         help="Seconds ``stop()`` waits for Slurm to confirm that a cancelled job has ended.",
     ).tag(config=True)
 
+    server_end_confirm = Float(
+        60.0,
+        help="""Seconds the hub asks Slurm at the fast cadence (``watch_fast_interval``) after a job side said
+        its server ended, until Slurm confirms the job's end; the route is dropped then, not at the next
+        ``watch_interval``.""",
+    ).tag(config=True)
+
     output_tail_lines = Integer(
         20,
         help="How many lines of a failed job's output the user is shown.",
@@ -411,6 +418,26 @@ class DKRZSpawner(SiteFileMixin, SpawnPageMixin, PolicyMixin, ModulesMixin, Spaw
             return not future.cancelled() and future.result() == port
         future.set_result(port)
         return True
+
+    def server_ended(self) -> bool:
+        """Called by the ended handler: the job side says the server has ended. Only Slurm's word stops the
+        server, so the watcher asks now and at the fast cadence until the job is over (at most
+        ``server_end_confirm`` seconds); :meth:`_job_over` then tells the hub, which drops the route."""
+        if not self.job_id:
+            return False
+        self.log.info("%s: the job side says the server has ended; asking Slurm about job %s now",
+                      self._log_name, self.job_id)
+        asyncio.ensure_future(self._confirm_end(self.job_id))
+        return True
+
+    async def _confirm_end(self, job_id: str) -> None:
+        with self.watcher.urgent(job_id):
+            deadline = time.monotonic() + self.server_end_confirm
+            while time.monotonic() < deadline and self.job_id == job_id:
+                status = self.watcher.status(job_id)
+                if status is not None and status.over:
+                    return
+                await self.watcher.refresh(job_id)
 
     async def _wait_until_serving(self) -> tuple[str, int]:
         queued_since = time.monotonic()

@@ -123,3 +123,40 @@ def test_a_user_named_alice_comma_carol_sees_no_accounts_and_starts_nothing(hub)
     accounts = requests.get(f"{hub.public_url}/services/accounts/api/accounts", headers=auth, timeout=60)
     assert accounts.status_code == 403 and unix_name in accounts.json()["message"]
     hub.api("DELETE", f"/users/{quoted}")
+
+
+def server_process(user: str, server_name: str) -> int:
+    """The pid of ``user``'s Jupyter server process of ``server_name`` (not the job-side wrapper around it)."""
+    uid = int(slurm("id", "-u", user).strip())
+    for proc in Path("/proc").iterdir():
+        try:
+            if not proc.name.isdigit() or proc.stat().st_uid != uid:
+                continue
+            cmdline = (proc / "cmdline").read_bytes()
+            environ = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"jupyterhub-singleuser" in cmdline and b"dkrzspawner.singleuser" not in cmdline \
+                and f"JUPYTERHUB_SERVER_NAME={server_name}".encode() in environ:
+            return int(proc.name)
+    raise AssertionError(f"no server process of {user}/{server_name}")
+
+
+def test_a_server_that_dies_loses_its_route_at_once_not_at_the_next_poll(hub):
+    """The job side tells the hub when its server ends; the hub asks Slurm at once and drops the route, so a
+    process of another user that binds the freed port is not reached through the stale route for long."""
+    import os
+    import signal
+    name = "dies"
+    assert hub.spawn("alice", name, options={"preset": "shared", "cores": 1}).status_code in (201, 202)
+    hub.wait_ready("alice", name)
+    log_before = hub.log_path.stat().st_size
+    started = time.monotonic()
+    os.kill(server_process("alice", name), signal.SIGKILL)
+    wait_for(lambda: hub.server("alice", name) is None, timeout=60, what="the dead server to be stopped")
+    seconds = time.monotonic() - started
+    with open(hub.log_path, "rb") as f:
+        f.seek(log_before)
+        log = f.read().decode(errors="replace")
+    assert "the job side says the server has ended" in log, "the hub learnt it from the job, not from a poll"
+    print(f"server killed -> route dropped and server stopped after {seconds:.1f} s")

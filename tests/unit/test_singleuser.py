@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import os
 import json
 import socket
 import threading
@@ -141,3 +142,56 @@ def test_report_port_succeeds_once_the_hub_is_up(monkeypatch):
 def test_http_error_is_an_os_error_handled_first():
     # report_port relies on HTTPError being caught before OSError (it is a subclass)
     assert issubclass(urllib.error.HTTPError, OSError)
+
+
+# -- the port is reported only once the server itself listens on it (issue 18 item 2) --------------------------
+SERVE = """
+import os, socket, sys, time, urllib.parse
+url = urllib.parse.urlsplit(os.environ["JUPYTERHUB_SERVICE_URL"])
+sock = socket.socket()
+sock.bind(("127.0.0.1", url.port))
+sock.listen()
+time.sleep(float(sys.argv[1]))
+"""
+
+
+def test_listening_ports_are_only_the_processes_own(tmp_path):
+    import subprocess
+    import sys
+    other = socket.socket()
+    other.bind(("127.0.0.1", 0))
+    other.listen()  # this test process listens here, the child does not
+    port = free_port("127.0.0.1")
+    child = subprocess.Popen([sys.executable, "-c", SERVE, "30"],
+                             env={"JUPYTERHUB_SERVICE_URL": f"http://127.0.0.1:{port}/user/alice/"})
+    try:
+        assert singleuser.wait_until_listening(child, port)
+        assert singleuser.listening_ports(child.pid) == [port]
+        assert other.getsockname()[1] in singleuser.listening_ports(os.getpid())
+    finally:
+        child.kill()
+        child.wait()
+        other.close()
+
+
+def test_a_server_that_ends_without_listening_is_never_reported():
+    import subprocess
+    import sys
+    child = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    assert singleuser.wait_until_listening(child, free_port("127.0.0.1")) is False
+    assert singleuser.exit_status(child.returncode) == 3
+    assert singleuser.exit_status(-15) == 143
+
+
+def test_main_reports_the_port_after_the_server_listens_and_the_end_after_it_ends(monkeypatch):
+    import sys
+    with Hub(204) as hub:
+        monkeypatch.setenv("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:0/user/alice/")
+        monkeypatch.setenv("JUPYTERHUB_API_URL", hub.url)
+        monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "s3cret")
+        monkeypatch.setenv("DKRZSPAWNER_BIND_IP", "127.0.0.1")
+        with pytest.raises(SystemExit) as ended:
+            singleuser.main(["--", sys.executable, "-c", SERVE, "0.5"])
+    assert ended.value.code == 0
+    assert [r["path"] for r in hub.requests] == ["/hub/api/dkrzspawner/port", "/hub/api/dkrzspawner/ended"]
+    assert all(r["headers"]["Authorization"] == "token s3cret" for r in hub.requests)
