@@ -226,12 +226,23 @@ class Hub:
         return response.json()["token"]
 
 
+#: the jobs the end-to-end tests make: the hub's servers and the tests' own helper jobs (jobs of the test users
+#: with other names, such as the kernel tests' allocations, are none of their business)
+E2E_JOB_NAMES = ("jupyterhub-", "e2e-")
+
+
+def e2e_jobs() -> str:
+    """``ID USER NAME STATE`` lines of the test users' queued or running jobs that the e2e tests made."""
+    out = slurm("squeue", "-h", "-u", ",".join(USERS), "-o", "%i %u %j %T")
+    return "\n".join(line for line in out.splitlines() if line.split()[2].startswith(E2E_JOB_NAMES))
+
+
 @pytest.fixture(scope="session")
 def hub(tmp_path_factory):
     require_slurm()
     if not shutil.which("configurable-http-proxy", path=str(VENV_BIN)):
         pytest.fail("configurable-http-proxy is missing from the environment: run `make env`")
-    stale = slurm("squeue", "-h", "-u", ",".join(USERS), "-o", "%i").split()
+    stale = [line.split()[0] for line in e2e_jobs().splitlines()]
     if stale:  # left by an earlier, interrupted run: its hub is gone, so nobody else will cancel them
         print(f"cancelling stale jobs of the test users from an earlier run: {stale}")
         slurm("scancel", *stale, check=False)
@@ -261,12 +272,9 @@ def no_leftover_jobs(hub):
         for name in list(hub.servers(user)):
             hub.stop_server(user, name)
 
-    def still_queued() -> str:
-        return slurm("squeue", "-h", "-u", ",".join(USERS), "-o", "%i %u %j %T").strip()
-
     # A cancelled job may stay COMPLETING for a few seconds while slurmd cleans up: that one is ending, not left.
     deadline = time.monotonic() + 30
-    while (leftover := still_queued()) and time.monotonic() < deadline:
+    while (leftover := e2e_jobs()) and time.monotonic() < deadline:
         if any(not line.endswith("COMPLETING") for line in leftover.splitlines()):
             break
         time.sleep(1)
