@@ -139,11 +139,9 @@ class Keeper:
 
     async def stop(self) -> None:
         """End salloc whatever it is doing (a withdrawn request): stdin closed, then SIGTERM, then SIGKILL."""
-        for sig in (None, signal.SIGTERM, signal.SIGKILL):
-            if sig is None:
-                if await self.release(2.0):
-                    return
-                continue
+        if await self.release(2.0):
+            return
+        for sig in (signal.SIGTERM, signal.SIGKILL):
             try:
                 self.process.send_signal(sig)
             except ProcessLookupError:
@@ -167,6 +165,7 @@ class Allocation:
     address: str = ""
     cpus: int | None = None
     keeper: Keeper | None = None  # the salloc that holds an owned allocation
+    ended: bool = False  # Slurm said it no longer runs
 
 
 #: every allocation this process runs kernels in, by job id
@@ -265,7 +264,8 @@ class SlurmProvisioner(ModulesMixin, KernelProvisionerBase):
             raise KernelStartError(f"Cannot ask Slurm for the kernel's allocation: {exc}") from None
         try:
             await self._wait_for_grant(keeper, options.allocation_timeout)
-        except BaseException:  # refused, timed out, or the start was cancelled: leave nothing behind
+        except BaseException as exc:  # refused, timed out, or the start was cancelled: leave nothing behind
+            self.status.update(state="NOT GRANTED", reason=str(exc) or "the kernel's start was cancelled")
             await self._withdraw(keeper, tag)
             raise
         self.log.info("Slurm granted allocation %s in %.2f s", keeper.job_id, loop.time() - started)
@@ -319,7 +319,6 @@ class SlurmProvisioner(ModulesMixin, KernelProvisionerBase):
         else:
             await self._cancel_tagged(tag)
         await keeper.stop()
-        self.status.update(state=None)
 
     async def _cancel_tagged(self, tag: str) -> None:
         """Cancel a job that a failed or timed-out salloc may have left behind (found by its comment)."""
@@ -405,6 +404,7 @@ class SlurmProvisioner(ModulesMixin, KernelProvisionerBase):
                                    f"({exc.reason}); the kernel was not started.") from None
         if state == "RUNNING":
             return True
+        allocation.ended = True
         if self.ended is None:
             self._mark_ended(await self._explain_end(allocation.job_id, state, reason, limit), state)
         return False
@@ -628,7 +628,7 @@ class SlurmProvisioner(ModulesMixin, KernelProvisionerBase):
             self.log.info("Allocation %s stays: %d more kernel(s) run in it", allocation.job_id,
                           len(allocation.kernels))
             return
-        if not allocation.owned:
+        if not allocation.owned or allocation.ended:  # nothing to give back
             ALLOCATIONS.pop(allocation.job_id, None)
             return
         try:
