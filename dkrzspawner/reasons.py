@@ -140,6 +140,7 @@ ALLOCATION_END_STATES = {
     "COMPLETED": "was given back (its salloc ended)",
     "TIMEOUT": "reached its time limit",
     "GONE": "has ended; Slurm no longer lists it",
+    "ENDED": "has ended",
     "NODE_FAIL": "ended because its node failed",
     "BOOT_FAIL": "ended because its node could not be booted",
 }
@@ -172,7 +173,7 @@ def explain_allocation_end(job_id: str, state: str, reason: str | None = None, t
     """
     state = (state or "GONE").split()[0]
     if state == "COMPLETING":
-        state = _ENDING_REASONS.get((reason or "").strip("()"), "GONE")
+        state = _ENDING_REASONS.get((reason or "").strip("()"), "ENDED")
     if state in ALLOCATION_END_STATES:
         text = ALLOCATION_END_STATES[state]
     else:

@@ -532,7 +532,8 @@ class SlurmProvisioner(ModulesMixin, KernelProvisionerBase):
         if self.process is None:
             return self.exit_code if self.exit_code is not None else 0
         code = self.process.returncode
-        if code is not None and not self._end_checked and self.allocation is not None and self.ended is None:
+        shutting_down = getattr(self.parent, "shutting_down", False)  # then the end is no news
+        if code is not None and not (self._end_checked or shutting_down) and self.allocation and self.ended is None:
             self._end_checked = True
             try:
                 if await self._allocation_runs(self.allocation):

@@ -37,31 +37,45 @@ CODE = "import os, socket; print(os.environ.get('SLURM_JOB_ID'), socket.gethostn
 
 
 class Server:
-    """``jupyter server`` as alice on a free port, with its log in a file."""
+    """``jupyter server`` as alice on a free port, with its log in a file: a child of this process, or (``batch``)
+    a Slurm batch job of alice's, as the hub starts it."""
 
-    def __init__(self, scratch, name: str):
+    def __init__(self, scratch, name: str, batch: bool = False):
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             self.port = sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = scratch / f"{name}.log"
-        root = scratch / f"{name}-root"
-        subprocess.run(["install", "-d", "-o", USER, "-g", USER, str(root)], check=True)
-        env = ["env", f"PYTHONPATH={REPO}:{scratch / 'ep'}", f"JUPYTER_DATA_DIR={scratch / 'alice-data'}",
-               "JUPYTER_RUNTIME_DIR=", f"HOME=/home/{USER}", "PYTHONDONTWRITEBYTECODE=1"]
-        self.log_file = open(self.log_path, "w")
-        self.sudo = subprocess.Popen(
-            ["sudo", "-n", "-u", USER, *env, sys.executable, "-m", "jupyter_server", "--no-browser",
-             f"--ServerApp.port={self.port}", "--ServerApp.ip=127.0.0.1", "--ServerApp.port_retries=0",
-             f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}", "--ServerApp.log_level=INFO"],
-            stdout=self.log_file, stderr=subprocess.STDOUT, cwd="/tmp")
-        wait_for(self._up, timeout=120, interval=0.5, what="the jupyter server to answer")
-        #: the server's own process (sudo's child): the one SIGKILL is for
-        self.pid = int(Path(f"/proc/{self.sudo.pid}/task/{self.sudo.pid}/children").read_text().split()[0])
+        folder = scratch / name
+        subprocess.run(["install", "-d", "-o", USER, "-g", USER, str(folder), str(folder / "root")], check=True)
+        self.log_path = folder / "server.log"
+        argv = ["env", f"PYTHONPATH={REPO}:{scratch / 'ep'}", f"JUPYTER_DATA_DIR={scratch / 'alice-data'}",
+                "JUPYTER_RUNTIME_DIR=", f"HOME=/home/{USER}", "PYTHONDONTWRITEBYTECODE=1",
+                sys.executable, "-m", "jupyter_server", "--no-browser", f"--ServerApp.port={self.port}",
+                "--ServerApp.ip=127.0.0.1", "--ServerApp.port_retries=0", f"--IdentityProvider.token={TOKEN}",
+                f"--ServerApp.root_dir={folder / 'root'}", "--ServerApp.log_level=INFO"]
+        self.sudo = self.job_id = self.pid = None
+        if batch:
+            script = folder / "server.sh"
+            script.write_text("#!/bin/sh\nexec " + " ".join(f"'{arg}'" for arg in argv) + "\n")
+            script.chmod(0o755)
+            done = subprocess.run(["sudo", "-n", "-u", USER, "sbatch", "--parsable", f"--job-name={RUN}-server",
+                                   "--partition=shared", "--cpus-per-task=1", "--mem=1G", "--time=00:20:00",
+                                   f"--output={self.log_path}", str(script)],
+                                  capture_output=True, text=True, check=True, cwd="/tmp")
+            self.job_id = done.stdout.strip().split(";")[0]
+        else:
+            self.log_file = open(self.log_path, "w")
+            self.sudo = subprocess.Popen(["sudo", "-n", "-u", USER, *argv], stdout=self.log_file,
+                                         stderr=subprocess.STDOUT, cwd="/tmp")
+        wait_for(self._up, timeout=180, interval=0.5, what="the jupyter server to answer")
+        if self.sudo is not None:  # the server's own process (sudo's child): the one SIGKILL is for
+            self.pid = int(Path(f"/proc/{self.sudo.pid}/task/{self.sudo.pid}/children").read_text().split()[0])
 
     def _up(self) -> bool:
-        if self.sudo.poll() is not None:
+        if self.sudo is not None and self.sudo.poll() is not None:
             raise AssertionError(f"the server exited:\n{self.log()[-3000:]}")
+        if self.job_id is not None and not running(f"{RUN}-server"):
+            raise AssertionError(f"the server's job {self.job_id} is not running:\n{self.log()[-3000:]}")
         try:
             return requests.get(f"{self.url}/api/status", headers=self.headers, timeout=5).ok
         except requests.ConnectionError:
@@ -75,7 +89,7 @@ class Server:
         return requests.request(method, f"{self.url}/api{path}", headers=self.headers, timeout=300, **kwargs)
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def channels(self, kernel_id: str) -> websocket.WebSocket:
         """A kernel websocket, as JupyterLab opens one (the server answers 500 for a kernel that failed)."""
@@ -83,6 +97,9 @@ class Server:
         return websocket.create_connection(url, header=[f"Authorization: token {TOKEN}"], timeout=120)
 
     def stop(self) -> None:
+        if self.job_id is not None:
+            slurm("scancel", self.job_id, check=False)
+            return
         if self.sudo.poll() is None:
             try:
                 os.kill(self.pid, signal.SIGTERM)
@@ -139,7 +156,14 @@ def create_kernel(scratch, name: str, runtime: str) -> str:
 
 @pytest.fixture
 def server(scratch, request):
-    started = Server(scratch, f"server-{request.node.name[:40]}")
+    started = Server(scratch, f"server-{request.node.name[5:45]}")
+    yield started
+    started.stop()
+
+
+@pytest.fixture
+def batch_server(scratch, request):
+    started = Server(scratch, f"server-{request.node.name[5:45]}", batch=True)
     yield started
     started.stop()
 
@@ -225,3 +249,23 @@ def test_a_killed_server_leaves_no_allocation_behind(scratch, server, record_pro
 
 def _no_step_left(job_id: str) -> bool:
     return not slurm("squeue", "-h", "-s", "-j", job_id, "-o", "%i", check=False).strip()
+
+
+def test_a_server_whose_job_ends_leaves_no_allocation_behind(scratch, batch_server, record_property):
+    """The hub's case: the server runs in a batch job; its kernel's allocation ends with that job."""
+    job_name = create_kernel(scratch, f"{RUN}-injob", "00:30:00")
+    kernel_id = batch_server.api("POST", "/kernels", json={"name": f"{RUN}-injob"}).json()["id"]
+    ws = batch_server.channels(kernel_id)
+    job_id, _host = execute(ws, CODE).split()
+    ws.close()
+    assert running(job_name) == [job_id] and job_id != batch_server.job_id
+
+    slurm("scancel", batch_server.job_id)
+    cancelled = time.monotonic()
+    wait_for(lambda: not running(job_name), timeout=120, interval=0.1,
+             what=f"allocation {job_id} to end with its server's job {batch_server.job_id}")
+    seconds = time.monotonic() - cancelled
+    record_property("seconds_from_server_job_end_to_allocation_gone", round(seconds, 2))
+    print(f"scancel of the server's job {batch_server.job_id} -> allocation {job_id} gone in {seconds:.2f} s")
+    print("".join(line for line in batch_server.log().splitlines(keepends=True)
+                  if "llocation" in line or "hut" in line or "CANCELLED" in line))

@@ -74,6 +74,7 @@ def test_walltime_left():
     ("CANCELLED by 0", "", "", None, "Allocation 9 was cancelled."),
     ("NODE_FAIL", "NodeDown", "1:00", None, "Allocation 9 ended because its node failed."),
     ("COMPLETING", "NodeDown", "1:00", None, "Allocation 9 ended because its node failed."),
+    ("COMPLETING", "None", "1:00", None, "Allocation 9 has ended."),
     ("PREEMPTED", "", "", None, "Allocation 9 was preempted by a job with a higher priority."),
     ("OUT_OF_MEMORY", "", "", None, "Allocation 9 ran out of memory."),
     ("COMPLETED", "", "", None, "Allocation 9 was given back (its salloc ended)."),
