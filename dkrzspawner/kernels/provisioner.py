@@ -449,8 +449,14 @@ class SlurmProvisioner(ModulesMixin, KernelProvisionerBase):
             options = self.kernel_options()
         except OptionsError as exc:
             raise KernelStartError(f"The kernel's options are refused: {exc}") from None
-        if self.allocation is not None and not await self._allocation_runs(self.allocation):
-            await self._release()  # a restart keeps the allocation while it runs; this one has ended
+        if self.allocation is not None:  # a restart keeps the allocation while it runs
+            try:
+                runs = await self._allocation_runs(self.allocation)
+            except KernelStartError as exc:  # Slurm cannot be asked: no restart, and the allocation stays
+                self._show_state("dead", str(exc))
+                raise
+            if not runs:
+                await self._release()
         if self.allocation is None and self.ended is not None:
             if not asked:  # the restarter's: it never gets a new allocation
                 self._show_state("dead", self.ended)

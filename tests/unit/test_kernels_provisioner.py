@@ -358,10 +358,12 @@ async def test_when_slurm_cannot_be_asked_nothing_is_restarted_allocated_or_canc
     down = SlurmUnreachable(["squeue"], 1, "slurm_load_jobs error: Unable to contact slurm controller")
     fake = FakeSlurm(fail={"%T|%r|%l": down})
     p = await started(fake)
-    assert await p.poll() == 143 and p.ended is None
+    model = p.parent = ServerModel(execution_state="idle")
+    assert await p.poll() == 143 and p.ended is None and model.execution_state == "idle"
     await p.cleanup(restart=True)
     with pytest.raises(KernelStartError, match="Cannot tell whether allocation 77 still runs"):
         await p.pre_launch()
+    assert model.execution_state == "dead" and "Unable to contact slurm controller" in model.reason
     assert fake.programs().count("salloc") == 1 and "scancel" not in fake.programs()
     assert not fake.sallocs[0].stdin.closed and "77" in prov.ALLOCATIONS
 
