@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import os
 import pwd
 import shutil
@@ -84,6 +85,25 @@ PROVISIONER_NAME = "dkrz-slurm-provisioner"
 
 class KernelStartError(RuntimeError):
     """The kernel could not be started; the message says why in plain words."""
+
+
+class _RefusalInOneLine(logging.Filter):
+    """jupyter_client and tornado log a failed (re)start with its traceback; a :class:`KernelStartError` says
+    all there is in its message, so its records keep the message and lose the traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, KernelStartError):
+            message = record.getMessage()
+            record.msg, record.args = (message if message == str(error) else f"{message}: {error}"), ()
+            record.exc_info = record.exc_text = None
+        return True
+
+
+def _refusals_in_one_line(*loggers: logging.Logger) -> None:
+    for logger in loggers:
+        if not any(isinstance(existing, _RefusalInOneLine) for existing in logger.filters):
+            logger.addFilter(_RefusalInOneLine())
 
 
 class Keeper:
@@ -460,6 +480,7 @@ class SlurmProvisioner(ModulesMixin, KernelProvisionerBase):
         if self.allocation is None and self.ended is not None:
             if not asked:  # the restarter's: it never gets a new allocation
                 self._show_state("dead", self.ended)
+                _refusals_in_one_line(getattr(self.log, "logger", self.log), logging.getLogger("tornado.application"))
                 raise KernelStartError(self.ended)
             self.log.info("Kernel %s: restart asked for; a new allocation replaces the ended one", self.kernel_id)
             self.ended = None

@@ -210,6 +210,7 @@ def test_an_ended_allocation_is_never_replaced_behind_the_users_back(scratch, se
     log = server.log()
     assert log.count("Asking Slurm for an allocation") == 1
     assert log.count("restarting kernel") == 1  # the restarter tried once and then stopped: no retries
+    assert "Traceback" not in log, log[log.index("Traceback") - 500:][:3000]  # the refusal in words, once
 
     # the user's restart gets exactly one fresh allocation, and code runs in it
     restarted = server.api("POST", f"/kernels/{kernel_id}/restart")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 
 import pytest
 from jupyter_client.kernelspec import KernelSpec
@@ -418,3 +419,22 @@ async def test_an_allocation_whose_salloc_is_gone_is_cancelled_at_the_end():
     fake.sallocs[0].end(-9)  # somebody killed salloc; the job may still run
     await p.cleanup()
     assert fake.calls[-1] == ["scancel", "77"]
+
+
+def test_a_refused_restart_is_logged_in_one_line_without_its_traceback():
+    logger = logging.getLogger("test-refusals")
+    prov._refusals_in_one_line(logger, logger)
+    assert len(logger.filters) == 1
+    try:
+        raise KernelStartError("Allocation 77 reached its time limit of 0:01:00.")
+    except KernelStartError:
+        refused = logger.makeRecord("t", logging.ERROR, "f", 1, "Exception in callback %r", ("poll",),
+                                    sys.exc_info())
+    try:
+        raise ValueError("a bug")
+    except ValueError:
+        other = logger.makeRecord("t", logging.ERROR, "f", 1, "boom", (), sys.exc_info())
+    assert logger.filters[0].filter(refused) and logger.filters[0].filter(other)
+    assert refused.exc_info is None
+    assert refused.getMessage() == "Exception in callback 'poll': Allocation 77 reached its time limit of 0:01:00."
+    assert other.exc_info is not None  # everything else keeps its traceback
