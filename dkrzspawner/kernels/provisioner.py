@@ -36,7 +36,8 @@ allocation still runs:
   that reason and asks Slurm for nothing. The restarter stays stopped (jupyter_client stopped it for the
   restart and starts it again only after a successful start), so nothing retries; connected JupyterLabs, which
   reconnect after the restarter's "restarting" message, are told that the kernel is dead and show the reason.
-  The kernel stays in the server's list, so that it can be restarted.
+  The kernel stays in the server's list, so that it can be restarted. jupyter_client and tornado log the
+  refusal; their lines keep the reason and lose the traceback, which would say nothing more.
 
 A restart the user asks for (JupyterLab's *Restart Kernel*, ``POST /api/kernels/ID/restart``) is a graceful
 one: jupyter_client calls :meth:`~SlurmProvisioner.shutdown_requested` with ``restart=True`` first, which the
