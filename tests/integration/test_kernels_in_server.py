@@ -6,7 +6,8 @@ counted as root with sacct and squeue, by the kernel's job name (unique to this 
 * a kernel whose 1-minute allocation reaches its time limit is reported dead with Slurm's reason, and in 5
   minutes exactly one allocation is made; the user's restart (``POST /api/kernels/ID/restart``) then makes
   exactly one more, and code runs in it;
-* when the server is killed with SIGKILL, its kernel's allocation ends (the seconds are printed).
+* when the server is killed with SIGKILL, or when the batch job it runs in (as the hub starts it) is cancelled,
+  its kernel's allocation ends (the seconds are printed and recorded as properties).
 
 The first test waits 5 minutes by nature; the rest is quick.
 """
