@@ -293,6 +293,7 @@ class SlurmProvisioner(ModulesMixin, KernelProvisionerBase):
         return Allocation(job_id=keeper.job_id, owned=True, cpus=request.cores, keeper=keeper)
 
     def _job_assigned(self, job_id: str) -> None:
+        self.job_id = job_id
         self.status.update(job_id=job_id, state="PENDING", reason=None, start=None, node=None, time_left=None)
         self.log.info("Kernel %s: Slurm job %s is its allocation", self.kernel_id, job_id)
 
