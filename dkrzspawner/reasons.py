@@ -133,3 +133,53 @@ def format_remaining(end: datetime.datetime | None, now: datetime.datetime | Non
     if days:
         return f"{days} d {hours} h"
     return f"{hours} h {minutes} min" if hours else f"{max(minutes, 1)} min"
+
+
+#: a kernel allocation's end where it reads otherwise than a server job's (:data:`END_STATES`)
+ALLOCATION_END_STATES = {
+    "COMPLETED": "was given back (its salloc ended)",
+    "TIMEOUT": "reached its time limit",
+    "GONE": "has ended; Slurm no longer lists it",
+    "ENDED": "has ended",
+    "NODE_FAIL": "ended because its node failed",
+    "BOOT_FAIL": "ended because its node could not be booted",
+}
+#: squeue's reason while an ending job still shows COMPLETING, and the end state it means
+_ENDING_REASONS = {"TimeLimit": "TIMEOUT", "NodeDown": "NODE_FAIL", "Preempted": "PREEMPTED"}
+
+
+def slurm_duration(text: str | None) -> str:
+    """Slurm's ``1:00``, ``01:00:00`` or ``2-00:00:00`` as ``0:01:00`` / ``1:00:00`` / ``2-00:00:00``; '' if
+    it is no duration (``UNLIMITED``, ``N/A``). A bare number is minutes, as in Slurm."""
+    days, _, clock = (text or "").strip().rpartition("-")
+    parts = clock.split(":")
+    if not all(part.isdigit() for part in parts) or len(parts) > 3 or (days and not days.isdigit()):
+        return ""
+    numbers = [int(part) for part in parts]
+    if len(numbers) == 1:
+        numbers = [0, numbers[0], 0]
+    hours, minutes, seconds = ([0] * (3 - len(numbers)) + numbers)
+    if days:
+        return f"{int(days)}-{hours:02d}:{minutes:02d}:{seconds:02d}"
+    return f"{hours}:{minutes:02d}:{seconds:02d}"
+
+
+def explain_allocation_end(job_id: str, state: str, reason: str | None = None, time_limit: str | None = None,
+                           cancelled_by: str | None = None) -> str:
+    """Why a kernel's allocation ended, in one sentence: ``Allocation 12 reached its time limit of 0:01:00.``
+
+    ``state`` is squeue's or sacct's (``COMPLETING`` is read through squeue's ``reason``), '' when Slurm no longer
+    knows the job.
+    """
+    state = (state or "GONE").split()[0]
+    if state == "COMPLETING":
+        state = _ENDING_REASONS.get((reason or "").strip("()"), "ENDED")
+    if state in ALLOCATION_END_STATES:
+        text = ALLOCATION_END_STATES[state]
+    else:
+        text = END_STATES.get(state, f"ended in state {state}").removeprefix("the job ")
+    if state == "TIMEOUT" and slurm_duration(time_limit):
+        text += f" of {slurm_duration(time_limit)}"
+    if state == "CANCELLED" and cancelled_by:
+        text += f" (by {cancelled_by})"
+    return f"Allocation {job_id} {text}."

@@ -184,22 +184,38 @@ class SlurmRunner:
         finally:
             metrics.SLURM_COMMAND_SECONDS.labels(command=name).observe(time.monotonic() - started)
 
-    async def _run(self, argv, name, user, env, stdin, timeout) -> Result:
+    async def spawn(self, argv, *, user=None, env=None) -> asyncio.subprocess.Process:
+        """Start a long-running command (a ``salloc`` that holds an allocation) and return its process.
+
+        Its stdin is a pipe from this process (closed, also when this process dies, it reads end of file), its
+        stderr a pipe for its messages, its stdout is discarded. The caller owns the process and its end.
+        Raises :class:`SlurmUnreachable` when the program cannot be run.
+        """
+        name = os.path.basename(argv[0])
+        self.calls[name] += 1
+        try:
+            return await self._start(argv, user, dict(env or {}), stdin=asyncio.subprocess.PIPE,
+                                     stdout=asyncio.subprocess.DEVNULL)
+        except SlurmError as exc:
+            self.failures[name] += 1
+            metrics.SLURM_COMMAND_ERRORS.labels(command=name, kind=exc.kind).inc()
+            raise
+
+    async def _start(self, argv, user, env, *, stdin, stdout) -> asyncio.subprocess.Process:
         full = self.command_line(argv, user, env.keys())
         proc_env = {**BASE_ENV, **{k: os.environ[k] for k in PASSED_FROM_HUB if k in os.environ}, **env}
-        started = time.monotonic()
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *full,
-                stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                env=proc_env,
-                umask=COMMAND_UMASK,
-                start_new_session=True,
+            return await asyncio.create_subprocess_exec(
+                *full, stdin=stdin, stdout=stdout, stderr=asyncio.subprocess.PIPE, env=proc_env,
+                umask=COMMAND_UMASK, start_new_session=True,
             )
         except OSError as exc:  # the program is missing or not executable: Slurm could not be asked
             raise SlurmUnreachable(argv, None, "", f"cannot run {full[0]}: {exc.strerror}") from None
+
+    async def _run(self, argv, name, user, env, stdin, timeout) -> Result:
+        started = time.monotonic()
+        proc = await self._start(argv, user, env, stdout=asyncio.subprocess.PIPE,
+                                 stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL)
         try:
             out, err = await asyncio.wait_for(self._exchange(proc, stdin), timeout)
         except (asyncio.TimeoutError, asyncio.CancelledError, _TooMuchOutput) as exc:
@@ -215,7 +231,6 @@ class SlurmRunner:
         if proc.returncode != 0:
             raise classify(argv, proc.returncode, stderr)
         return Result(stdout, stderr, seconds)
-
 
     async def _exchange(self, proc, stdin: str | None) -> tuple[bytes, bytes]:
         """Feed stdin, read stdout and stderr (each up to :attr:`max_output` bytes), wait for the exit."""

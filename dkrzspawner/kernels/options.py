@@ -179,10 +179,17 @@ SLURM_ENV_PREFIXES = ("SLURM_", "SRUN_", "SALLOC_", "SBATCH_")
 KEEP_SLURM_ENV = ("SLURM_CONF",)
 
 
-def salloc_argv(request: JobRequest, *, tasks: int = 1, job_name: str, comment: str) -> list[str]:
-    """``salloc --no-shell`` for a validated request: the allocation the kernel will run in."""
+#: the command that holds a kernel's allocation: ``salloc`` runs it on this host once the allocation is granted
+#: and gives the allocation back when it exits; it exits when its stdin (a pipe from the provisioner) closes
+KEEPER = ("cat",)
+
+
+def salloc_argv(request: JobRequest, *, tasks: int = 1, job_name: str, comment: str,
+                keeper: tuple[str, ...] = KEEPER) -> list[str]:
+    """``salloc ... cat`` for a validated request: the allocation the kernel will run in, held while ``keeper``
+    runs. ``--kill-command=HUP`` ends the keeper (and so salloc) when Slurm revokes the allocation."""
     cpus_per_task = request.nodes * request.cores // tasks
-    argv = ["salloc", "--no-shell", f"--job-name={job_name}", f"--comment={comment}",
+    argv = ["salloc", "--kill-command=HUP", f"--job-name={job_name}", f"--comment={comment}",
             f"--partition={request.partition}"]
     if request.account:
         argv.append(f"--account={request.account}")
@@ -192,7 +199,7 @@ def salloc_argv(request: JobRequest, *, tasks: int = 1, job_name: str, comment: 
         argv.append(f"--gpus={request.gpus}")
     if request.reservation:
         argv.append(f"--reservation={request.reservation}")
-    return argv
+    return [*argv, *keeper]
 
 
 #: The kernel's step sees itself: one task, all the allocation's CPUs, one node (SLURM_NTASKS=1, SLURM_NPROCS=1,

@@ -9,22 +9,61 @@ What happens, all asynchronously (asyncio subprocesses with argument lists, neve
 
 1. the options are checked for shape (no Slurm), then validated against the cluster's facts with the
    spawner's own options model;
-2. ``salloc --no-shell`` asks for the allocation as the current user (or ``job_id`` names an existing one);
+2. ``salloc --kill-command=HUP ... cat`` asks for the allocation as the current user and keeps running: it holds
+   the allocation (see *Allocations end with their owner*). The job id is known as soon as Slurm assigns it
+   (``salloc: Pending job allocation N``); while the job waits, its pending reason and estimated start go to
+   the log, one line per change, and to :attr:`SlurmProvisioner.status`. Or ``job_id`` names an existing
+   allocation;
 3. the allocation's first node comes from ``squeue`` (or ``node`` picks one of an existing allocation's nodes);
    the connection file (in the user's Jupyter runtime dir, on the shared file system) gets that node's address,
    and the kernel binds there;
 4. ``srun --jobid=ID --overlap`` runs the kernel as a named job step of one task; the step gives the kernel the
    allocation's tasks and CPUs per task (:data:`.options.JOB_VIEW`), so ``srun`` in a cell uses all of them.
    Signals (interrupt) go to that step with ``scancel --signal=INT ID.STEP``; the step ends when the kernel ends
-   or when the allocation does (time limit), and ``poll()`` then reports the kernel dead;
-5. when the last kernel of an allocation this process created ends, the allocation is cancelled. An allocation
-   named by ``job_id`` that this process did not create is never cancelled.
+   or when the allocation does, and ``poll()`` then reports the kernel dead;
+5. when the last kernel of an allocation this process created ends, the allocation is given back (unless job
+   steps of other processes run in it, or Slurm cannot say whether they do). An allocation named by ``job_id``
+   that this process did not create is never cancelled.
+
+No allocation the user did not ask for
+--------------------------------------
+Every Jupyter server runs jupyter_client's kernel restarter: when a kernel's process ends, it calls
+``restart_kernel(now=True)``. When the kernel's job step has ended, ``poll()`` asks Slurm once whether the
+allocation still runs:
+
+* it runs (the kernel crashed or exited): the restart runs a new kernel in the same allocation;
+* it has ended (time limit, scancel, node failure, preemption): the kernel is reported dead with Slurm's reason
+  in words (the kernel manager's ``execution_state`` and ``reason``, which jupyter_server's REST API shows) and
+  the automatic restart is refused: :meth:`~SlurmProvisioner.pre_launch` raises :class:`KernelStartError` with
+  that reason and asks Slurm for nothing. The restarter stays stopped (jupyter_client stopped it for the
+  restart and starts it again only after a successful start), so nothing retries; connected JupyterLabs, which
+  reconnect after the restarter's "restarting" message, are told that the kernel is dead and show the reason.
+  The kernel stays in the server's list, so that it can be restarted. jupyter_client and tornado log the
+  refusal; their lines keep the reason and lose the traceback, which would say nothing more.
+
+A restart the user asks for (JupyterLab's *Restart Kernel*, ``POST /api/kernels/ID/restart``) is a graceful
+one: jupyter_client calls :meth:`~SlurmProvisioner.shutdown_requested` with ``restart=True`` first, which the
+restarter never does. Only such a restart, and only when the old allocation has ended, asks Slurm for a new
+allocation; while the old one runs, it is kept.
+
+Allocations end with their owner
+--------------------------------
+salloc starts ``cat`` on this host once the allocation is granted; its stdin is a pipe from this process. salloc
+holds the allocation while ``cat`` runs and gives it back when ``cat`` exits. The provisioner gives an
+allocation back by closing the pipe. When this process dies, however it dies (even SIGKILL), the kernel closes
+the pipe: ``cat`` reads end of file and salloc gives the allocation back within a second. When the Jupyter
+server's own Slurm job ends, Slurm signals its processes, ``cat`` among them, with the same result. None of
+this depends on where the allocation's nodes are. When Slurm ends the allocation, ``--kill-command=HUP`` ends
+``cat``, and salloc exits.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import logging
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -39,7 +78,8 @@ from ..cluster import Cluster
 from .. import siteconfig
 from ..modules import job_environment
 from ..options import Facts, OptionsError, check_modules
-from ..slurm import SlurmError, SlurmRunner, SlurmTimeout, BASE_ENV
+from ..reasons import explain_allocation_end, explain_pending, parse_slurm_time, pending_message
+from ..slurm import BASE_ENV, JobUnknown, SlurmError, SlurmRunner
 from ..spawnmodules import ModulesMixin
 from . import jobshape
 from . import options as kopts
@@ -51,18 +91,106 @@ class KernelStartError(RuntimeError):
     """The kernel could not be started; the message says why in plain words."""
 
 
+class _RefusalInOneLine(logging.Filter):
+    """jupyter_client and tornado log a failed (re)start with its traceback; a :class:`KernelStartError` says
+    all there is in its message, so its records keep the message and lose the traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, KernelStartError):
+            message = record.getMessage()
+            record.msg, record.args = (message if message == str(error) else f"{message}: {error}"), ()
+            record.exc_info = record.exc_text = None
+        return True
+
+
+def _refusals_in_one_line(*loggers: logging.Logger) -> None:
+    for logger in loggers:
+        if not any(isinstance(existing, _RefusalInOneLine) for existing in logger.filters):
+            logger.addFilter(_RefusalInOneLine())
+
+
+class Keeper:
+    """The running ``salloc`` that holds an allocation this process asked for (see the module's docstring).
+
+    Its stderr is read as it comes: ``on_job_id`` is called with the job id as soon as salloc names it.
+    """
+
+    def __init__(self, process: asyncio.subprocess.Process, log, on_job_id=None):
+        self.process = process
+        self.log = log
+        self.job_id: str | None = None
+        self.granted = asyncio.Event()
+        #: salloc's last messages, for the reason of a refusal
+        self.messages: collections.deque[str] = collections.deque(maxlen=20)
+        self._on_job_id = on_job_id
+        self.reader = asyncio.ensure_future(self._read())
+
+    async def _read(self) -> None:
+        async for raw in self.process.stderr:
+            line = raw.decode(errors="replace").strip()
+            if not line:
+                continue
+            self.messages.append(line)
+            self.log.debug("%s", line)
+            job_id = kopts.granted_job_id(line)
+            if job_id and self.job_id is None:
+                self.job_id = job_id
+                if self._on_job_id is not None:
+                    self._on_job_id(job_id)
+            if "Granted job allocation" in line:
+                self.granted.set()
+        await self.process.wait()
+
+    @property
+    def running(self) -> bool:
+        """salloc still runs, so the allocation is (still) held."""
+        return self.process.returncode is None and not self.reader.done()
+
+    def refusal(self) -> str:
+        """Slurm's words from salloc's messages, once it has exited without a grant."""
+        return SlurmError(["salloc"], self.process.returncode, "\n".join(self.messages)).reason
+
+    async def release(self, timeout: float) -> bool:
+        """Close salloc's stdin: ``cat`` ends and salloc gives the allocation back. True once salloc has exited."""
+        if self.process.stdin is not None and not self.process.stdin.is_closing():
+            self.process.stdin.close()
+        try:
+            await asyncio.wait_for(asyncio.shield(self.reader), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+    async def stop(self) -> None:
+        """End salloc whatever it is doing (a withdrawn request): stdin closed, then SIGTERM, then SIGKILL."""
+        if await self.release(2.0):
+            return
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                self.process.send_signal(sig)
+            except ProcessLookupError:
+                pass
+            try:
+                await asyncio.wait_for(asyncio.shield(self.reader), 3.0)
+                return
+            except asyncio.TimeoutError:
+                continue
+
+
 @dataclass
 class Allocation:
     """A Slurm allocation and the kernels of this process that run in it."""
 
     job_id: str
-    owned: bool  # created by this process: cancelled when its last kernel ends
+    owned: bool  # created by this process: given back when its last kernel ends
     kernels: set = field(default_factory=set)
     step_names: set = field(default_factory=set)  # every kernel step this process has run in it
     node: str = ""
     address: str = ""
     cpus: int | None = None
     shape: kopts.JobShape | None = None  # tasks, CPUs per task and all nodes, asked once
+    keeper: Keeper | None = None  # the salloc that holds an owned allocation
+    ended: bool = False  # Slurm said it no longer runs
 
 
 #: every allocation this process runs kernels in, by job id
@@ -93,6 +221,10 @@ class SlurmProvisioner(ModulesMixin, KernelProvisionerBase):
     ).tag(config=True)
     slurm_timeout = Float(30.0, help="Seconds a Slurm query (squeue, scancel, ...) may take.").tag(config=True)
     srun = Unicode("srun", help="The srun program.").tag(config=True)
+    queue_poll_interval = Float(
+        10.0, help="Seconds between two looks (squeue) at an allocation that waits in the queue: its pending "
+                   "reason and estimated start go to the log when they change."
+    ).tag(config=True)
 
     #: tests replace this to record or fake Slurm
     runner_factory = SlurmRunner
@@ -111,15 +243,24 @@ class SlurmProvisioner(ModulesMixin, KernelProvisionerBase):
         self.allocation: Allocation | None = None
         self.step_id: str | None = None
         self.job_id: str | None = None
-        #: the node the kernel runs on and its address (the allocation's first node unless ``node`` picks one)
-        self.node: str = ""
-        self.address: str = ""
         #: the environment modules the kernel loads, checked against what the cluster offers
         self.modules: tuple[str, ...] = ()
         #: seconds the allocation took (facts, salloc, squeue), for logs and measurements
         self.timings: dict[str, float] = {}
+        #: what Slurm says about the kernel's allocation, for the log and for a panel: job id, state, reason
+        #: (why it waits, or why it ended, in words), estimated start, node, time left (at the last look)
+        self.status: dict[str, str | None] = dict.fromkeys(("job_id", "state", "reason", "start", "node",
+                                                             "time_left"))
+        #: why the kernel's allocation ended, in words: set when it has ended, cleared by a new allocation
+        self.ended: str | None = None
+        self._restart_asked = False  # the restart under way is one somebody asked for (graceful)
+        self._end_checked = False  # poll() has asked Slurm about the allocation since the kernel's step ended
+        self._queue_seen: tuple = ()
         #: what the hub offers this user (the site file), read at the first start
         self._site_offer: siteconfig.Offer | None = None
+        #: the node the kernel runs on and its address (the allocation's first node unless ``node`` picks one)
+        self.node: str = ""
+        self.address: str = ""
 
     # -- the request --------------------------------------------------------------------------------------
     def kernel_options(self) -> kopts.KernelOptions:
@@ -153,20 +294,70 @@ class SlurmProvisioner(ModulesMixin, KernelProvisionerBase):
         name = "".join(c if c.isalnum() or c in "._-" else "-" for c in name)[:64]
         argv = kopts.salloc_argv(request, tasks=options.tasks, job_name=name, comment=tag)
         self.log.info("Asking Slurm for an allocation: %s", " ".join(argv))
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         try:
-            result = await self.runner.run(argv, timeout=options.allocation_timeout)
-        except SlurmTimeout:
-            await self._cancel_tagged(tag)
-            raise KernelStartError(f"Slurm did not grant the allocation within {options.allocation_timeout:g} s; "
-                                   "the request was withdrawn.") from None
+            keeper = Keeper(await self.runner.spawn(argv), self.log, on_job_id=self._job_assigned)
         except SlurmError as exc:
+            raise KernelStartError(f"Cannot ask Slurm for the kernel's allocation: {exc}") from None
+        try:
+            await self._wait_for_grant(keeper, options.allocation_timeout)
+        except BaseException as exc:  # refused, timed out, or the start was cancelled: leave nothing behind
+            self.status.update(state="NOT GRANTED", reason=str(exc) or "the kernel's start was cancelled")
+            await self._withdraw(keeper, tag)
+            raise
+        self.log.info("Slurm granted allocation %s in %.2f s", keeper.job_id, loop.time() - started)
+        return Allocation(job_id=keeper.job_id, owned=True, cpus=request.cores, keeper=keeper)
+
+    def _job_assigned(self, job_id: str) -> None:
+        self.job_id = job_id
+        self.status.update(job_id=job_id, state="PENDING", reason=None, start=None, node=None, time_left=None)
+        self.log.info("Kernel %s: Slurm job %s is its allocation", self.kernel_id, job_id)
+
+    async def _wait_for_grant(self, keeper: Keeper, timeout: float) -> None:
+        """Until salloc says granted; meanwhile, the queue's reason and estimate go to the log on change."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        granted = asyncio.ensure_future(keeper.granted.wait())
+        try:
+            while not keeper.granted.is_set():
+                if keeper.reader.done():
+                    raise KernelStartError(f"Slurm refused the kernel's allocation: {keeper.refusal()}")
+                left = deadline - loop.time()
+                if left <= 0:
+                    raise KernelStartError(f"Slurm did not grant the allocation within {timeout:g} s; "
+                                           "the request was withdrawn.")
+                await asyncio.wait([granted, keeper.reader], timeout=min(left, self.queue_poll_interval),
+                                   return_when=asyncio.FIRST_COMPLETED)
+                if keeper.job_id and not keeper.granted.is_set() and not keeper.reader.done():
+                    await self._look_at_queue(keeper.job_id)
+        finally:
+            granted.cancel()
+
+    async def _look_at_queue(self, job_id: str) -> None:
+        """One squeue for a waiting allocation: its reason and estimated start, logged when they change."""
+        try:
+            out = (await self.runner.run(["squeue", "-h", "-j", job_id, "-o", "%T|%r|%S"],
+                                         timeout=self.slurm_timeout)).stdout.strip()
+        except SlurmError as exc:
+            self.log.debug("squeue for pending allocation %s failed: %s", job_id, exc)
+            return
+        state, reason, start = (out.split("|") + ["", ""])[:3]
+        if state != "PENDING":
+            return
+        start = start if parse_slurm_time(start) else None
+        self.status.update(state=state, reason=explain_pending(reason), start=start)
+        if (reason, start) != self._queue_seen:
+            self._queue_seen = (reason, start)
+            self.log.info("Kernel %s: %s", self.kernel_id, pending_message(job_id, reason, start))
+
+    async def _withdraw(self, keeper: Keeper, tag: str) -> None:
+        """Take back a request that was not granted (or not in time): scancel its job, end salloc."""
+        if keeper.job_id:
+            await self._scancel([keeper.job_id])
+        else:
             await self._cancel_tagged(tag)
-            raise KernelStartError(f"Slurm refused the kernel's allocation: {exc.reason}") from None
-        job_id = kopts.granted_job_id(result.stderr + "\n" + result.stdout)
-        if job_id is None:
-            raise KernelStartError(f"salloc gave no job id: {result.stderr.strip()[:200]}")
-        self.log.info("Slurm granted allocation %s in %.2f s", job_id, result.seconds)
-        return Allocation(job_id=job_id, owned=True, cpus=request.cores)
+        await keeper.stop()
 
     async def _cancel_tagged(self, tag: str) -> None:
         """Cancel a job that a failed or timed-out salloc may have left behind (found by its comment)."""
@@ -185,11 +376,11 @@ class SlurmProvisioner(ModulesMixin, KernelProvisionerBase):
         deadline = loop.time() + timeout
         while True:
             try:
-                out = (await self.runner.run(["squeue", "-h", "-j", allocation.job_id, "-o", "%T|%N|%C|%D"],
+                out = (await self.runner.run(["squeue", "-h", "-j", allocation.job_id, "-o", "%T|%N|%C|%D|%L"],
                                              timeout=self.slurm_timeout)).stdout.strip()
             except SlurmError as exc:
                 raise KernelStartError(f"Allocation {allocation.job_id}: {exc.reason}") from None
-            state, nodes, cpus, count = (out.split("|") + ["", "", "", ""])[:4]
+            state, nodes, cpus, count, left = (out.split("|") + ["", "", "", "", ""])[:5]
             if state == "RUNNING":
                 break
             if state not in ("PENDING", "CONFIGURING") or loop.time() > deadline:
@@ -198,6 +389,7 @@ class SlurmProvisioner(ModulesMixin, KernelProvisionerBase):
             await asyncio.sleep(1.0)
         node = (await jobshape.hostnames(self.runner, nodes, self.slurm_timeout))[0]
         allocation.node = node
+        self.status.update(job_id=allocation.job_id, state=state, reason=None, start=None, node=node, time_left=left)
         if allocation.cpus is None and cpus.isdigit() and count.isdigit() and int(count):
             allocation.cpus = int(cpus) // int(count)
         allocation.address = await jobshape.address_of(node)
@@ -215,24 +407,96 @@ class SlurmProvisioner(ModulesMixin, KernelProvisionerBase):
             await self._locate(allocation, options.allocation_timeout)
         except KernelStartError:
             if allocation.owned and not allocation.kernels:
-                await self._scancel([allocation.job_id])
+                await self._give_back(allocation)
             raise
         ALLOCATIONS.setdefault(allocation.job_id, allocation).kernels.add(self.kernel_id)
         return ALLOCATIONS[allocation.job_id]
 
+    # -- the allocation's end ------------------------------------------------------------------------------
+    async def _end_state(self, job_id: str) -> tuple[str, str, str]:
+        """squeue's state, reason and time limit of the job (``-t all``: ended ones too); ('', '', '') when Slurm
+        no longer knows it. Raises :class:`SlurmError` when Slurm cannot be asked."""
+        try:
+            out = (await self.runner.run(["squeue", "-h", "-t", "all", "-j", job_id, "-o", "%T|%r|%l"],
+                                         timeout=self.slurm_timeout)).stdout.strip()
+        except JobUnknown:
+            out = ""
+        state, reason, limit = (out.splitlines()[0].split("|") + ["", ""])[:3] if out else ("", "", "")
+        return state, reason, limit
+
+    async def _allocation_runs(self, allocation: Allocation) -> bool:
+        """Whether the allocation still runs; when it does not, :attr:`ended` says why.
+
+        Raises :class:`KernelStartError` when Slurm cannot be asked: nothing is concluded then.
+        """
+        try:
+            state, reason, limit = await self._end_state(allocation.job_id)
+        except SlurmError as exc:
+            raise KernelStartError(f"Cannot tell whether allocation {allocation.job_id} still runs "
+                                   f"({exc.reason}); the kernel was not started.") from None
+        if state == "RUNNING":
+            return True
+        allocation.ended = True
+        if self.ended is None:
+            self._mark_ended(await self._explain_end(allocation.job_id, state, reason, limit), state)
+        return False
+
+    async def _explain_end(self, job_id: str, state: str, reason: str, limit: str) -> str:
+        cancelled_by = None
+        if state == "CANCELLED":  # sacct knows by whom ("CANCELLED by 1001")
+            try:
+                words = (await self.runner.run(["sacct", "-X", "-n", "-P", "-j", job_id, "-o", "State"],
+                                               timeout=self.slurm_timeout)).stdout.split()
+            except SlurmError:
+                words = []
+            if len(words) >= 3 and words[1] == "by":
+                cancelled_by = _user_name(words[2])
+        return explain_allocation_end(job_id, state, reason, limit, cancelled_by)
+
+    def _mark_ended(self, words: str, state: str = "") -> None:
+        """The allocation has ended: the kernel is dead, and why is in the log, the status and the server's model."""
+        self.ended = (f"{words} The kernel was not restarted automatically, because that needs a new allocation; "
+                      "restart the kernel to ask Slurm for one.")
+        self.status.update(state=state or "ENDED", reason=words, time_left=None)
+        self.log.warning("Kernel %s is dead: %s", self.kernel_id, self.ended)
+        self._show_state("dead", self.ended)
+
+    def _show_state(self, execution_state: str, reason: str) -> None:
+        """Set the kernel's state and reason where jupyter_server's REST API shows them (``GET /api/kernels/ID``)."""
+        km = self.parent
+        if km is not None and km.has_trait("execution_state") and km.has_trait("reason"):
+            km.execution_state = execution_state
+            km.reason = reason
+
     # -- launch -------------------------------------------------------------------------------------------
+    async def shutdown_requested(self, restart: bool = False) -> None:
+        """A graceful shutdown, and with ``restart`` a restart that somebody asked for (JupyterLab's Restart,
+        ``POST /api/kernels/ID/restart``): the restarter's automatic restarts never come this way."""
+        self._restart_asked = restart
+        await super().shutdown_requested(restart=restart)
+
     async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
+        asked, self._restart_asked = self._restart_asked, False
         try:
             options = self.kernel_options()
         except OptionsError as exc:
             raise KernelStartError(f"The kernel's options are refused: {exc}") from None
-        if self.allocation is not None:  # a restart: keep the allocation while it runs
+        if self.allocation is not None:  # a restart keeps the allocation while it runs
             try:
-                await self._locate(self.allocation, 0)
-            except KernelStartError:
-                self.log.warning("Allocation %s has ended; the restarted kernel gets a new one",
-                                 self.allocation.job_id)
+                runs = await self._allocation_runs(self.allocation)
+            except KernelStartError as exc:  # Slurm cannot be asked: no restart, and the allocation stays
+                self._show_state("dead", str(exc))
+                raise
+            if not runs:
                 await self._release()
+        if self.allocation is None and self.ended is not None:
+            if not asked:  # the restarter's: it never gets a new allocation
+                self._show_state("dead", self.ended)
+                _refusals_in_one_line(getattr(self.log, "logger", self.log), logging.getLogger("tornado.application"))
+                raise KernelStartError(self.ended)
+            self.log.info("Kernel %s: restart asked for; a new allocation replaces the ended one", self.kernel_id)
+            self.ended = None
+            self._show_state("starting", "")
         if self.allocation is None:
             started = asyncio.get_running_loop().time()
             self.allocation = await self._acquire(options)
@@ -271,10 +535,10 @@ class SlurmProvisioner(ModulesMixin, KernelProvisionerBase):
             os.makedirs(folder, mode=0o700, exist_ok=True)
             if not km._connection_file_written:
                 km.connection_file = os.path.join(folder, f"kernel-{self.kernel_id}.json")
-            if km.ip != self.address:
+            if km.ip != self.address or not km.shell_port:
+                # a new node gets new ports too: jupyter_server sees them change and reconnects its watcher
                 km.ip = self.address
                 km._connection_file_written = False
-            if not km.shell_port:
                 km.shell_port, km.iopub_port, km.stdin_port, km.hb_port, km.control_port = _free_ports(5)
             km.write_connection_file()
             self.connection_info = km.get_connection_info()
@@ -289,6 +553,7 @@ class SlurmProvisioner(ModulesMixin, KernelProvisionerBase):
         srun = shutil.which(self.srun, path=env.get("PATH", "") + os.pathsep + BASE_ENV["PATH"]) or self.srun
         self.step_id = None
         self.exit_code = None
+        self._end_checked = False
         self.allocation.step_names.add(self.step_name)
         # bash in the job step sets the allocation's view, loads the modules, then becomes the kernel
         cmd = kopts.step_command(cmd, load_modules=bool(self.modules))
@@ -320,9 +585,21 @@ class SlurmProvisioner(ModulesMixin, KernelProvisionerBase):
 
     # -- state and signals --------------------------------------------------------------------------------
     async def poll(self) -> int | None:
+        """The kernel's exit code, or None while it runs. Once its step has ended, Slurm is asked (once) whether
+        the allocation still runs: if not, the kernel is marked dead with the reason, before the restarter acts."""
         if self.process is None:
             return self.exit_code if self.exit_code is not None else 0
-        return self.process.returncode
+        code = self.process.returncode
+        shutting_down = getattr(self.parent, "shutting_down", False)  # then the end is no news
+        if code is not None and not (self._end_checked or shutting_down) and self.allocation and self.ended is None:
+            self._end_checked = True
+            try:
+                if await self._allocation_runs(self.allocation):
+                    self.log.warning("Kernel %s ended (exit code %s) in allocation %s, which still runs",
+                                     self.kernel_id, code, self.allocation.job_id)
+            except KernelStartError as exc:
+                self.log.warning("Kernel %s ended (exit code %s): %s", self.kernel_id, code, exc)
+        return code
 
     async def wait(self) -> int | None:
         if self.process is None:
@@ -410,30 +687,49 @@ class SlurmProvisioner(ModulesMixin, KernelProvisionerBase):
             self.log.info("Allocation %s stays: %d more kernel(s) run in it", allocation.job_id,
                           len(allocation.kernels))
             return
-        ALLOCATIONS.pop(allocation.job_id, None)
-        if not allocation.owned:
+        if not allocation.owned or allocation.ended:  # nothing to give back
+            ALLOCATIONS.pop(allocation.job_id, None)
             return
-        others = await self._other_steps(allocation)
+        try:
+            others = await self._other_steps(allocation)
+        except JobUnknown:
+            others = []  # Slurm no longer knows the job: nothing runs in it
+        except SlurmError as exc:  # it stays (with its salloc), never cancelled on a guess
+            self.log.warning("Allocation %s stays: Slurm cannot say whether job steps of others run in it (%s); "
+                             "it ends with the next kernel of this server that leaves it, when this server ends, "
+                             "at its time limit or with scancel", allocation.job_id, exc.reason)
+            return
         if others:  # kernels of other processes (another Jupyter server) joined it by job id
-            self.log.warning("Allocation %s stays: other job steps run in it (%s); it ends at its time limit "
-                             "or with scancel", allocation.job_id, ", ".join(others))
+            self.log.warning("Allocation %s stays: other job steps run in it (%s); it ends when this server ends, "
+                             "at its time limit or with scancel", allocation.job_id, ", ".join(others))
             return
-        self.log.info("Cancelling allocation %s: its last kernel has ended", allocation.job_id)
-        await self._scancel([allocation.job_id])
+        ALLOCATIONS.pop(allocation.job_id, None)
+        self.log.info("Giving allocation %s back: its last kernel has ended", allocation.job_id)
+        await self._give_back(allocation)
 
     async def _other_steps(self, allocation: Allocation) -> list[str]:
-        """Job steps in the allocation that no kernel of this process started (nor Slurm's extern/batch)."""
-        try:
-            out = (await self.runner.run(["squeue", "-h", "-s", "-j", allocation.job_id, "-o", "%i|%j"],
-                                         timeout=self.slurm_timeout)).stdout
-        except SlurmError:
-            return []  # cannot tell: the usual case is that nothing else runs there
+        """Job steps in the allocation that no kernel of this process started (nor Slurm's extern/batch).
+
+        Raises :class:`SlurmError` when Slurm cannot be asked.
+        """
+        out = (await self.runner.run(["squeue", "-h", "-s", "-j", allocation.job_id, "-o", "%i|%j"],
+                                     timeout=self.slurm_timeout)).stdout
         found = []
         for line in out.splitlines():
             step, _, name = line.strip().partition("|")
             if step and name not in allocation.step_names | {self.step_name, "extern", "batch", "interactive"}:
                 found.append(step)
         return found
+
+    async def _give_back(self, allocation: Allocation) -> None:
+        """End an owned allocation: its salloc gives it back when its stdin closes; scancel if salloc is gone
+        already (the job may still run) or does not exit in time."""
+        keeper = allocation.keeper
+        if keeper is not None and keeper.running and await keeper.release(self.slurm_timeout):
+            return
+        await self._scancel([allocation.job_id])
+        if keeper is not None:
+            await keeper.stop()
 
     async def _scancel(self, ids) -> None:
         try:
@@ -450,11 +746,18 @@ class SlurmProvisioner(ModulesMixin, KernelProvisionerBase):
     async def get_provisioner_info(self) -> dict[str, Any]:
         info = await super().get_provisioner_info()
         info.update({"job_id": self.job_id, "owned": bool(self.allocation and self.allocation.owned),
-                     "node": self.node or None})
+                     "node": self.node or None, "status": dict(self.status)})
         return info
 
 
 def _user() -> str:
     """The user Slurm sees: the one this process runs as (not $USER, which can be stale)."""
-    import pwd
     return pwd.getpwuid(os.getuid()).pw_name
+
+
+def _user_name(uid: str) -> str:
+    """A user's name for sacct's ``CANCELLED by 1001`` (the number itself when it names nobody here)."""
+    try:
+        return pwd.getpwuid(int(uid)).pw_name
+    except (KeyError, ValueError):
+        return uid

@@ -91,9 +91,9 @@ def test_salloc_argv_from_a_request():
         {"partition": "gpu", "gpus": 1, "cores": 4, "tasks": 2, "account": "bb1234", "runtime": "02:00:00"}),
         facts=facts())
     argv = kopts.salloc_argv(request, tasks=2, job_name="jupyter-kernel-x", comment="dkrz-kernel:abc")
-    assert argv == ["salloc", "--no-shell", "--job-name=jupyter-kernel-x", "--comment=dkrz-kernel:abc",
+    assert argv == ["salloc", "--kill-command=HUP", "--job-name=jupyter-kernel-x", "--comment=dkrz-kernel:abc",
                     "--partition=gpu", "--account=bb1234", "--nodes=1", "--ntasks=2", "--cpus-per-task=2",
-                    "--mem=8000M", "--time=02:00:00", "--gpus=1"]
+                    "--mem=8000M", "--time=02:00:00", "--gpus=1", "cat"]
     preset = kopts.to_job_request(kopts.check_shape({"preset": "shared", "cores": 2}))
     argv = kopts.salloc_argv(preset, job_name="n", comment="c")
     assert "--cpus-per-task=2" in argv and "--mem=5000M" in argv and not any(a.startswith("--account") for a in argv)

@@ -2,39 +2,103 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import signal
+import sys
 
 import pytest
 from jupyter_client.kernelspec import KernelSpec
+from traitlets import Unicode
+from traitlets.config import LoggingConfigurable
 
 from dkrzspawner.kernels import options as kopts
 from dkrzspawner.kernels import provisioner as prov
 from dkrzspawner.kernels.provisioner import KernelStartError, SlurmProvisioner
-from dkrzspawner.slurm import Result, SlurmRejected
+from dkrzspawner.slurm import Result, SlurmRejected, SlurmUnreachable
 
 from .test_kernels_cli import PARTITIONS, SINFO
 
 
+class FakeSalloc:
+    """salloc as asyncio sees it: messages on stderr, and a stdin pipe whose end makes it give the allocation back."""
+
+    def __init__(self, messages, exit_code=None):
+        self.stderr = asyncio.StreamReader()
+        self.stdin = FakePipe(self)
+        self.returncode = None
+        self.signals = []
+        self._ended = asyncio.Event()
+        for line in messages:
+            self.stderr.feed_data(line.encode() + b"\n")
+        if exit_code is not None:  # salloc refused and exited
+            self.end(exit_code)
+
+    def end(self, code=0):
+        if self.returncode is None:
+            self.returncode = code
+            self.stderr.feed_eof()
+            self._ended.set()
+
+    def say(self, line):
+        self.stderr.feed_data(line.encode() + b"\n")
+
+    def send_signal(self, signum):
+        self.signals.append(signum)
+        self.end(-signum)
+
+    async def wait(self):
+        await self._ended.wait()
+        return self.returncode
+
+
+class FakePipe:
+    def __init__(self, salloc):
+        self.salloc, self.closed = salloc, False
+
+    def is_closing(self):
+        return self.closed
+
+    def close(self):  # cat reads end of file; salloc relinquishes the allocation and exits
+        self.closed = True
+        self.salloc.end(0)
+
+
+GRANTED = ["salloc: Granted job allocation 77"]
+
+
 class FakeSlurm:
-    def __init__(self, squeue="RUNNING|vm|2|1", salloc="salloc: Granted job allocation 77\n", steps="",
+    """Slurm's answers by command (and squeue's format); ``fail`` maps a format to the error squeue raises."""
+
+    def __init__(self, squeue="RUNNING|vm|2|1|59:00", salloc=GRANTED, steps="", end="RUNNING|None|1:00:00",
+                 pending="PENDING|Priority|N/A", sacct="CANCELLED by 0\n", fail=None,
                  shape="1         |2         |vm                  "):
-        self.calls = []
-        self.squeue, self.salloc, self.steps, self.shape = squeue, salloc, steps, shape
+        self.calls, self.sallocs = [], []
+        self.squeue, self.salloc, self.steps, self.end, self.pending = squeue, salloc, steps, end, pending
+        self.sacct, self.fail, self.shape = sacct, dict(fail or {}), shape
+
+    async def spawn(self, argv, *, user=None, env=None):
+        self.calls.append(list(argv))
+        if isinstance(self.salloc, Exception):
+            raise self.salloc
+        messages, code = self.salloc if isinstance(self.salloc, tuple) else (self.salloc, None)
+        self.sallocs.append(FakeSalloc(messages, code))
+        return self.sallocs[-1]
 
     async def run(self, argv, *, user=None, env=None, stdin=None, timeout=None):
         self.calls.append(list(argv))
         program = argv[0]
-        answers = {"sinfo": SINFO, "sacctmgr": "bb1234|bb1234|\n", "scancel": ""}
+        answers = {"sinfo": SINFO, "sacctmgr": "bb1234|bb1234|\n", "scancel": "", "sacct": self.sacct}
         if program == "scontrol":
             return Result(PARTITIONS if argv[2] == "partition" else "No reservations in the system\n", "", 0.0)
-        if program == "salloc":
-            if isinstance(self.salloc, Exception):
-                raise self.salloc
-            return Result("", self.salloc, 0.01)
         if program == "squeue" and "-O" in argv:
             return Result(self.shape, "", 0.0)
         if program == "squeue":
-            return Result(self.steps if "-s" in argv else ("" if "--me" in argv else self.squeue), "", 0.0)
+            fmt = argv[-1]
+            if fmt in self.fail:
+                raise self.fail[fmt]
+            by_format = {"%i|%j": self.steps, "%i|%k": "", "%T|%r|%l": self.end, "%T|%r|%S": self.pending}
+            return Result(by_format.get(fmt, self.squeue), "", 0.0)
         return Result(answers[program], "", 0.0)
 
     def programs(self):
@@ -102,15 +166,19 @@ async def test_allocation_then_node_then_cancel_when_the_last_kernel_ends():
     kwargs = await p.pre_launch()
     assert kwargs["cmd"][0] == "/py"
     salloc = next(call for call in fake.calls if call[0] == "salloc")
-    assert salloc[:2] == ["salloc", "--no-shell"] and "--comment=dkrz-kernel:k1" in salloc
+    assert salloc[:2] == ["salloc", "--kill-command=HUP"] and "--comment=dkrz-kernel:k1" in salloc
+    assert salloc[-1] == "cat"  # the keeper: salloc holds the allocation while cat reads the provisioner's pipe
     assert "--cpus-per-task=2" in salloc and "--partition=shared" in salloc and "--account=bb1234" in salloc
-    assert ["squeue", "-h", "-j", "77", "-o", "%T|%N|%C|%D"] in fake.calls
+    assert ["squeue", "-h", "-j", "77", "-o", "%T|%N|%C|%D|%L"] in fake.calls
     assert p.job_id == "77" and p.allocation.node == "vm" and p.allocation.owned
+    assert p.status == {"job_id": "77", "state": "RUNNING", "reason": None, "start": None, "node": "vm",
+                        "time_left": "59:00"}
     assert p.allocation.address in ("127.0.0.1", "vm")  # vm's address where it resolves (here: loopback)
     await p.cleanup(restart=True)  # a restart keeps the allocation
-    assert "scancel" not in fake.programs()
+    assert not fake.sallocs[0].stdin.closed
     await p.cleanup()
-    assert fake.calls[-1] == ["scancel", "77"]
+    assert fake.sallocs[0].stdin.closed and fake.sallocs[0].returncode == 0  # given back by salloc itself
+    assert "scancel" not in fake.programs()
     assert prov.ALLOCATIONS == {}
 
 
@@ -123,9 +191,9 @@ async def test_a_second_kernel_joins_by_job_id_and_the_allocation_outlives_the_f
     assert fake.programs().count("salloc") == 1
     assert prov.ALLOCATIONS["77"].kernels == {"a", "b"}
     await first.cleanup()
-    assert "scancel" not in fake.programs()
+    assert not fake.sallocs[0].stdin.closed
     await second.cleanup()
-    assert fake.calls[-1] == ["scancel", "77"]
+    assert fake.sallocs[0].stdin.closed
 
 
 async def test_an_allocation_made_elsewhere_is_never_cancelled():
@@ -145,8 +213,8 @@ async def test_an_ended_allocation_is_refused():
 
 
 async def test_salloc_refusal_is_reported_and_leftovers_are_looked_for():
-    fake = FakeSlurm(salloc=SlurmRejected(["salloc"], 1, "salloc: error: Job submit/allocate failed: "
-                                                        "Invalid account or account/partition combination specified"))
+    fake = FakeSlurm(salloc=(["salloc: error: Job submit/allocate failed: "
+                              "Invalid account or account/partition combination specified"], 1))
     with pytest.raises(KernelStartError, match="Slurm refused the kernel's allocation: .*Invalid account"):
         await make(fake, preset="shared").pre_launch()
     assert ["squeue", "-h", "--me", "-o", "%i|%k"] in fake.calls
@@ -187,7 +255,7 @@ async def test_a_failed_launch_gives_the_allocation_back():
     await p.pre_launch()
     with pytest.raises(KernelStartError, match="Cannot run /nonexistent/srun"):
         await p.launch_kernel(["/py"], env={"PATH": "/usr/bin"})
-    assert fake.calls[-1] == ["scancel", "77"] and prov.ALLOCATIONS == {}
+    assert fake.sallocs[0].stdin.closed and prov.ALLOCATIONS == {}
 
 
 async def test_an_owned_allocation_stays_while_kernels_of_other_processes_run_in_it():
@@ -195,8 +263,9 @@ async def test_an_owned_allocation_stays_while_kernels_of_other_processes_run_in
     p = make(fake, preset="shared")
     await p.pre_launch()
     await p.cleanup()
-    assert "scancel" not in fake.programs()
+    assert "scancel" not in fake.programs() and not fake.sallocs[0].stdin.closed
     assert ["squeue", "-h", "-s", "-j", "77", "-o", "%i|%j"] in fake.calls
+    assert "77" in prov.ALLOCATIONS  # it stays, with its salloc, until this server ends
 
 
 class Launched:
@@ -245,3 +314,179 @@ async def test_modules_load_after_the_job_view(monkeypatch):
     await p.launch_kernel(["/py"], env={"PATH": "/usr/bin"})
     assert launched.argv[-5:] == kopts.step_command(["/py"], load_modules=True)
     assert launched.env["DKRZ_MODULES"] == "example/1.0" and launched.env["DKRZ_JOB_NTASKS"] == "1"
+
+
+# -- restarts never spend a budget behind the user's back -------------------------------------------------
+class ServerModel(LoggingConfigurable):
+    """The two traits of jupyter_server's ServerKernelManager that its REST API shows."""
+
+    execution_state = Unicode(None, allow_none=True)
+    reason = Unicode("")
+
+
+async def started(fake, **config):
+    """A kernel whose step has ended (its srun exited), as the restarter finds it."""
+    p = make(fake, preset="shared", **config)
+    await p.pre_launch()
+    p.process = FakeProcess()
+    p.process.returncode = 143
+    return p
+
+
+async def test_an_ended_allocation_makes_the_kernel_dead_with_slurms_reason_and_no_automatic_allocation():
+    fake = FakeSlurm(end="TIMEOUT|TimeLimit|1:00")
+    p = await started(fake)
+    model = p.parent = ServerModel(execution_state="idle")
+    assert await p.poll() == 143
+    assert model.execution_state == "dead"
+    assert model.reason.startswith("Allocation 77 reached its time limit of 0:01:00. The kernel was not "
+                                   "restarted automatically")
+    assert p.status["reason"] == "Allocation 77 reached its time limit of 0:01:00."
+    # the restarter: restart_kernel(now=True) -> cleanup(restart=True) -> pre_launch, no shutdown_requested
+    await p.cleanup(restart=True)
+    with pytest.raises(KernelStartError, match="reached its time limit of 0:01:00") as refused:
+        await p.pre_launch()
+    assert str(refused.value) == model.reason and model.execution_state == "dead"
+    assert fake.programs().count("salloc") == 1 and prov.ALLOCATIONS == {}
+    with pytest.raises(KernelStartError):  # and again: still no allocation
+        await p.pre_launch()
+    assert fake.programs().count("salloc") == 1
+    # the user's restart (graceful): shutdown_requested(restart=True) comes first; it gets a fresh allocation
+    fake.end = "RUNNING|None|1:00"
+    p.parent = None  # (a bare provisioner from here: no connection file to write)
+    await p.shutdown_requested(restart=True)
+    await p.cleanup(restart=True)
+    await p.pre_launch()
+    assert fake.programs().count("salloc") == 2 and p.ended is None and p.job_id == "77"
+    assert model.execution_state == "dead"  # (no longer our parent)
+
+
+async def test_the_user_restart_resets_the_servers_dead_state():
+    fake = FakeSlurm(end="CANCELLED|None|1:00")
+    p = await started(fake)
+    model = p.parent = ServerModel(execution_state="idle")
+    await p.poll()
+    assert model.reason.startswith("Allocation 77 was cancelled (by root).")
+    await p.cleanup(restart=True)
+    p._prepare = _prepared
+    await p.shutdown_requested(restart=True)
+    await p.pre_launch()
+    assert (model.execution_state, model.reason) == ("starting", "")
+    assert fake.programs().count("salloc") == 2
+
+
+async def _prepared(**kwargs):
+    return {"cmd": ["/py"]}
+
+
+async def test_a_crash_inside_a_running_allocation_restarts_in_the_same_allocation():
+    fake = FakeSlurm(end="RUNNING|None|1:00:00")
+    p = await started(fake)
+    assert await p.poll() == 143 and p.ended is None
+    await p.cleanup(restart=True)
+    await p.pre_launch()  # the restarter's restart
+    assert fake.programs().count("salloc") == 1 and p.job_id == "77" and not fake.sallocs[0].stdin.closed
+
+
+async def test_the_users_restart_keeps_a_running_allocation():
+    fake = FakeSlurm()
+    p = make(fake, preset="shared")
+    await p.pre_launch()
+    await p.shutdown_requested(restart=True)
+    await p.cleanup(restart=True)
+    await p.pre_launch()
+    assert fake.programs().count("salloc") == 1
+
+
+async def test_slurm_asked_once_per_death_not_on_every_poll():
+    fake = FakeSlurm(end="TIMEOUT|TimeLimit|1:00")
+    p = await started(fake)
+    for _ in range(3):
+        await p.poll()
+    assert [call for call in fake.calls if call[-1] == "%T|%r|%l"] == [
+        ["squeue", "-h", "-t", "all", "-j", "77", "-o", "%T|%r|%l"]]
+
+
+async def test_when_slurm_cannot_be_asked_nothing_is_restarted_allocated_or_cancelled():
+    down = SlurmUnreachable(["squeue"], 1, "slurm_load_jobs error: Unable to contact slurm controller")
+    fake = FakeSlurm(fail={"%T|%r|%l": down})
+    p = await started(fake)
+    model = p.parent = ServerModel(execution_state="idle")
+    assert await p.poll() == 143 and p.ended is None and model.execution_state == "idle"
+    await p.cleanup(restart=True)
+    with pytest.raises(KernelStartError, match="Cannot tell whether allocation 77 still runs"):
+        await p.pre_launch()
+    assert model.execution_state == "dead" and "Unable to contact slurm controller" in model.reason
+    assert fake.programs().count("salloc") == 1 and "scancel" not in fake.programs()
+    assert not fake.sallocs[0].stdin.closed and "77" in prov.ALLOCATIONS
+
+
+async def test_a_failed_step_query_never_cancels_a_shared_allocation(caplog):
+    down = SlurmUnreachable(["squeue"], 1, "slurm_load_jobs error: Unable to contact slurm controller")
+    fake = FakeSlurm(fail={"%i|%j": down})
+    p = make(fake, preset="shared")
+    await p.pre_launch()
+    with caplog.at_level(logging.WARNING):
+        await p.cleanup()
+    assert "scancel" not in fake.programs() and not fake.sallocs[0].stdin.closed
+    assert "Allocation 77 stays: Slurm cannot say whether job steps of others run in it" in caplog.text
+    assert "77" in prov.ALLOCATIONS
+
+
+async def test_the_job_id_is_known_while_pending_and_the_queue_is_logged_once_per_change(caplog, monkeypatch):
+    fake = FakeSlurm(salloc=["salloc: Pending job allocation 81", "salloc: job 81 queued and waiting for resources"],
+                     pending="PENDING|Resources|2026-12-01T23:00:00")
+    p = make(fake, preset="shared", queue_poll_interval=0.01)
+    with caplog.at_level(logging.INFO):
+        start = asyncio.ensure_future(p.pre_launch())
+        while fake.programs().count("squeue") < 3:
+            await asyncio.sleep(0.01)
+        assert p.status["job_id"] == "81" and p.status["state"] == "PENDING"
+        assert p.status["reason"] == "it waits for cores, memory or GPUs to become free"
+        assert p.status["start"] == "2026-12-01T23:00:00"
+        fake.pending = "PENDING|Priority|2026-12-01T23:00:00"
+        while "higher priority" not in caplog.text:
+            await asyncio.sleep(0.01)
+        fake.squeue = "RUNNING|vm|2|1|59:00"
+        fake.sallocs[0].say("salloc: Granted job allocation 81")
+        await start
+    waiting = [r.getMessage() for r in caplog.records if "is waiting in the queue" in r.getMessage()]
+    assert len(waiting) == 2 and "Job 81 is waiting in the queue: it waits for cores" in waiting[0]
+    assert p.job_id == "81" and p.status["state"] == "RUNNING"
+
+
+async def test_a_request_not_granted_in_time_is_withdrawn():
+    fake = FakeSlurm(salloc=["salloc: Pending job allocation 82"])
+    p = make(fake, preset="shared", allocation_timeout=1, queue_poll_interval=0.2)
+    with pytest.raises(KernelStartError, match="did not grant the allocation within 1 s; the request was withdrawn"):
+        await p.pre_launch()
+    assert ["scancel", "82"] in fake.calls and fake.sallocs[0].returncode is not None
+    assert prov.ALLOCATIONS == {}
+
+
+async def test_an_allocation_whose_salloc_is_gone_is_cancelled_at_the_end():
+    fake = FakeSlurm()
+    p = make(fake, preset="shared")
+    await p.pre_launch()
+    fake.sallocs[0].end(-9)  # somebody killed salloc; the job may still run
+    await p.cleanup()
+    assert fake.calls[-1] == ["scancel", "77"]
+
+
+def test_a_refused_restart_is_logged_in_one_line_without_its_traceback():
+    logger = logging.getLogger("test-refusals")
+    prov._refusals_in_one_line(logger, logger)
+    assert len(logger.filters) == 1
+    try:
+        raise KernelStartError("Allocation 77 reached its time limit of 0:01:00.")
+    except KernelStartError:
+        refused = logger.makeRecord("t", logging.ERROR, "f", 1, "Exception in callback %r", ("poll",),
+                                    sys.exc_info())
+    try:
+        raise ValueError("a bug")
+    except ValueError:
+        other = logger.makeRecord("t", logging.ERROR, "f", 1, "boom", (), sys.exc_info())
+    assert logger.filters[0].filter(refused) and logger.filters[0].filter(other)
+    assert refused.exc_info is None
+    assert refused.getMessage() == "Exception in callback 'poll': Allocation 77 reached its time limit of 0:01:00."
+    assert other.exc_info is not None  # everything else keeps its traceback

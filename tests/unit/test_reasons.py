@@ -4,8 +4,8 @@ import datetime
 
 import pytest
 
-from dkrzspawner.reasons import (describe_start, explain_end, explain_pending, format_remaining, parse_slurm_time,
-                                 pending_message)
+from dkrzspawner.reasons import (describe_start, explain_allocation_end, explain_end, explain_pending, format_remaining,
+                                 parse_slurm_time, pending_message, slurm_duration)
 
 NOW = datetime.datetime(2026, 11, 22, 5, 0, 0)
 
@@ -65,3 +65,29 @@ def test_walltime_left():
     assert format_remaining(NOW - datetime.timedelta(seconds=1), NOW) == "none"
     assert format_remaining(None, NOW) == ""
     assert parse_slurm_time("Unknown") is None
+
+
+@pytest.mark.parametrize("state, reason, limit, by, words", [
+    ("TIMEOUT", "TimeLimit", "1:00", None, "Allocation 9 reached its time limit of 0:01:00."),
+    ("COMPLETING", "TimeLimit", "01:00:00", None, "Allocation 9 reached its time limit of 1:00:00."),
+    ("CANCELLED", "None", "1:00", "alice", "Allocation 9 was cancelled (by alice)."),
+    ("CANCELLED by 0", "", "", None, "Allocation 9 was cancelled."),
+    ("NODE_FAIL", "NodeDown", "1:00", None, "Allocation 9 ended because its node failed."),
+    ("COMPLETING", "NodeDown", "1:00", None, "Allocation 9 ended because its node failed."),
+    ("COMPLETING", "None", "1:00", None, "Allocation 9 has ended."),
+    ("PREEMPTED", "", "", None, "Allocation 9 was preempted by a job with a higher priority."),
+    ("OUT_OF_MEMORY", "", "", None, "Allocation 9 ran out of memory."),
+    ("COMPLETED", "", "", None, "Allocation 9 was given back (its salloc ended)."),
+    ("", "", "", None, "Allocation 9 has ended; Slurm no longer lists it."),
+    ("WEIRD", "", "", None, "Allocation 9 ended in state WEIRD."),
+])
+def test_an_allocations_end_in_plain_words(state, reason, limit, by, words):
+    assert explain_allocation_end("9", state, reason, limit, by) == words
+
+
+@pytest.mark.parametrize("text, shown", [
+    ("1:00", "0:01:00"), ("01:00:00", "1:00:00"), ("2-00:00:00", "2-00:00:00"), ("1-2:03:04", "1-02:03:04"),
+    ("5", "0:05:00"), ("UNLIMITED", ""), ("N/A", ""), ("", ""), (None, ""),
+])
+def test_slurm_durations(text, shown):
+    assert slurm_duration(text) == shown

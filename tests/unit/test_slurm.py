@@ -175,6 +175,19 @@ async def test_run_with_stderr_and_rc_zero_keeps_stderr():
     assert result.stderr.startswith("sbatch: Job 15 to start")
 
 
+async def test_spawn_gives_a_running_command_that_ends_when_its_stdin_closes():
+    runner = SlurmRunner()
+    proc = await runner.spawn(["/bin/sh", "-c", "echo 'salloc: Granted job allocation 5' >&2; exec cat"])
+    assert (await proc.stderr.readline()).decode() == "salloc: Granted job allocation 5\n"
+    assert proc.returncode is None
+    proc.stdin.close()  # as when this process dies: cat reads end of file
+    assert await asyncio.wait_for(proc.wait(), 10) == 0
+    assert runner.calls["sh"] == 1
+    with pytest.raises(SlurmUnreachable, match="cannot run /nonexistent/salloc"):
+        await runner.spawn(["/nonexistent/salloc"])
+    assert runner.failures["salloc"] == 1
+
+
 async def test_run_timeout_kills_the_program(tmp_path):
     runner = SlurmRunner()
     pidfile = tmp_path / "pid"
