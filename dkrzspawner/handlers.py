@@ -73,9 +73,9 @@ class ServerEndedHandler(_ServerTokenHandler):
 
 
 def register():
-    """Add the handler to the hub's API handlers (once; the hub reads the list at start-up)."""
+    """Add the handlers to the hub's API handlers (once; the hub reads the list at start-up)."""
     from jupyterhub import apihandlers
 
-    route = (r"/api/dkrzspawner/port", PortReportHandler)
-    if route not in apihandlers.default_handlers:
-        apihandlers.default_handlers.append(route)
+    for route in ((r"/api/dkrzspawner/port", PortReportHandler), (r"/api/dkrzspawner/ended", ServerEndedHandler)):
+        if route not in apihandlers.default_handlers:
+            apihandlers.default_handlers.append(route)

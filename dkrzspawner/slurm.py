@@ -205,9 +205,9 @@ class SlurmRunner:
         full = self.command_line(argv, user, env.keys())
         proc_env = {**BASE_ENV, **{k: os.environ[k] for k in PASSED_FROM_HUB if k in os.environ}, **env}
         try:
-            return await asyncio.create_subprocess_exec(
+            return await asyncio.create_subprocess_exec(  # from "/": the hub's own folder is private to it
                 *full, stdin=stdin, stdout=stdout, stderr=asyncio.subprocess.PIPE, env=proc_env,
-                umask=COMMAND_UMASK, start_new_session=True,
+                umask=COMMAND_UMASK, start_new_session=True, cwd="/",
             )
         except OSError as exc:  # the program is missing or not executable: Slurm could not be asked
             raise SlurmUnreachable(argv, None, "", f"cannot run {full[0]}: {exc.strerror}") from None

@@ -46,3 +46,12 @@ def test_refuses_none():
 def test_duplicate_keys_take_the_last():
     # JSON allows it; the result is still one integer port, nothing else is set
     assert parse_port(b'{"port": 1, "port": 8888}') == 8888
+
+
+def test_both_routes_are_registered_once():
+    from jupyterhub import apihandlers
+    from dkrzspawner import handlers
+    handlers.register()
+    handlers.register()
+    routes = [route for route, _ in apihandlers.default_handlers if "dkrzspawner" in route]
+    assert routes == ["/api/dkrzspawner/port", "/api/dkrzspawner/ended"]
