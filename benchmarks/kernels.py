@@ -323,7 +323,7 @@ def run(kinds, rounds: int, minutes: int, window: float) -> dict:
     """Latency of every kind, then the time-limit windows of both provisioners at once.
 
     Nobody's jobs are cancelled first: the cluster may be shared; how many jobs ran beside is recorded."""
-    scratch = Scratch()
+    scratch, started = Scratch(), time.monotonic()
     try:
         results = {"machine": harness.machine(), "settings": {
             "rounds": rounds, "time_limit_min": minutes, "window_s": window,
@@ -335,6 +335,7 @@ def run(kinds, rounds: int, minutes: int, window: float) -> dict:
         with concurrent.futures.ThreadPoolExecutor(len(provisioners) or 1) as pool:
             futures = [pool.submit(time_limit, kind, scratch, minutes, window) for kind in provisioners]
             results["time_limit"] = [future.result() for future in futures]
+        results["duration_s"] = round(time.monotonic() - started, 1)
         return results
     finally:
         scratch.close()

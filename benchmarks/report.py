@@ -223,6 +223,8 @@ def kernel_table(kernels: dict) -> str:
         rows.append(f"| median minus the floor | {over[0]} | {over[1]} | |")
     if windows:
         first = next(iter(windows.values()))
+        seconds = first["window_s"]
+        span = f"{seconds / 60:g} min" if seconds % 60 == 0 else f"{seconds:g} s"
         pair = [windows.get("dkrz"), windows.get("juelich")]
 
         def row(measure: str, text, floor: str = "") -> str:
@@ -230,12 +232,12 @@ def kernel_table(kernels: dict) -> str:
             return f"| {measure} | {cells[0]} | {cells[1]} | {floor} |"
 
         rows += [
-            row(f"allocations one kernel caused in {first['window_s'] / 60:g} min (a {first['time_limit_min']}-min "
+            row(f"allocations one kernel caused in {span} (a {first['time_limit_min']}-min "
                 "time limit; `jupyter server`, its restarter on)", lambda w: f"**{w['allocations']}**",
                 "—"),
             row("kernel processes (job steps) that ran in them", lambda w: str(w["kernel_steps"])),
             row("restarter: restarts; gave up", lambda w: f"{w['restarts']}; {w['restart_failed']}"),
-            row(f"the kernel after {first['window_s'] / 60:g} min", _window_state),
+            row(f"the kernel after {span}", _window_state),
         ]
     where = (f"Measured {machine['date']} on `{machine['host']}` ({machine['cpus']} cores), {machine['slurm']}, "
              f"by `make bench` (`--only kernels`): as `{settings['user']}`, one node, one task, one core, "
