@@ -45,14 +45,13 @@ def plot_load(seeded: list[dict], path: Path):
     plt.close(figure)
 
 
-def _distributions(ax, rows: list[dict], labels: dict, colours: dict, samples=lambda row: row["samples_s"]):
+def _distributions(ax, rows: list[dict], labels: dict, colours: dict):
     """Each row's samples as dots over a box, one line per row (an empty row keeps its line)."""
-    values = [samples(row) for row in rows]
+    values = [row["samples_s"] for row in rows]
     ax.boxplot([v or [float("nan")] for v in values], vert=False, widths=0.5)
     for line, (row, points) in enumerate(zip(rows, values), start=1):
         ax.plot(points, [line] * len(points), "o", alpha=0.6, color=colours[row["kind"]])
     ax.set_yticks(range(1, len(rows) + 1), [labels[row["kind"]] for row in rows])
-    ax.set_xlim(left=0)
     ax.grid(True, axis="x", alpha=0.3)
 
 
@@ -60,6 +59,7 @@ def plot_latency(latencies: list[dict], path: Path):
     """Spawn latency distributions: each spawn a dot, over a box."""
     figure, ax = plt.subplots(figsize=(7, 4))
     _distributions(ax, latencies, LABELS, COLOURS)
+    ax.set_xlim(left=0)
     ax.set_xlabel("request -> server answers (s)")
     ax.set_title("Spawn latency on an empty node")
     figure.tight_layout()
@@ -76,17 +76,17 @@ def _sacct_seconds(value: str, origin: datetime.datetime) -> float | None:
 
 def plot_kernels(kernels: dict, path: Path):
     """Start -> first reply per kernel (failed starts as crosses); the time-limit window's allocations."""
-    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4), gridspec_kw={"width_ratios": [1, 1.2]})
+    figure, (left, right) = plt.subplots(1, 2, figsize=(13, 4), gridspec_kw={"width_ratios": [1, 1.2]})
     rows = kernels.get("latency", [])
     _distributions(left, rows, KERNEL_LABELS, KERNEL_COLOURS)
     for line, row in enumerate(rows, start=1):
         failed = [r["failed_after_s"] for r in row["rounds"] if r["status"] != "ok"]
-        left.plot(failed, [line] * len(failed), "x", color="tab:red", markersize=8,
-                  label="start failed" if failed and line == 1 else None)
+        left.plot(failed, [line] * len(failed), "x", color="tab:red", markersize=8)
         if failed:
-            left.annotate(f"{len(failed)} of {row['attempts']} failed", (max(failed), line), xytext=(8, 6),
-                          textcoords="offset points", color="tab:red", fontsize=8)
-    left.set_xlabel("kernel start -> first execute reply (s)")
+            left.annotate(f"{len(failed)} of {row['attempts']} starts failed (x: when)", (min(failed), line),
+                          xytext=(0, 12), textcoords="offset points", color="tab:red", fontsize=8)
+    left.set_xscale("log")  # a failed start may take minutes, a start under a second
+    left.set_xlabel("kernel start -> first execute reply (s, log scale)")
     left.set_title(f"Kernel start, one core, n={kernels['settings']['rounds']} each")
     windows = kernels.get("time_limit", [])
     for line, window in enumerate(windows, start=1):
@@ -99,14 +99,15 @@ def plot_kernels(kernels: dict, path: Path):
             end = window["window_s"] if end is None else end
             right.barh(line, max(end - begin, 1), left=begin, height=0.5, color=KERNEL_COLOURS[window["kind"]],
                        edgecolor="black", alpha=0.7)
-        right.annotate(f"{window['allocations']} allocations; kernel {window['final_state']}",
-                       (0, line + 0.35), fontsize=8)
+        answers = "answers" if window["final_execute"] == "ok" else "does not answer"
+        right.annotate(f"{window['allocations']} allocation(s); kernel {window['final_state']}, {answers}",
+                       (2, line + 0.35), fontsize=8)
     right.set_yticks(range(1, len(windows) + 1), [KERNEL_LABELS[w["kind"]] for w in windows])
     right.set_ylim(0.4, len(windows) + 0.8)
     if windows:
         right.set_xlim(0, windows[0]["window_s"])
-        right.set_title(f"Allocations of one kernel in a Jupyter server, {windows[0]['time_limit_min']}-minute "
-                        "limit")
+        right.set_title(f"Allocations of one kernel in a Jupyter server ({windows[0]['time_limit_min']}-min limit)",
+                        fontsize=10)
     right.set_xlabel("seconds since the kernel was started")
     right.grid(True, axis="x", alpha=0.3)
     figure.tight_layout()
@@ -191,9 +192,12 @@ def _kernel_start(row: dict | None) -> str:
         return "not measured"
     text = _spread(row) if row["n"] else "no kernel started"
     if row["failed"]:
-        failed = sorted(r["failed_after_s"] for r in row["rounds"] if r["status"] != "ok")
+        rounds = [r for r in row["rounds"] if r["status"] != "ok"]
+        failed = sorted(r["failed_after_s"] for r in rounds)
+        left = sum(1 for r in rounds if r["cancelled_by_benchmark"])
         text += (f"; **{row['failed']} of {row['attempts']} starts failed** (after "
-                 f"{failed[len(failed) // 2]:.2f} s median): {'; '.join(row['errors']).replace('|', '/')}")
+                 f"{failed[len(failed) // 2]:.2f} s median, {failed[0]:.2f}–{failed[-1]:.2f}): "
+                 f"{'; '.join(row['errors']).replace('|', '/')}; {left} of them left their allocation running")
     return text
 
 
@@ -240,7 +244,7 @@ def kernel_table(kernels: dict) -> str:
             row(f"the kernel after {span}", _window_state),
         ]
     where = (f"Measured {machine['date']} on `{machine['host']}` ({machine['cpus']} cores), {machine['slurm']}, "
-             f"by `make bench` (`--only kernels`): as `{settings['user']}`, one node, one task, one core, "
+             f"by `make bench` (its kernels part, `benchmarks/run --only kernels`): as `{settings['user']}`, one node, one task, one core, "
              f"{settings['request']['memory']} on `{settings['request']['partition']}`, the same ipykernel; "
              f"{settings['other_jobs_running_at_start']} other jobs were running on the shared node.")
     return where + "\n\n" + "\n".join(rows) + "\n"
