@@ -5,8 +5,9 @@
 
 ``latency``: ROUNDS kernels of a kernelspec, one after the other, each from ``start_kernel`` (a kernel manager
 made as a Jupyter server makes it) to the reply of its first ``execute_request``; then shut down, and the
-allocation's end awaited before the next round. A start that fails is recorded with its error. ``floor``: the same kernel without a
-provisioner: ``salloc --no-shell``, the node from ``squeue``, a connection file, ``srun`` of ipykernel.
+allocation's end awaited before the next round. A start that fails is recorded with its error.
+``floor``: the same kernel without a provisioner: ``salloc --no-shell``, the node from ``squeue``, a
+connection file, ``srun`` of ipykernel.
 
 Prints one line ``RESULT {json}``. It imports only the standard library and jupyter_client, so it runs in
 either provisioner's environment; the Slurm commands are argument lists run by asyncio subprocesses.

@@ -244,9 +244,9 @@ def kernel_table(kernels: dict) -> str:
             row(f"the kernel after {span}", _window_state),
         ]
     where = (f"Measured {machine['date']} on `{machine['host']}` ({machine['cpus']} cores), {machine['slurm']}, "
-             f"by `make bench` (its kernels part, `benchmarks/run --only kernels`): as `{settings['user']}`, one node, one task, one core, "
-             f"{settings['request']['memory']} on `{settings['request']['partition']}`, the same ipykernel; "
-             f"{settings['other_jobs_running_at_start']} other jobs were running on the shared node.")
+             f"by `make bench` (its kernels part, `benchmarks/run --only kernels`): as `{settings['user']}`, "
+             f"one node, one task, one core, {settings['request']['memory']} on `{settings['request']['partition']}`, "
+             f"the same ipykernel; {settings['other_jobs_running_at_start']} other jobs were running on the node.")
     return where + "\n\n" + "\n".join(rows) + "\n"
 
 
