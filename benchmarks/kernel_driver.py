@@ -1,11 +1,12 @@
 """The user's side of the kernel benchmark (:mod:`benchmarks.kernels` starts it as alice, never as root).
 
-    python kernel_driver.py latency KERNEL_NAME ROUNDS
+    python kernel_driver.py latency KERNEL_NAME ROUNDS [leave]
     python kernel_driver.py floor PYTHON ROUNDS JOB_NAME PARTITION MEMORY MINUTES
 
 ``latency``: ROUNDS kernels of a kernelspec, one after the other, each from ``start_kernel`` (a kernel manager
 made as a Jupyter server makes it) to the reply of its first ``execute_request``; then shut down, and the
-allocation's end awaited before the next round. A start that fails is recorded with its error.
+allocation's end awaited before the next round (``leave``: not awaited; the allocation is not the kernel's).
+A start that fails is recorded with its error.
 ``floor``: the same kernel without a provisioner: ``salloc --no-shell``, the node from ``squeue``, a
 connection file, ``srun`` of ipykernel.
 
@@ -75,7 +76,7 @@ def allocation_of(provisioner) -> str | None:
     return str(job_id) if job_id else None
 
 
-async def latency(kernel_name: str, rounds: str) -> dict:
+async def latency(kernel_name: str, rounds: str, after: str = "await-end") -> dict:
     loop = asyncio.get_running_loop()
     samples = []
     for _ in range(int(rounds)):
@@ -101,8 +102,8 @@ async def latency(kernel_name: str, rounds: str) -> dict:
         except Exception as exc:  # noqa: BLE001 - as above
             sample["shutdown_error"] = f"{type(exc).__name__}: {exc}"[:300]
         sample["shutdown_s"] = round(loop.time() - stopping, 3)
-        # a failed start's allocation is given 15 s to end (0.6.0 cancels 10 s after a kernel ends)
-        sample.update(await until_gone(sample["job_id"], timeout=15 if sample["status"] == "failed" else 90))
+        if after != "leave":  # a failed start's allocation gets 15 s to end (0.6.0 cancels 10 s after a kernel)
+            sample.update(await until_gone(sample["job_id"], timeout=15 if sample["status"] == "failed" else 90))
         samples.append(sample)
     return {"samples": samples}
 

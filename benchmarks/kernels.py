@@ -12,7 +12,8 @@ project environment's) and the same request: one node, one task, one core, 1000 
 
 Measurements:
 
-- :func:`latency`: start -> first execute reply, ``rounds`` kernels one after the other (``kernel_driver.py``);
+- :func:`latency`: start -> first execute reply, ``rounds`` kernels one after the other (``kernel_driver.py``),
+  each in a new allocation; :func:`latency_in_allocation`: the same into allocations made beforehand;
 - :func:`time_limit`: one kernel started through the REST API of a real ``jupyter server`` (its kernel restarter
   running) with a short allocation time limit; after ``window`` seconds, the allocations that kernel caused
   (sacct) and the kernel's state in the API, and whether it still answers. Both provisioners at once.
@@ -109,19 +110,32 @@ class Scratch:
             raise RuntimeError(f"{argv[:3]} failed ({proc.returncode}):\n{out[-2000:]}\n{err[-3000:]}")
         return out
 
-    def kernelspec(self, kind: str, name: str, minutes: int) -> str:
-        """A kernelspec of ``kind`` for the common request with a time limit of ``minutes``."""
+    def allocate(self, job_name: str) -> str:
+        """An allocation of alice's with the common request (``salloc --no-shell``): its job id."""
+        with self.popen("floor", ["salloc", "--no-shell", f"--job-name={job_name}", f"--partition={PARTITION}",
+                                  "--nodes=1", "--ntasks=1", "--cpus-per-task=1", f"--mem={MEMORY}",
+                                  f"--time={LATENCY_MINUTES}"], stderr=subprocess.PIPE, text=True) as proc:
+            err = proc.communicate(timeout=120)[1]
+        granted = re.search(r"Granted job allocation (\d+)", err)
+        if proc.returncode != 0 or not granted:
+            raise RuntimeError(f"salloc failed ({proc.returncode}): {err.strip()[:300]}")
+        return granted.group(1)
+
+    def kernelspec(self, kind: str, name: str, minutes: int, job_id: str | None = None) -> str:
+        """A kernelspec of ``kind`` for the common request with a time limit of ``minutes``, or for the
+        allocation ``job_id``."""
         python = str(VENVS["dkrz"] / "bin" / "python")
         if kind == "dkrz":
+            request = (["--job-id", job_id] if job_id else
+                       ["--partition", PARTITION, "--cores", "1", "--memory", MEMORY,
+                        "--runtime", f"{minutes // 60:02d}:{minutes % 60:02d}:00"])
             self.run("dkrz", [python, "-m", "dkrzspawner.kernels.cli", "create", "--template", "python-slurm",
-                              "--name", name, "--partition", PARTITION, "--cores", "1", "--memory", MEMORY,
-                              "--runtime", f"{minutes // 60:02d}:{minutes % 60:02d}:00", "--python", python],
-                     timeout=120)
+                              "--name", name, *request, "--python", python], timeout=120)
             return name
         # jupyter-slurm-provisioner's README: every option a string, the kernel's own argv in kernel_argv
         argv = [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
         config = {"project": ACCOUNT, "partition": PARTITION, "nodes": "1", "runtime": str(minutes), "gpus": "0",
-                  "reservation": "None", "jobid": "None", "node": "None", "kernel_argv": argv}
+                  "reservation": "None", "jobid": job_id or "None", "node": "None", "kernel_argv": argv}
         spec = {"argv": argv, "display_name": f"Slurm Kernel ({name})", "language": "python",
                 "metadata": {"kernel_provisioner": {"provisioner_name": "slurm-provisioner", "config": config}}}
         folder = self.data / "kernels" / name
@@ -143,6 +157,14 @@ def _drive(scratch: Scratch, kind: str, *argv: str, timeout: float) -> dict:
     return json.loads(lines[-1][len("RESULT "):])
 
 
+def _row(kind: str, samples: list[dict], **extra) -> dict:
+    seconds = [s["first_reply_s"] for s in samples if s["status"] == "ok"]
+    failed = [s for s in samples if s["status"] != "ok"]
+    spread = scenarios.summary(seconds) if seconds else {"n": 0, "samples_s": []}
+    return {"kind": kind, **extra, **spread, "attempts": len(samples), "failed": len(failed),
+            "errors": sorted({s.get("error", s["status"]) for s in failed}), "rounds": samples}
+
+
 def latency(kind: str, rounds: int, scratch: Scratch) -> dict:
     """Start -> first execute reply, ``rounds`` times, each kernel in a fresh allocation."""
     timeout = 60 + rounds * 240
@@ -152,12 +174,23 @@ def latency(kind: str, rounds: int, scratch: Scratch) -> dict:
     else:
         name = scratch.kernelspec(kind, f"{scratch.tag}-{kind}", LATENCY_MINUTES)
         found = _drive(scratch, kind, "latency", name, str(rounds), timeout=timeout)
-    samples = found["samples"]
-    seconds = [s["first_reply_s"] for s in samples if s["status"] == "ok"]
-    failed = [s for s in samples if s["status"] != "ok"]
-    spread = scenarios.summary(seconds) if seconds else {"n": 0, "samples_s": []}
-    return {"kind": kind, **spread, "attempts": len(samples), "failed": len(failed),
-            "errors": sorted({s.get("error", s["status"]) for s in failed}), "rounds": samples}
+    return _row(kind, found["samples"], allocation="new")
+
+
+def latency_in_allocation(kind: str, rounds: int, scratch: Scratch) -> dict:
+    """The same, each kernel into an allocation alice made beforehand (each provisioner's job id option)
+    that the accounting (sacct) already lists; the allocation is cancelled after each round."""
+    samples = []
+    for index in range(rounds):
+        job_id = scratch.allocate(f"{scratch.tag}-own-{kind}")
+        try:
+            wait_for(lambda: slurm("sacct", "-X", "-n", "-P", "-j", job_id, "-s", "RUNNING", "-o", "JobID").strip(),
+                     timeout=60, interval=0.5, what=f"allocation {job_id} in the accounting")
+            name = scratch.kernelspec(kind, f"{scratch.tag}-{kind}-in{index}", LATENCY_MINUTES, job_id=job_id)
+            samples += _drive(scratch, kind, "latency", name, "1", "leave", timeout=300)["samples"]
+        finally:
+            harness.cancel_jobs([job_id])
+    return _row(kind, samples, allocation="existing")
 
 
 # -- the time limit inside a real Jupyter server ---------------------------------------------------------
@@ -331,6 +364,7 @@ def run(kinds, rounds: int, minutes: int, window: float) -> dict:
             "kernel": f"{VENVS['dkrz']}/bin/python -m ipykernel_launcher", "user": USER,
             "other_jobs_running_at_start": len(slurm("squeue", "-h", "-t", "R", "-o", "%i").split())}}
         results["latency"] = [latency(kind, rounds, scratch) for kind in kinds]
+        results["latency"] += [latency_in_allocation(kind, rounds, scratch) for kind in kinds if kind in PROVISIONERS]
         provisioners = [kind for kind in kinds if kind in PROVISIONERS]
         with concurrent.futures.ThreadPoolExecutor(len(provisioners) or 1) as pool:
             futures = [pool.submit(time_limit, kind, scratch, minutes, window) for kind in provisioners]

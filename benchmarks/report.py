@@ -45,20 +45,20 @@ def plot_load(seeded: list[dict], path: Path):
     plt.close(figure)
 
 
-def _distributions(ax, rows: list[dict], labels: dict, colours: dict):
+def _distributions(ax, rows: list[dict], names: list[str], colours: dict):
     """Each row's samples as dots over a box, one line per row (an empty row keeps its line)."""
     values = [row["samples_s"] for row in rows]
     ax.boxplot([v or [float("nan")] for v in values], vert=False, widths=0.5)
     for line, (row, points) in enumerate(zip(rows, values), start=1):
         ax.plot(points, [line] * len(points), "o", alpha=0.6, color=colours[row["kind"]])
-    ax.set_yticks(range(1, len(rows) + 1), [labels[row["kind"]] for row in rows])
+    ax.set_yticks(range(1, len(rows) + 1), names)
     ax.grid(True, axis="x", alpha=0.3)
 
 
 def plot_latency(latencies: list[dict], path: Path):
     """Spawn latency distributions: each spawn a dot, over a box."""
     figure, ax = plt.subplots(figsize=(7, 4))
-    _distributions(ax, latencies, LABELS, COLOURS)
+    _distributions(ax, latencies, [LABELS[row["kind"]] for row in latencies], COLOURS)
     ax.set_xlim(left=0)
     ax.set_xlabel("request -> server answers (s)")
     ax.set_title("Spawn latency on an empty node")
@@ -78,7 +78,9 @@ def plot_kernels(kernels: dict, path: Path):
     """Start -> first reply per kernel (failed starts as crosses); the time-limit window's allocations."""
     figure, (left, right) = plt.subplots(1, 2, figsize=(13, 4), gridspec_kw={"width_ratios": [1, 1.2]})
     rows = kernels.get("latency", [])
-    _distributions(left, rows, KERNEL_LABELS, KERNEL_COLOURS)
+    names = [KERNEL_LABELS[row["kind"]] + (",\ninto an existing allocation" if row["allocation"] == "existing" else "")
+             for row in rows]
+    _distributions(left, rows, names, KERNEL_COLOURS)
     for line, row in enumerate(rows, start=1):
         failed = [r["failed_after_s"] for r in row["rounds"] if r["status"] != "ok"]
         left.plot(failed, [line] * len(failed), "x", color="tab:red", markersize=8)
@@ -194,10 +196,12 @@ def _kernel_start(row: dict | None) -> str:
     if row["failed"]:
         rounds = [r for r in row["rounds"] if r["status"] != "ok"]
         failed = sorted(r["failed_after_s"] for r in rounds)
-        left = sum(1 for r in rounds if r["cancelled_by_benchmark"])
+        left = sum(1 for r in rounds if r.get("cancelled_by_benchmark"))
         text += (f"; **{row['failed']} of {row['attempts']} starts failed** (after "
                  f"{failed[len(failed) // 2]:.2f} s median, {failed[0]:.2f}–{failed[-1]:.2f}): "
-                 f"{'; '.join(row['errors']).replace('|', '/')}; {left} of them left their allocation running")
+                 f"{'; '.join(row['errors']).replace('|', '/')}")
+        if row["allocation"] == "new":
+            text += f"; {left} of them left their allocation running"
     return text
 
 
@@ -216,15 +220,20 @@ def _window_state(window: dict | None) -> str:
 def kernel_table(kernels: dict) -> str:
     """The Markdown table of the kernel measurements (README.md's kernels section)."""
     machine, settings = kernels["machine"], kernels["settings"]
-    latency = {row["kind"]: row for row in kernels.get("latency", [])}
+    latency = {(row["kind"], row["allocation"]): row for row in kernels.get("latency", [])}
     windows = {row["kind"]: row for row in kernels.get("time_limit", [])}
-    ours, theirs, bare = (latency.get(kind) for kind in ("dkrz", "juelich", "floor"))
+    ours, theirs, bare = (latency.get((kind, "new")) for kind in ("dkrz", "juelich", "floor"))
     rows = [f"| measure | {KERNEL_LABELS['dkrz']} | {KERNEL_LABELS['juelich']} | floor |", "|---|---|---|---|",
-            f"| kernel start -> first execute reply, median (range) | {_kernel_start(ours)} | "
+            f"| kernel start -> first execute reply, new allocation, median (range) | {_kernel_start(ours)} | "
             f"{_kernel_start(theirs)} | {_spread(bare) if bare else 'not measured'} |"]
     if bare and bare["n"]:
         over = [_over_floor(row, bare) if row and row["n"] else "—" for row in (ours, theirs)]
         rows.append(f"| median minus the floor | {over[0]} | {over[1]} | |")
+    ours_in, theirs_in = (latency.get((kind, "existing")) for kind in ("dkrz", "juelich"))
+    if ours_in or theirs_in:
+        rows.append(f"| kernel start -> first execute reply into an existing allocation (one `sacct` already lists; "
+                    f"each one's job id option), median (range) | {_kernel_start(ours_in)} | "
+                    f"{_kernel_start(theirs_in)} | — |")
     if windows:
         first = next(iter(windows.values()))
         seconds = first["window_s"]
