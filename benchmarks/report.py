@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -88,6 +89,9 @@ def plot_kernels(kernels: dict, path: Path):
             left.annotate(f"{len(failed)} of {row['attempts']} starts failed (x: when)", (min(failed), line),
                           xytext=(0, 12), textcoords="offset points", color="tab:red", fontsize=8)
     left.set_xscale("log")  # a failed start may take minutes, a start under a second
+    left.xaxis.set_major_locator(matplotlib.ticker.FixedLocator([0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 100, 300]))
+    left.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+    left.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     left.set_xlabel("kernel start -> first execute reply (s, log scale)")
     left.set_title(f"Kernel start, one core, n={kernels['settings']['rounds']} each")
     windows = kernels.get("time_limit", [])
@@ -101,8 +105,12 @@ def plot_kernels(kernels: dict, path: Path):
             end = window["window_s"] if end is None else end
             right.barh(line, max(end - begin, 1), left=begin, height=0.5, color=KERNEL_COLOURS[window["kind"]],
                        edgecolor="black", alpha=0.7)
-        answers = "answers" if window["final_execute"] == "ok" else "does not answer"
-        right.annotate(f"{window['allocations']} allocation(s); kernel {window['final_state']}, {answers}",
+        if window["final_state"] == "gone":
+            kernel = "kernel not in the API" + (" (its start failed)" if window["start_error"] else "")
+        else:
+            answers = "answers" if window["final_execute"] == "ok" else "does not answer"
+            kernel = f"kernel {window['final_state']} in the API, {answers}"
+        right.annotate(f"{window['allocations']} allocation(s); {kernel}",
                        (2, line + 0.35), fontsize=8)
     right.set_yticks(range(1, len(windows) + 1), [KERNEL_LABELS[w["kind"]] for w in windows])
     right.set_ylim(0.4, len(windows) + 0.8)
