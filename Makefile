@@ -21,7 +21,7 @@ demo: env cluster  ## demo hub on http://127.0.0.1:8000 (users alice, bob, carol
 test: env cluster  ## the whole suite: unit, integration (real Slurm), end to end (real hub, proxy, browser)
 	$(PY) -m pytest
 
-bench: env cluster  ## dkrzspawner vs batchspawner 1.3.0 on the local cluster: benchmarks/results/, README table
+bench: env cluster  ## dkrzspawner vs batchspawner 1.3.0, and vs Jülich's kernel provisioner: benchmarks/results/, README
 	PREFIX=$(PREFIX) bash benchmarks/run
 
 test-unit: env

@@ -1,7 +1,9 @@
-"""Run the benchmarks: ``python -m benchmarks`` (``make bench`` prepares the cluster and both hubs first).
+"""Run the benchmarks: ``python -m benchmarks`` (``make bench`` prepares the cluster and the peers first).
 
-Writes ``benchmarks/results/benchmarks.json``, ``load.png``, ``latency.png`` and ``summary.md``, and copies the
-table into README.md. ``--smoke`` runs every measurement at a tiny size into a folder of its own (for tests).
+Writes ``benchmarks/results/benchmarks.json``, ``load.png``, ``latency.png`` and ``summary.md`` (the hubs), and
+``kernels.json``, ``kernels.png`` and ``kernels.md`` (the kernel provisioners), and copies each table into
+README.md when its measurements ran in full into that folder. ``--smoke`` runs every measurement at a tiny size
+into a folder of its own (for tests), and never touches README.md.
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ import json
 import statistics
 from pathlib import Path
 
-from benchmarks import form_render, harness, report, scenarios
+from benchmarks import form_render, harness, kernels, report, scenarios
+
+#: the hub measurements: README's main table is theirs, and only a run of all of them rewrites it
+HUB_MEASUREMENTS = ("seeded", "pending", "latency", "form")
 
 
 def parse_args(argv=None):
@@ -24,14 +29,23 @@ def parse_args(argv=None):
     parser.add_argument("--window", type=float, default=90, help="seconds of polling to count (default: 90)")
     parser.add_argument("--spawns", type=int, default=10, help="spawns per latency series (default: 10)")
     parser.add_argument("--kinds", nargs="+", default=list(harness.KINDS), choices=harness.KINDS)
-    parser.add_argument("--only", nargs="+", default=["seeded", "pending", "latency", "form"],
-                        choices=["seeded", "pending", "latency", "form"])
+    parser.add_argument("--only", nargs="+", default=[*HUB_MEASUREMENTS, "kernels"],
+                        choices=[*HUB_MEASUREMENTS, "kernels"], help="the measurements to run (default: all)")
+    parser.add_argument("--kernel-kinds", nargs="+", default=list(kernels.KINDS), choices=kernels.KINDS,
+                        help="kernels: dkrzspawner's provisioner, Jülich's 0.6.0, the bare floor (default: all)")
+    parser.add_argument("--kernel-rounds", type=int, default=8,
+                        help="kernels: starts per latency series (default: 8)")
+    parser.add_argument("--kernel-limit", type=int, default=1,
+                        help="kernels: the allocation's time limit in the server, minutes (default: 1)")
+    parser.add_argument("--kernel-window", type=float, default=300,
+                        help="kernels: seconds the server runs its kernel with that limit (default: 300)")
     parser.add_argument("--results", type=Path, default=harness.RESULTS, help="folder for the files")
     parser.add_argument("--smoke", action="store_true",
                         help="tiny sizes, no README update: shows that every measurement runs")
     args = parser.parse_args(argv)
     if args.smoke:
         args.servers, args.interval, args.window, args.spawns = [2], 3, 6, 1
+        args.kernel_rounds, args.kernel_window = 2, 20
     return args
 
 
@@ -39,7 +53,8 @@ def run(args, saved=lambda results: None) -> dict:
     """Every measurement asked for; ``saved(results)`` after each, so a failure keeps what was measured."""
     results = {"machine": harness.machine(), "settings": {
         "servers": args.servers, "interval_s": args.interval, "window_s": args.window, "spawns": args.spawns}}
-    harness.clear_queue()
+    if set(HUB_MEASUREMENTS) & set(args.only):
+        harness.clear_queue()
     if "seeded" in args.only:
         responder = harness.Responder()
         results["seeded"] = []
@@ -61,21 +76,48 @@ def run(args, saved=lambda results: None) -> dict:
         timings = asyncio.run(form_render.measure("carol", 3 if args.smoke else 20))
         results["form"] = {f"{kind}_median_ms": round(statistics.median(values), 3)
                            for kind, values in timings.items()}
+        saved(results)
+    if "kernels" in args.only:
+        results["kernels"] = kernels.run(args.kernel_kinds, args.kernel_rounds, args.kernel_limit,
+                                         args.kernel_window)
     return results
 
 
-def write(results: dict, folder: Path, readme: Path | None):
+def write(results: dict, folder: Path, readme: Path | None = None, sections=()):
+    """The files of what ran; README.md's ``sections`` (``benchmarks``, ``kernels``) from them, if ``readme``."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "benchmarks.json").write_text(json.dumps(results, indent=1) + "\n")
-    if results.get("seeded"):
-        report.plot_load(results["seeded"], folder / "load.png")
-    if results.get("latency"):
-        report.plot_latency(results["latency"], folder / "latency.png")
-    table = report.table(results)
-    (folder / "summary.md").write_text(table)
-    if readme is not None:
-        report.update_readme(readme, table)
-    print(table)
+    if any(name in results for name in HUB_MEASUREMENTS):
+        hubs = {key: value for key, value in results.items() if key != "kernels"}
+        (folder / "benchmarks.json").write_text(json.dumps(hubs, indent=1) + "\n")
+        if results.get("seeded"):
+            report.plot_load(results["seeded"], folder / "load.png")
+        if results.get("latency"):
+            report.plot_latency(results["latency"], folder / "latency.png")
+        table = report.table(hubs)
+        (folder / "summary.md").write_text(table)
+        if readme is not None and "benchmarks" in sections:
+            report.update_readme(readme, table)
+        print(table)
+    if "kernels" in results:
+        (folder / "kernels.json").write_text(json.dumps(results["kernels"], indent=1) + "\n")
+        report.plot_kernels(results["kernels"], folder / "kernels.png")
+        table = report.kernel_table(results["kernels"])
+        (folder / "kernels.md").write_text(table)
+        if readme is not None and "kernels" in sections:
+            report.update_readme(readme, table, report.KERNELS_BEGIN, report.KERNELS_END)
+        print(table)
+
+
+def complete_sections(args) -> set[str]:
+    """README tables this run may rewrite: those whose measurements all ran, full size, into the default folder."""
+    if args.smoke or args.results.resolve() != harness.RESULTS.resolve():
+        return set()
+    sections = set()
+    if set(HUB_MEASUREMENTS) <= set(args.only) and set(harness.KINDS) <= set(args.kinds):
+        sections.add("benchmarks")
+    if "kernels" in args.only and set(kernels.KINDS) <= set(args.kernel_kinds):
+        sections.add("kernels")
+    return sections
 
 
 def main(argv=None):
@@ -83,7 +125,7 @@ def main(argv=None):
     partial = args.results / "benchmarks.partial.json"
     args.results.mkdir(parents=True, exist_ok=True)
     results = run(args, saved=lambda so_far: partial.write_text(json.dumps(so_far, indent=1) + "\n"))
-    write(results, args.results, None if args.smoke else harness.REPO / "README.md")
+    write(results, args.results, harness.REPO / "README.md", complete_sections(args))
     partial.unlink(missing_ok=True)
 
 

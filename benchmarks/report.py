@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime
 import re
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -13,6 +15,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 LABELS = {"dkrz": "dkrzspawner", "batchspawner": "batchspawner 1.3.0", "floor": "floor (bare sbatch)"}
 COLOURS = {"dkrz": "tab:blue", "batchspawner": "tab:orange", "floor": "tab:gray"}
 README_BEGIN, README_END = "<!-- benchmarks:begin -->", "<!-- benchmarks:end -->"
+KERNELS_BEGIN, KERNELS_END = "<!-- kernels:begin -->", "<!-- kernels:end -->"
+KERNEL_LABELS = {"dkrz": "dkrzspawner", "juelich": "jupyter-slurm-provisioner 0.6.0",
+                 "floor": "floor (salloc + srun)"}
+KERNEL_COLOURS = {"dkrz": "tab:blue", "juelich": "tab:green", "floor": "tab:gray"}
 
 
 def plot_load(seeded: list[dict], path: Path):
@@ -40,18 +46,80 @@ def plot_load(seeded: list[dict], path: Path):
     plt.close(figure)
 
 
+def _distributions(ax, rows: list[dict], names: list[str], colours: dict):
+    """Each row's samples as dots over a box, one line per row (an empty row keeps its line)."""
+    values = [row["samples_s"] for row in rows]
+    ax.boxplot([v or [float("nan")] for v in values], vert=False, widths=0.5)
+    for line, (row, points) in enumerate(zip(rows, values), start=1):
+        ax.plot(points, [line] * len(points), "o", alpha=0.6, color=colours[row["kind"]])
+    ax.set_yticks(range(1, len(rows) + 1), names)
+    ax.grid(True, axis="x", alpha=0.3)
+
+
 def plot_latency(latencies: list[dict], path: Path):
     """Spawn latency distributions: each spawn a dot, over a box."""
     figure, ax = plt.subplots(figsize=(7, 4))
-    kinds = [r["kind"] for r in latencies]
-    ax.boxplot([r["samples_s"] for r in latencies], vert=False, widths=0.5)
-    for row, result in enumerate(latencies, start=1):
-        ax.plot(result["samples_s"], [row] * result["n"], "o", alpha=0.6, color=COLOURS[result["kind"]])
-    ax.set_yticks(range(1, len(kinds) + 1), [LABELS[k] for k in kinds])
-    ax.set_xlabel("request -> server answers (s)")
+    _distributions(ax, latencies, [LABELS[row["kind"]] for row in latencies], COLOURS)
     ax.set_xlim(left=0)
-    ax.grid(True, axis="x", alpha=0.3)
+    ax.set_xlabel("request -> server answers (s)")
     ax.set_title("Spawn latency on an empty node")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def _sacct_seconds(value: str, origin: datetime.datetime) -> float | None:
+    try:
+        return (datetime.datetime.strptime(value, "%Y-%m-%dT%H:%M:%S") - origin).total_seconds()
+    except ValueError:  # "Unknown": not started, or not ended yet
+        return None
+
+
+def plot_kernels(kernels: dict, path: Path):
+    """Start -> first reply per kernel (failed starts as crosses); the time-limit window's allocations."""
+    figure, (left, right) = plt.subplots(1, 2, figsize=(13, 4), gridspec_kw={"width_ratios": [1, 1.2]})
+    rows = kernels.get("latency", [])
+    names = [KERNEL_LABELS[row["kind"]] + (",\ninto an existing allocation" if row["allocation"] == "existing" else "")
+             for row in rows]
+    _distributions(left, rows, names, KERNEL_COLOURS)
+    for line, row in enumerate(rows, start=1):
+        failed = [r["failed_after_s"] for r in row["rounds"] if r["status"] != "ok"]
+        left.plot(failed, [line] * len(failed), "x", color="tab:red", markersize=8)
+        if failed:
+            left.annotate(f"{len(failed)} of {row['attempts']} starts failed (x: when)", (min(failed), line),
+                          xytext=(0, 12), textcoords="offset points", color="tab:red", fontsize=8)
+    left.set_xscale("log")  # a failed start may take minutes, a start under a second
+    left.xaxis.set_major_locator(matplotlib.ticker.FixedLocator([0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 100, 300]))
+    left.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+    left.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    left.set_xlabel("kernel start -> first execute reply (s, log scale)")
+    left.set_title(f"Kernel start, one core, n={kernels['settings']['rounds']} each")
+    windows = kernels.get("time_limit", [])
+    for line, window in enumerate(windows, start=1):
+        origin = datetime.datetime.strptime(window["window_start"], "%Y-%m-%dT%H:%M:%S")
+        for job in window["jobs"]:
+            begin = _sacct_seconds(job["start"], origin)
+            end = _sacct_seconds(job["end"], origin)
+            if begin is None:
+                continue
+            end = window["window_s"] if end is None else end
+            right.barh(line, max(end - begin, 1), left=begin, height=0.5, color=KERNEL_COLOURS[window["kind"]],
+                       edgecolor="black", alpha=0.7)
+        if window["final_state"] == "gone":
+            kernel = "kernel not in the API" + (" (its start failed)" if window["start_error"] else "")
+        else:
+            answers = "answers" if window["final_execute"] == "ok" else "does not answer"
+            kernel = f"kernel {window['final_state']} in the API, {answers}"
+        right.annotate(f"{window['allocations']} allocation(s); {kernel}",
+                       (2, line + 0.35), fontsize=8)
+    right.set_yticks(range(1, len(windows) + 1), [KERNEL_LABELS[w["kind"]] for w in windows])
+    right.set_ylim(0.4, len(windows) + 0.8)
+    if windows:
+        right.set_xlim(0, windows[0]["window_s"])
+        right.set_title(f"Allocations of one kernel in a Jupyter server ({windows[0]['time_limit_min']}-min limit)",
+                        fontsize=10)
+    right.set_xlabel("seconds since the kernel was started")
+    right.grid(True, axis="x", alpha=0.3)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
@@ -129,10 +197,80 @@ def table(results: dict) -> str:
     return where + "\n\n" + "\n".join(rows) + "\n"
 
 
-def update_readme(readme: Path, text: str):
-    """Replace README's benchmark section (between its markers) with ``text``."""
+def _kernel_start(row: dict | None) -> str:
+    if not row:
+        return "not measured"
+    text = _spread(row) if row["n"] else "no kernel started"
+    if row["failed"]:
+        rounds = [r for r in row["rounds"] if r["status"] != "ok"]
+        failed = sorted(r["failed_after_s"] for r in rounds)
+        left = sum(1 for r in rounds if r.get("cancelled_by_benchmark"))
+        text += (f"; **{row['failed']} of {row['attempts']} starts failed** (after "
+                 f"{failed[len(failed) // 2]:.2f} s median, {failed[0]:.2f}–{failed[-1]:.2f}): "
+                 f"{'; '.join(row['errors']).replace('|', '/')}")
+        if row["allocation"] == "new":
+            text += f"; {left} of them left their allocation running"
+    return text
+
+
+def _window_state(window: dict | None) -> str:
+    if not window:
+        return "not measured"
+    if window["start_error"]:
+        state = f"start failed ({window['start_error'].replace('|', '/')}); not in the API"
+    else:
+        state = f"`{window['final_state']}` in the API"
+    if window["final_state"] != "gone":
+        state += "; answers an execute request" if window["final_execute"] == "ok" else "; does not answer"
+    return state
+
+
+def kernel_table(kernels: dict) -> str:
+    """The Markdown table of the kernel measurements (README.md's kernels section)."""
+    machine, settings = kernels["machine"], kernels["settings"]
+    latency = {(row["kind"], row["allocation"]): row for row in kernels.get("latency", [])}
+    windows = {row["kind"]: row for row in kernels.get("time_limit", [])}
+    ours, theirs, bare = (latency.get((kind, "new")) for kind in ("dkrz", "juelich", "floor"))
+    rows = [f"| measure | {KERNEL_LABELS['dkrz']} | {KERNEL_LABELS['juelich']} | floor |", "|---|---|---|---|",
+            f"| kernel start -> first execute reply, new allocation, median (range) | {_kernel_start(ours)} | "
+            f"{_kernel_start(theirs)} | {_spread(bare) if bare else 'not measured'} |"]
+    if bare and bare["n"]:
+        over = [_over_floor(row, bare) if row and row["n"] else "—" for row in (ours, theirs)]
+        rows.append(f"| median minus the floor | {over[0]} | {over[1]} | |")
+    ours_in, theirs_in = (latency.get((kind, "existing")) for kind in ("dkrz", "juelich"))
+    if ours_in or theirs_in:
+        rows.append(f"| kernel start -> first execute reply into an existing allocation (one `sacct` already lists; "
+                    f"each one's job id option), median (range) | {_kernel_start(ours_in)} | "
+                    f"{_kernel_start(theirs_in)} | — |")
+    if windows:
+        first = next(iter(windows.values()))
+        seconds = first["window_s"]
+        span = f"{seconds / 60:g} min" if seconds % 60 == 0 else f"{seconds:g} s"
+        pair = [windows.get("dkrz"), windows.get("juelich")]
+
+        def row(measure: str, text, floor: str = "") -> str:
+            cells = [text(window) if window else "not measured" for window in pair]
+            return f"| {measure} | {cells[0]} | {cells[1]} | {floor} |"
+
+        rows += [
+            row(f"allocations one kernel caused in {span} (a {first['time_limit_min']}-min "
+                "time limit; `jupyter server`, its restarter on)", lambda w: f"**{w['allocations']}**",
+                "—"),
+            row("kernel processes (job steps) that ran in them", lambda w: str(w["kernel_steps"])),
+            row("restarter: restarts; gave up", lambda w: f"{w['restarts']}; {w['restart_failed']}"),
+            row(f"the kernel after {span}", _window_state),
+        ]
+    where = (f"Measured {machine['date']} on `{machine['host']}` ({machine['cpus']} cores), {machine['slurm']}, "
+             f"by `make bench` (its kernels part, `benchmarks/run --only kernels`): as `{settings['user']}`, "
+             f"one node, one task, one core, {settings['request']['memory']} on `{settings['request']['partition']}`, "
+             f"the same ipykernel; {settings['other_jobs_running_at_start']} other jobs were running on the node.")
+    return where + "\n\n" + "\n".join(rows) + "\n"
+
+
+def update_readme(readme: Path, text: str, begin: str = README_BEGIN, end: str = README_END):
+    """Replace the README's section between the markers ``begin`` and ``end`` with ``text``."""
     content = readme.read_text()
-    pattern = re.compile(re.escape(README_BEGIN) + ".*?" + re.escape(README_END), re.S)
+    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
     if not pattern.search(content):
-        raise SystemExit(f"{readme} has no {README_BEGIN} ... {README_END} section to fill")
-    readme.write_text(pattern.sub(lambda _: f"{README_BEGIN}\n{text}{README_END}", content))
+        raise SystemExit(f"{readme} has no {begin} ... {end} section to fill")
+    readme.write_text(pattern.sub(lambda _: f"{begin}\n{text}{end}", content))

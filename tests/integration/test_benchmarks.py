@@ -7,7 +7,7 @@ import json
 import pytest
 
 from benchmarks import __main__ as bench
-from benchmarks import harness
+from benchmarks import harness, kernels
 from tests.slurmtools import require_slurm
 
 BATCHSPAWNER_MISSING = (
@@ -22,7 +22,8 @@ def cluster():
 
 
 def run_smoke(tmp_path, kinds):
-    args = bench.parse_args(["--smoke", "--results", str(tmp_path), "--kinds", *kinds])
+    args = bench.parse_args(["--smoke", "--results", str(tmp_path), "--kinds", *kinds,
+                             "--only", *bench.HUB_MEASUREMENTS])
     bench.write(bench.run(args), args.results, readme=None)
     return json.loads((tmp_path / "benchmarks.json").read_text())
 
@@ -49,3 +50,48 @@ def test_batchspawner_side_runs_too(tmp_path):
     assert seeded["steady"]["servers_still_ready"] == 2
     assert seeded["steady"]["slurm_commands"].get("squeue", 0) >= 2  # one query per server per interval
     assert results["pending"][0]["job_state_during_window"].startswith("PENDING")
+
+
+def run_kernels_smoke(tmp_path, kinds):
+    args = bench.parse_args(["--smoke", "--only", "kernels", "--results", str(tmp_path), "--kernel-kinds", *kinds])
+    bench.write(bench.run(args), args.results)
+    return json.loads((tmp_path / "kernels.json").read_text())
+
+
+def test_kernel_benchmark_runs_for_ours_and_the_floor(tmp_path):
+    results = run_kernels_smoke(tmp_path, ["dkrz", "floor"])
+    assert [(row["kind"], row["allocation"]) for row in results["latency"]] == [
+        ("dkrz", "new"), ("floor", "new"), ("dkrz", "existing")]
+    for row in results["latency"]:
+        assert (row["attempts"], row["failed"]) == (2, 0), row
+        assert all(r["job_id"] and not r.get("cancelled_by_benchmark") for r in row["rounds"]), row
+    [window] = results["time_limit"]
+    assert window["kind"] == "dkrz" and window["start_error"] is None and window["first_execute"] == "ok"
+    assert window["allocations"] >= 1 and window["jobs"][0]["time_limit"] == "00:01:00"
+    assert window["final_state"] != "gone"
+    for name in ("kernels.png", "kernels.md"):
+        assert (tmp_path / name).stat().st_size > 0
+    assert not (tmp_path / "benchmarks.json").exists()  # a kernels-only run leaves the hubs' files alone
+    assert "| kernel start -> first execute reply" in (tmp_path / "kernels.md").read_text()
+
+
+def test_juelich_side_of_the_kernel_benchmark_runs_too(tmp_path):
+    missing = kernels.juelich_missing()
+    if missing:
+        pytest.skip(reason=missing + " Only dkrzspawner's side and the floor of the kernel benchmark were run.")
+    results = run_kernels_smoke(tmp_path, ["juelich"])
+    assert [(row["kind"], row["allocation"]) for row in results["latency"]] == [
+        ("juelich", "new"), ("juelich", "existing")]
+    for row in results["latency"]:
+        assert row["attempts"] == 2 and all(r["job_id"] for r in row["rounds"])  # an allocation each
+    [window] = results["time_limit"]
+    assert window["kind"] == "juelich" and window["allocations"] >= 1
+
+
+def test_only_a_complete_run_into_the_results_folder_rewrites_a_readme_table():
+    assert bench.complete_sections(bench.parse_args([])) == {"benchmarks", "kernels"}
+    assert bench.complete_sections(bench.parse_args(["--only", "kernels"])) == {"kernels"}
+    assert bench.complete_sections(bench.parse_args(["--only", "seeded", "kernels"])) == {"kernels"}
+    assert bench.complete_sections(bench.parse_args(["--only", "kernels", "--kernel-kinds", "dkrz"])) == set()
+    assert bench.complete_sections(bench.parse_args(["--smoke"])) == set()
+    assert bench.complete_sections(bench.parse_args(["--results", "/tmp/elsewhere"])) == set()
