@@ -20,6 +20,7 @@ import os
 import platform
 import re
 import subprocess
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,8 @@ from pathlib import Path
 from tests.e2e.conftest import REPO, Hub
 from tests.slurmtools import slurm, wait_for
 
-PREFIX = Path(os.environ.get("PREFIX", "/opt/dkrzspawner"))
+#: where `make env` built the environments (``PREFIX``; else the one this Python runs from, ``PREFIX/venv``)
+PREFIX = Path(os.environ.get("PREFIX") or Path(sys.prefix).parent)
 VENVS = {"dkrz": PREFIX / "venv", "batchspawner": PREFIX / "bench-venv"}
 KINDS = tuple(VENVS)
 PORTS = (18600, 18601, 18602)
