@@ -228,13 +228,19 @@ def test_an_ended_allocation_is_never_replaced_behind_the_users_back(scratch, se
     wait_for(lambda: not running(job_name), timeout=60, what=f"allocation {new_job} to end with its kernel")
 
 
-def test_a_killed_server_leaves_no_allocation_behind(scratch, server, record_property):
-    job_name = create_kernel(scratch, f"{RUN}-orphan", "00:30:00")
-    kernel_id = server.api("POST", "/kernels", json={"name": f"{RUN}-orphan"}).json()["id"]
+def kernel_running_in(server, scratch, name: str) -> tuple[str, str]:
+    """A Slurm kernel started in ``server`` that has run code: its allocation's job name and job id."""
+    job_name = create_kernel(scratch, name, "00:30:00")
+    kernel_id = server.api("POST", "/kernels", json={"name": name}).json()["id"]
     ws = server.channels(kernel_id)
     job_id, _host = execute(ws, CODE).split()
     ws.close()
     assert running(job_name) == [job_id]
+    return job_name, job_id
+
+
+def test_a_killed_server_leaves_no_allocation_behind(scratch, server, record_property):
+    job_name, job_id = kernel_running_in(server, scratch, f"{RUN}-orphan")
     assert re.search(rf"Slurm granted allocation {job_id}", server.log())
 
     os.kill(server.pid, signal.SIGKILL)
@@ -255,12 +261,8 @@ def _no_step_left(job_id: str) -> bool:
 
 def test_a_server_whose_job_ends_leaves_no_allocation_behind(scratch, batch_server, record_property):
     """The hub's case: the server runs in a batch job; its kernel's allocation ends with that job."""
-    job_name = create_kernel(scratch, f"{RUN}-injob", "00:30:00")
-    kernel_id = batch_server.api("POST", "/kernels", json={"name": f"{RUN}-injob"}).json()["id"]
-    ws = batch_server.channels(kernel_id)
-    job_id, _host = execute(ws, CODE).split()
-    ws.close()
-    assert running(job_name) == [job_id] and job_id != batch_server.job_id
+    job_name, job_id = kernel_running_in(batch_server, scratch, f"{RUN}-injob")
+    assert job_id != batch_server.job_id
 
     slurm("scancel", batch_server.job_id)
     cancelled = time.monotonic()
