@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from contextlib import contextmanager
 
 import pytest
 
@@ -66,3 +67,15 @@ def accounted_jobs(user: str, since: str) -> list[str]:
     out = slurm("sacct", "-X", "-n", "-P", "-u", user, "-S", since, "-o", "JobID,Submit")
     rows = (line.split("|") for line in out.splitlines() if line.strip())
     return [job_id for job_id, submitted in rows if submitted >= since]
+
+
+@contextmanager
+def node_filled(cpus: int):
+    """Root jobs holding ``cpus`` CPUs of the node, so that the next request has to wait."""
+    job = slurm("sbatch", "--parsable", "-A", "root", "-p", "shared", "-c", str(cpus), "--mem=100M", "-t", "10",
+                "--chdir=/tmp", "-o", "/dev/null", "--wrap", "sleep 600").strip()
+    try:
+        wait_for(lambda: job_field(job, "%T") == "RUNNING", timeout=30, what="the blocker to run")
+        yield job
+    finally:
+        slurm("scancel", job, check=False)

@@ -9,13 +9,12 @@ import os
 import signal
 import subprocess
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.slurmtools import job_field, jobs_of, sacct_state, slurm, wait_for
+from tests.slurmtools import job_field, jobs_of, node_filled, sacct_state, slurm, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slurm]
 
@@ -30,18 +29,6 @@ def slurmctld_pid() -> int:
 def slurm_up():
     done = subprocess.run(["bash", str(REPO / "ci" / "slurm-up")], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, f"ci/slurm-up failed: {done.stdout[-2000:]}{done.stderr[-2000:]}"
-
-
-@contextmanager
-def node_filled(cpus: int):
-    """Root jobs holding ``cpus`` CPUs of the node, so that the next request has to wait."""
-    job = slurm("sbatch", "--parsable", "-A", "root", "-p", "shared", "-c", str(cpus), "--mem=100M", "-t", "10",
-                "--chdir=/tmp", "-o", "/dev/null", "--wrap", "sleep 600").strip()
-    try:
-        wait_for(lambda: job_field(job, "%T") == "RUNNING", timeout=30, what="the blocker to run")
-        yield job
-    finally:
-        slurm("scancel", job, check=False)
 
 
 def answers(hub, user, name=""):

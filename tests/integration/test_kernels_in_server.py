@@ -30,7 +30,7 @@ import requests
 import websocket
 
 from tests.integration.test_kernels_slurm import REPO, RUN, USER, cli, scratch  # noqa: F401 - the fixture
-from tests.slurmtools import slurm, wait_for
+from tests.slurmtools import node_filled, slurm, wait_for
 
 pytestmark = [pytest.mark.slurm, pytest.mark.timeout(900)]
 TOKEN = uuid.uuid4().hex
@@ -273,3 +273,30 @@ def test_a_server_whose_job_ends_leaves_no_allocation_behind(scratch, batch_serv
     print(f"scancel of the server's job {batch_server.job_id} -> allocation {job_id} gone in {seconds:.2f} s")
     print("".join(line for line in batch_server.log().splitlines(keepends=True)
                   if "llocation" in line or "hut" in line or "CANCELLED" in line))
+
+
+def test_a_kernel_that_waits_in_the_queue_says_why_and_starts_when_slurm_lets_it(scratch, server):
+    """While the kernel's allocation waits, the server's log says why in words (one line per change); the job id
+    is known before the allocation is granted; once the node is free, the kernel starts and runs code."""
+    import threading
+    name = f"{RUN}-queued"
+    job_name = create_kernel(scratch, name, "00:10:00")
+    started = {}
+    with node_filled(8):
+        posting = threading.Thread(target=lambda: started.update(
+            server.api("POST", "/kernels", json={"name": name}).json()))
+        posting.start()
+        wait_for(lambda: "is waiting in the queue" in server.log(), timeout=60,
+                 what="the server's log to say why the kernel waits")
+        line = next(line for line in server.log().splitlines() if "is waiting in the queue" in line)
+        job_id = running(job_name)[0]
+        assert f"Slurm job {job_id} is its allocation" in server.log(), "the job id before the grant"
+        assert f"Job {job_id} is waiting in the queue: it waits for cores, memory or GPUs to become free" in line
+        assert not started, "the kernel cannot have started while the node is full"
+    posting.join(timeout=180)
+    assert started.get("id"), started
+    ws = server.channels(started["id"])
+    assert execute(ws, CODE).split()[0] == job_id
+    ws.close()
+    assert server.api("DELETE", f"/kernels/{started['id']}").status_code == 204
+    wait_for(lambda: not running(job_name), timeout=60, what=f"allocation {job_id} to end with its kernel")
