@@ -193,7 +193,10 @@ class SpawnPageMixin(Configurable):
         allowance = self.allowance()
         facts = allowance.allowed_facts(await self.cluster_facts())
         presets = allowance.allowed_presets(self.presets_checked)
-        selected = options.preselect(self.link_options() or self.last_user_options(), presets, facts)
+        link = self.link_options()
+        selected = options.preselect(link or self.last_user_options(), presets, facts)
+        if link:  # the link's options, not this server's last ones (the notice above the form says so)
+            selected["remembered"] = False
         context = form.context(presets=presets, facts=facts, selected=selected, server_name=self.name,
                                refresh_seconds=self.cluster_cache_ttl, budgets=await self.budgets(),
                                maintenance=self.maintenance())

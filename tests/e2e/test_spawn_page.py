@@ -297,5 +297,7 @@ def test_a_spawn_link_fills_in_the_form_and_starts_nothing_until_the_user_confir
     page.click("button[type=submit]")
     page.wait_for_url(re.compile(r".*/user/carol/linked/.*"), timeout=120_000)
     server = hub.wait_ready("carol", "linked")
-    assert job_field(server["state"]["job_id"], "%P|%C|%b|%l") == "gpu|2|gres:gpu:2|1:00:00"
+    job_id = server["state"]["job_id"]
+    assert job_field(job_id, "%P|%C|%l") == "gpu|2|1:00:00"
+    assert slurm("squeue", "-h", "-j", job_id, "-O", "tres-per-job").strip() == "gres:gpu:2"
     hub.stop_server("carol", "linked")

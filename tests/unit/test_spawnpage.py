@@ -204,3 +204,10 @@ def test_the_hubs_log_gets_no_traceback_for_a_link(caplog):
     except ValueError:
         log.error("Failed to spawn single-user server with query arguments", exc_info=True)
     assert [r.exc_info[1].args for r in caplog.records if r.name == "test-hub"] == [("real",)]
+
+
+async def test_a_links_options_are_not_called_last_times(monkeypatch):
+    spawner, _ = make_spawner(monkeypatch, name="x", last_options={"preset": "prepost"})
+    assert "used last time" in await spawner.render_options_form()
+    spawner.handler = link_handler("opt-preset=shared")
+    assert "used last time" not in await spawner.render_options_form()
