@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -29,6 +32,9 @@ ENDED_PATH = "/dkrzspawner/ended"
 #: signals a job's batch shell may get (``scancel --signal``, Slurm's warnings) that the server should get too
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
 _LISTEN = "0A"  # TCP_LISTEN in /proc/net/tcp
+#: internal_ssl (see dkrzspawner.jobcerts): the PEM texts the hub passes, and the JupyterHub names of their files
+CERT_ENV = {"DKRZSPAWNER_SSL_KEY": "JUPYTERHUB_SSL_KEYFILE", "DKRZSPAWNER_SSL_CERT": "JUPYTERHUB_SSL_CERTFILE",
+            "DKRZSPAWNER_SSL_CA": "JUPYTERHUB_SSL_CLIENT_CA"}
 
 
 def free_port(ip: str = "") -> int:
@@ -44,7 +50,32 @@ def with_port(service_url: str, ip: str, port: int) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=f"{ip}:{port}"))
 
 
-def report_port(api_url: str, token: str, port: int, attempts: int = 10) -> None:
+def install_certs(environ) -> str | None:
+    """With internal_ssl: write the key, certificate and CA bundle from ``environ`` into a new folder (0700, the
+    key 0600), point ``JUPYTERHUB_SSL_*`` there and drop the PEM variables (the server and its kernels never see
+    them). Returns the folder, or None without internal_ssl."""
+    if "DKRZSPAWNER_SSL_KEY" not in environ:
+        return None
+    folder = tempfile.mkdtemp(prefix="dkrzspawner-ssl-")
+    for name, target in CERT_ENV.items():
+        path = os.path.join(folder, target.rsplit("_", 1)[-1].lower() + ".pem")
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="ascii") as f:
+            f.write(environ.pop(name))
+        environ[target] = path
+    return folder
+
+
+def hub_context(environ) -> ssl.SSLContext | None:
+    """The TLS context for the hub's API with internal_ssl: the hub verified by the CA bundle, this server's
+    certificate as the client's. None without internal_ssl."""
+    if "JUPYTERHUB_SSL_KEYFILE" not in environ:
+        return None
+    context = ssl.create_default_context(cafile=environ["JUPYTERHUB_SSL_CLIENT_CA"])
+    context.load_cert_chain(environ["JUPYTERHUB_SSL_CERTFILE"], environ["JUPYTERHUB_SSL_KEYFILE"])
+    return context
+
+
+def report_port(api_url: str, token: str, port: int, attempts: int = 10, context=None) -> None:
     """POST the port to the hub; retry while the hub cannot be reached, give up if it refuses."""
     request = urllib.request.Request(
         api_url.rstrip("/") + PORT_PATH,
@@ -54,7 +85,7 @@ def report_port(api_url: str, token: str, port: int, attempts: int = 10) -> None
     )
     for attempt in range(attempts):
         try:
-            with urllib.request.urlopen(request, timeout=10):
+            with urllib.request.urlopen(request, timeout=10, context=context):
                 return
         except urllib.error.HTTPError as exc:
             # The hub answered and refused (spawn cancelled, token revoked): this server has no owner.
@@ -108,12 +139,12 @@ def wait_until_listening(server: subprocess.Popen, port: int, interval: float = 
     return False
 
 
-def tell_hub_ended(api_url: str, token: str) -> None:
+def tell_hub_ended(api_url: str, token: str, context=None) -> None:
     """Tell the hub the server has ended (best effort: Slurm's word decides, the hub only asks sooner)."""
     request = urllib.request.Request(api_url.rstrip("/") + ENDED_PATH, data=b"{}", method="POST",
                                      headers={"Authorization": f"token {token}", "Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(request, timeout=5):
+        with urllib.request.urlopen(request, timeout=5, context=context):
             pass
     except OSError as exc:
         print(f"dkrzspawner: could not tell the hub that the server ended ({exc})", file=sys.stderr, flush=True)
@@ -134,6 +165,17 @@ def main(argv=None) -> None:
     port = free_port(ip)
     os.environ["JUPYTERHUB_SERVICE_URL"] = with_port(os.environ["JUPYTERHUB_SERVICE_URL"], ip, port)
     api_url, token = os.environ["JUPYTERHUB_API_URL"], os.environ["JUPYTERHUB_API_TOKEN"]
+    certs = install_certs(os.environ)
+    try:
+        serve(args, port, api_url, token)
+    finally:
+        if certs:
+            shutil.rmtree(certs, ignore_errors=True)
+
+
+def serve(args: list[str], port: int, api_url: str, token: str) -> None:
+    """Start the server, report ``port`` once it listens there, wait for its end and tell the hub; exits."""
+    context = hub_context(os.environ)
     print(f"dkrzspawner: starting on port {port}: {' '.join(args)}", flush=True)
     server = subprocess.Popen(args)
     for signum in FORWARDED:
@@ -142,14 +184,14 @@ def main(argv=None) -> None:
         print(f"dkrzspawner: the server ended before it listened on port {port}", file=sys.stderr, flush=True)
         sys.exit(exit_status(server.returncode))
     try:
-        report_port(api_url, token, port)
+        report_port(api_url, token, port, context=context)
     except SystemExit:
         server.terminate()
         server.wait()
         raise
     print(f"dkrzspawner: serving on port {port}", flush=True)
     returncode = server.wait()
-    tell_hub_ended(api_url, token)
+    tell_hub_ended(api_url, token, context=context)
     sys.exit(exit_status(returncode))
 
 

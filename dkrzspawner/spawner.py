@@ -16,7 +16,7 @@ from jupyterhub.spawner import Spawner
 from tornado import web
 from traitlets import Bool, Dict, Float, Integer, List, TraitError, Unicode, default, observe, validate
 
-from . import handlers, metrics, options, reasons, script
+from . import handlers, jobcerts, metrics, options, reasons, script
 from .errors import quiet_link_confirmations, spawn_error
 from .spawnmodules import ModulesMixin
 from .spawnpage import SpawnPageMixin
@@ -281,7 +281,24 @@ class DKRZSpawner(SiteFileMixin, SpawnPageMixin, PolicyMixin, ModulesMixin, Spaw
         env = {k: str(v) for k, v in self.get_env().items()}
         env.update(HOME=home, USER=self.user.name, LOGNAME=self.user.name, DKRZSPAWNER_BIND_IP=self.bind_ip)
         env.update(self.site_environment())
+        env.update(getattr(self, "_job_certs", None) or {})
         return env
+
+    # -- internal_ssl (see jobcerts) ---------------------------------------------------------------
+    @default("ssl_alt_names")
+    def _ssl_alt_names_default(self):
+        return DKRZSpawner._node_alt_names
+
+    @staticmethod
+    async def _node_alt_names(spawner) -> list[str]:
+        """Every node of the cluster, and the hub's ``trusted_alt_names``: the job's node is not known yet."""
+        result = await spawner.runner.run(list(jobcerts.NODES_ARGV), timeout=spawner.slurm_timeout)
+        return jobcerts.alt_names(result.stdout) + list(spawner.trusted_alt_names)
+
+    async def move_certs(self, paths):
+        """The key, certificate and CA bundle go to the job through its environment; nothing stays on the hub."""
+        self._job_certs = jobcerts.take(paths)
+        return {}
 
     def _output_file(self, home: str) -> str:
         return self.output_path.format(home=home, username=self.user.name)

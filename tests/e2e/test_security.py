@@ -11,6 +11,7 @@ run for it, on the spawn page, through REST and in the accounts service, and see
 
 from __future__ import annotations
 
+import re
 import subprocess
 import threading
 import time
@@ -161,3 +162,138 @@ def test_a_server_that_dies_loses_its_route_at_once_not_at_the_next_poll(hub):
         log = f.read().decode(errors="replace")
     assert "the job side says the server has ended" in log, "the hub learnt it from the job, not from a poll"
     print(f"server killed -> route dropped and server stopped after {seconds:.1f} s")
+
+
+# -- internal_ssl: the route only ever reaches the user's own server ------------------------------------------
+SSL_PORTS = (18200, 18281, 18201)
+
+
+@pytest.fixture(scope="module")
+def ssl_hub(hub):
+    """A second hub with ``c.JupyterHub.internal_ssl = True`` (its API reached through its proxy: the hub's own
+    port wants a client certificate); the session's hub stays up beside it."""
+    import shutil
+    import tempfile
+    from tests.e2e.conftest import HUB_ACCOUNT, Hub
+    workdir = Path(tempfile.mkdtemp(prefix="dkrz-e2e-sslhub-"))
+    public, _hub, proxy_api = SSL_PORTS
+    extra = ("c.JupyterHub.internal_ssl = True\n"
+             f'c.ConfigurableHTTPProxy.api_url = "https://127.0.0.1:{proxy_api}"\n')
+    started = Hub(workdir, extra, ports=SSL_PORTS, run_as=HUB_ACCOUNT, log_path=hub.log_path.with_name("sslhub.log"))
+    started.api_url = f"{started.public_url}/hub/api"
+    try:
+        started.start()
+        yield started
+        for name in list(started.servers("alice")):
+            started.stop_server("alice", name)
+    finally:
+        started.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def test_with_internal_ssl_a_process_on_the_freed_port_never_gets_the_users_requests(ssl_hub):
+    import os
+    import signal
+    name = "tls"
+    assert ssl_hub.spawn("alice", name, options={"preset": "shared", "cores": 1}).status_code in (201, 202)
+    server = ssl_hub.wait_ready("alice", name)
+    assert server["url"] == f"/user/alice/{name}/"
+    token = ssl_hub.user_token("alice")
+    through_proxy = f"{ssl_hub.public_url}/user/alice/{name}/api/status"
+    assert requests.get(through_proxy, headers={"Authorization": f"token {token}"}, timeout=30).status_code == 200
+    log = ssl_hub.log_path.read_text(errors="replace")
+    port = int(re.findall(rf"/user/alice/{name}/ => https://[^:]+:(\d+)", log)[-1])
+
+    # the key: not left on the hub, not in the server's environment, in a folder only alice can read
+    pid = server_process("alice", name)
+    assert not list(ssl_hub.workdir.glob("internal-ssl/user-alice*/*.key")), "the hub keeps no copy of the key"
+    environ = dict(item.split(b"=", 1) for item in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") if item)
+    assert not any(key.startswith(b"DKRZSPAWNER_SSL") for key in environ), "the PEM texts never reach the server"
+    keyfile = Path(environ[b"JUPYTERHUB_SSL_KEYFILE"].decode())
+    assert keyfile.stat().st_mode & 0o777 == 0o600 and keyfile.parent.stat().st_mode & 0o777 == 0o700
+    assert keyfile.stat().st_uid == int(slurm("id", "-u", "alice"))
+
+    # bob's process binds alice's port as soon as her server is gone, and answers with a page of his own
+    impostor_code = ("import http.server, socket, sys, time\n"
+                     "class H(http.server.BaseHTTPRequestHandler):\n"
+                     "    def do_GET(self):\n"
+                     "        self.send_response(200); self.end_headers(); self.wfile.write(b'BOBS PAGE')\n"
+                     "    def log_message(self, *a): pass\n"
+                     "deadline = time.time() + 60\n"
+                     "while True:\n"
+                     "    try:\n"
+                     f"        s = http.server.HTTPServer(('0.0.0.0', {port}), H); break\n"
+                     "    except OSError:\n"
+                     "        if time.time() > deadline: sys.exit(1)\n"
+                     "        time.sleep(0.005)\n"
+                     "s.timeout = 0.5\n"
+                     "end = time.time() + 20\n"
+                     "while time.time() < end: s.handle_request()\n")
+    impostor = subprocess.Popen(["sudo", "-n", "-u", "bob", "/usr/bin/python3", "-c", impostor_code], cwd="/tmp")
+    try:
+        os.kill(pid, signal.SIGKILL)
+        answers = []
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                response = requests.get(through_proxy, headers={"Authorization": f"token {token}"}, timeout=10,
+                                        allow_redirects=False)
+                answers.append((response.status_code, response.text[:200]))
+            except requests.RequestException as exc:
+                answers.append((0, str(exc)[:200]))
+            time.sleep(0.05)
+        # the attack was real: bob's process holds alice's old port and answers there
+        assert requests.get(f"http://127.0.0.1:{port}/", timeout=10).text == "BOBS PAGE"
+        assert answers and not any("BOBS PAGE" in text for _, text in answers), answers[:5]
+        wait_for(lambda: ssl_hub.server("alice", name) is None, timeout=60, what="the dead server to be stopped")
+        print(f"internal_ssl: {len(answers)} requests to alice's URL after her server died, none reached bob's "
+              f"process (answers: {sorted({code for code, _ in answers})})")
+    finally:
+        impostor.kill()
+        impostor.wait()
+
+
+# -- the policy's accounts fail closed when slurmdbd does not answer (issue 18 item 4) ------------------------
+@pytest.fixture(scope="module")
+def accounts_hub(hub):
+    """A hub whose policy lets everyone charge only ab0000 or bb1234, asking Slurm afresh each time, with a short
+    Slurm timeout (so that a stopped slurmdbd shows quickly)."""
+    import shutil
+    import tempfile
+    from tests.e2e.conftest import HUB_ACCOUNT, Hub
+    workdir = Path(tempfile.mkdtemp(prefix="dkrz-e2e-accountshub-"))
+    extra = ('c.DKRZSpawner.policy = {"default": {"accounts": ["ab0000", "bb1234"]}}\n'
+             "c.DKRZSpawner.cluster_cache_ttl = 0\nc.DKRZSpawner.slurm_timeout = 3\n")
+    started = Hub(workdir, extra, ports=(18300, 18381, 18301), run_as=HUB_ACCOUNT,
+                  log_path=hub.log_path.with_name("accountshub.log"))
+    try:
+        started.start()
+        yield started
+        for name in list(started.servers("carol")):
+            started.stop_server("carol", name)
+    finally:
+        started.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def test_without_slurmdbd_no_job_is_charged_to_an_account_the_policy_does_not_allow(accounts_hub):
+    import os
+    import signal
+    dbd = int(slurm("pgrep", "-o", "slurmdbd").strip())
+    since = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 2))
+    os.kill(dbd, signal.SIGSTOP)  # sacctmgr gets no answer: which accounts carol has is unknown
+    try:
+        refused = accounts_hub.spawn("carol", "noacct", options={"preset": "shared"})
+        chosen = accounts_hub.spawn("carol", "chosen", options={"preset": "shared", "account": "ab0000"})
+    finally:
+        os.kill(dbd, signal.SIGCONT)
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["message"] == ("Account: Slurm did not say which accounts you have, and this hub lets "
+                                         "you charge only these: ab0000, bb1234; choose one, or try again in a "
+                                         "minute.")
+    assert chosen.status_code in (201, 202), chosen.text
+    job_id = accounts_hub.wait_ready("carol", "chosen")["state"]["job_id"]
+    assert slurm("squeue", "-h", "-j", str(job_id), "-o", "%a").strip() == "ab0000", "the account asked for"
+    names = slurm("sacct", "-X", "-n", "-P", "-u", "carol", "-S", since, "-o", "JobName").split()
+    assert "jupyterhub-noacct" not in names, "a refused request makes no job"
+    accounts_hub.stop_server("carol", "chosen")
