@@ -7,15 +7,25 @@ stay responsive for everyone meanwhile, and keep its log free of the file.
 
 2. A hub user whose name is no Unix name (``alice,carol``: sacctmgr would read two users) gets no Slurm command
 run for it, on the spawn page, through REST and in the accounts service, and sees nobody's accounts.
+
+3. A server that dies loses its route at once; with ``internal_ssl`` (a second hub) another user's process that
+binds the freed port never gets the user's requests, and the server's key is neither left on the hub nor seen by
+the server's environment.
+
+4. With slurmdbd stopped (a third hub, whose policy allows two accounts), a request without an account is refused
+rather than charged to Slurm's default account.
 """
 
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.parse
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -168,27 +178,35 @@ def test_a_server_that_dies_loses_its_route_at_once_not_at_the_next_poll(hub):
 SSL_PORTS = (18200, 18281, 18201)
 
 
-@pytest.fixture(scope="module")
-def ssl_hub(hub):
-    """A second hub with ``c.JupyterHub.internal_ssl = True`` (its API reached through its proxy: the hub's own
-    port wants a client certificate); the session's hub stays up beside it."""
-    import shutil
-    import tempfile
-    from tests.e2e.conftest import HUB_ACCOUNT, Hub
-    workdir = Path(tempfile.mkdtemp(prefix="dkrz-e2e-sslhub-"))
-    public, _hub, proxy_api = SSL_PORTS
-    extra = ("c.JupyterHub.internal_ssl = True\n"
-             f'c.ConfigurableHTTPProxy.api_url = "https://127.0.0.1:{proxy_api}"\n')
-    started = Hub(workdir, extra, ports=SSL_PORTS, run_as=HUB_ACCOUNT, log_path=hub.log_path.with_name("sslhub.log"))
-    started.api_url = f"{started.public_url}/hub/api"
+@contextmanager
+def another_hub(hub, name: str, extra: str, ports, through_proxy: bool = False):
+    """A second hub beside the session's, with ``extra`` config, its own ports, working dir and log; its users'
+    servers stopped at the end. ``through_proxy``: its API is used through its proxy."""
+    from tests.e2e.conftest import HUB_ACCOUNT, USERS, Hub
+    workdir = Path(tempfile.mkdtemp(prefix=f"dkrz-e2e-{name}-"))
+    started = Hub(workdir, extra, ports=ports, run_as=HUB_ACCOUNT, log_path=hub.log_path.with_name(f"{name}.log"))
+    if through_proxy:
+        started.api_url = f"{started.public_url}/hub/api"
     try:
         started.start()
         yield started
-        for name in list(started.servers("alice")):
-            started.stop_server("alice", name)
+        for user in USERS:
+            for server in list(started.servers(user)):
+                started.stop_server(user, server)
     finally:
         started.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def ssl_hub(hub):
+    """A hub with ``c.JupyterHub.internal_ssl = True`` (its API reached through its proxy: the hub's own port
+    wants a client certificate)."""
+    proxy_api = SSL_PORTS[2]
+    extra = ("c.JupyterHub.internal_ssl = True\n"
+             f'c.ConfigurableHTTPProxy.api_url = "https://127.0.0.1:{proxy_api}"\n')
+    with another_hub(hub, "sslhub", extra, SSL_PORTS, through_proxy=True) as started:
+        yield started
 
 
 def test_with_internal_ssl_a_process_on_the_freed_port_never_gets_the_users_requests(ssl_hub):
@@ -258,22 +276,10 @@ def test_with_internal_ssl_a_process_on_the_freed_port_never_gets_the_users_requ
 def accounts_hub(hub):
     """A hub whose policy lets everyone charge only ab0000 or bb1234, asking Slurm afresh each time, with a short
     Slurm timeout (so that a stopped slurmdbd shows quickly)."""
-    import shutil
-    import tempfile
-    from tests.e2e.conftest import HUB_ACCOUNT, Hub
-    workdir = Path(tempfile.mkdtemp(prefix="dkrz-e2e-accountshub-"))
     extra = ('c.DKRZSpawner.policy = {"default": {"accounts": ["ab0000", "bb1234"]}}\n'
              "c.DKRZSpawner.cluster_cache_ttl = 0\nc.DKRZSpawner.slurm_timeout = 3\n")
-    started = Hub(workdir, extra, ports=(18300, 18381, 18301), run_as=HUB_ACCOUNT,
-                  log_path=hub.log_path.with_name("accountshub.log"))
-    try:
-        started.start()
+    with another_hub(hub, "accountshub", extra, (18300, 18381, 18301)) as started:
         yield started
-        for name in list(started.servers("carol")):
-            started.stop_server("carol", name)
-    finally:
-        started.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def test_without_slurmdbd_no_job_is_charged_to_an_account_the_policy_does_not_allow(accounts_hub):
