@@ -27,14 +27,13 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+from . import jobcerts  # the standard library only, like this module
+
 PORT_PATH = "/dkrzspawner/port"
 ENDED_PATH = "/dkrzspawner/ended"
 #: signals a job's batch shell may get (``scancel --signal``, Slurm's warnings) that the server should get too
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
 _LISTEN = "0A"  # TCP_LISTEN in /proc/net/tcp
-#: internal_ssl (see dkrzspawner.jobcerts): the PEM texts the hub passes, and the JupyterHub names of their files
-CERT_ENV = {"DKRZSPAWNER_SSL_KEY": "JUPYTERHUB_SSL_KEYFILE", "DKRZSPAWNER_SSL_CERT": "JUPYTERHUB_SSL_CERTFILE",
-            "DKRZSPAWNER_SSL_CA": "JUPYTERHUB_SSL_CLIENT_CA"}
 
 
 def free_port(ip: str = "") -> int:
@@ -57,7 +56,7 @@ def install_certs(environ) -> str | None:
     if "DKRZSPAWNER_SSL_KEY" not in environ:
         return None
     folder = tempfile.mkdtemp(prefix="dkrzspawner-ssl-")
-    for name, target in CERT_ENV.items():
+    for name, target in jobcerts.ENV.items():
         path = os.path.join(folder, target.rsplit("_", 1)[-1].lower() + ".pem")
         with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="ascii") as f:
             f.write(environ.pop(name))

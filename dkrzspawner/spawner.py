@@ -281,7 +281,7 @@ class DKRZSpawner(SiteFileMixin, SpawnPageMixin, PolicyMixin, ModulesMixin, Spaw
         env = {k: str(v) for k, v in self.get_env().items()}
         env.update(HOME=home, USER=self.user.name, LOGNAME=self.user.name, DKRZSPAWNER_BIND_IP=self.bind_ip)
         env.update(self.site_environment())
-        env.update(getattr(self, "_job_certs", None) or {})
+        env.update(self._job_certs)
         return env
 
     # -- internal_ssl (see jobcerts) ---------------------------------------------------------------
@@ -294,6 +294,9 @@ class DKRZSpawner(SiteFileMixin, SpawnPageMixin, PolicyMixin, ModulesMixin, Spaw
         """Every node of the cluster, and the hub's ``trusted_alt_names``: the job's node is not known yet."""
         result = await spawner.runner.run(list(jobcerts.NODES_ARGV), timeout=spawner.slurm_timeout)
         return jobcerts.alt_names(result.stdout) + list(spawner.trusted_alt_names)
+
+    #: with internal_ssl, the server's key, certificate and CA bundle for the job's environment (``move_certs``)
+    _job_certs: dict[str, str] = {}
 
     async def move_certs(self, paths):
         """The key, certificate and CA bundle go to the job through its environment; nothing stays on the hub."""
@@ -436,6 +439,9 @@ class DKRZSpawner(SiteFileMixin, SpawnPageMixin, PolicyMixin, ModulesMixin, Spaw
         future.set_result(port)
         return True
 
+    #: the task that asks Slurm after the job side said the server ended (a reference, so it runs to its end)
+    _end_confirmation: asyncio.Future | None = None
+
     def server_ended(self) -> bool:
         """Called by the ended handler: the job side says the server has ended. Only Slurm's word stops the
         server, so the watcher asks now and at the fast cadence until the job is over (at most
@@ -444,7 +450,7 @@ class DKRZSpawner(SiteFileMixin, SpawnPageMixin, PolicyMixin, ModulesMixin, Spaw
             return False
         self.log.info("%s: the job side says the server has ended; asking Slurm about job %s now",
                       self._log_name, self.job_id)
-        asyncio.ensure_future(self._confirm_end(self.job_id))
+        self._end_confirmation = asyncio.ensure_future(self._confirm_end(self.job_id))  # kept: not collected
         return True
 
     async def _confirm_end(self, job_id: str) -> None:
