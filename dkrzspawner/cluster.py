@@ -14,7 +14,9 @@ import re
 import time
 from dataclasses import dataclass, field, replace
 
-from .slurm import SlurmError, check_user_name
+from .cache import TTLCache
+from .slurm import SlurmError, UnexpectedOutput, check_user_name, parsed
+from .units import slurm_duration_seconds, slurm_memory_mb, unset
 
 log = logging.getLogger("dkrzspawner.cluster")
 
@@ -35,8 +37,6 @@ def associations_argv(user: str) -> tuple[str, ...]:
 
 # -- parsing helpers ---------------------------------------------------------------------------------------
 _PAIR = re.compile(r"(\w+)=(\S*)")
-_UNLIMITED = {"UNLIMITED", "INFINITE", "NONE", "N/A", "(null)", ""}
-_DURATION = re.compile(r"(?:([0-9]+)-)?([0-9]+)(?::([0-9]+))?(?::([0-9]+))?", re.ASCII)
 
 
 def pairs(line: str) -> dict[str, str]:
@@ -47,32 +47,9 @@ def pairs(line: str) -> dict[str, str]:
     return found
 
 
-def duration_seconds(text: str) -> int | None:
-    """A Slurm duration (``7-00:00:00``, ``12:00:00``, ``30:00``, ``90``, ``2-12``) in seconds; None for
-    ``UNLIMITED``/``NONE``; ValueError if malformed."""
-    text = text.strip()
-    if text.upper() in _UNLIMITED:
-        return None
-    match = _DURATION.fullmatch(text)
-    if not match:
-        raise ValueError(f"not a Slurm duration: {text!r}")
-    days, first, second, third = match.groups()
-    if days is not None:  # days-hours[:minutes[:seconds]]
-        hours, minutes, seconds = int(first), int(second or 0), int(third or 0)
-        return ((int(days) * 24 + hours) * 60 + minutes) * 60 + seconds
-    if third is not None:  # hours:minutes:seconds
-        return (int(first) * 60 + int(second)) * 60 + int(third)
-    if second is not None:  # minutes:seconds
-        return int(first) * 60 + int(second)
-    return int(first) * 60  # minutes
-
-
 def _count(text: str) -> int | None:
     """An integer field, None for UNLIMITED and the like."""
-    text = text.strip()
-    if text.upper() in _UNLIMITED:
-        return None
-    return int(text)
+    return None if unset(text) else int(text.strip())
 
 
 def _names(text: str | None) -> tuple[str, ...] | None:
@@ -91,18 +68,6 @@ def gpu_count(gres: str) -> int:
             continue
         total += int(parts[-1]) if len(parts) > 1 and parts[-1].isdigit() else 1
     return total
-
-
-def memory_mb_from_slurm(text: str) -> int | None:
-    """Slurm's memory with an optional unit (``16000``, ``16000M``, ``15.62G``) in MB; None for UNLIMITED."""
-    text = text.strip()
-    if text.upper() in _UNLIMITED:
-        return None
-    match = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)([KMGTP]?)", text, re.ASCII)
-    if not match:
-        raise ValueError(f"not a Slurm memory size: {text!r}")
-    factor = {"K": 1 / 1024, "": 1, "M": 1, "G": 1024, "T": 1024**2, "P": 1024**3}[match.group(2)]
-    return int(float(match.group(1)) * factor)
 
 
 # -- partitions --------------------------------------------------------------------------------------------
@@ -176,16 +141,16 @@ def parse_partitions(text: str) -> dict[str, Partition]:
                 default=values.get("Default") == "YES",
                 state=values.get("State", "UP"),
                 hidden=values.get("Hidden") == "YES",
-                max_time=duration_seconds(values.get("MaxTime", "UNLIMITED")),
-                default_time=duration_seconds(values.get("DefaultTime", "NONE")),
+                max_time=slurm_duration_seconds(values.get("MaxTime", "UNLIMITED")),
+                default_time=slurm_duration_seconds(values.get("DefaultTime", "NONE")),
                 max_nodes=_count(values.get("MaxNodes", "UNLIMITED")),
                 total_nodes=_count(values.get("TotalNodes", "0")) or 0,
                 total_cpus=_count(values.get("TotalCPUs", "0")) or 0,
                 max_cpus_per_node=_count(values.get("MaxCPUsPerNode", "UNLIMITED")),
-                max_mem_per_node=memory_mb_from_slurm(values.get("MaxMemPerNode", "UNLIMITED")),
-                max_mem_per_cpu=memory_mb_from_slurm(values.get("MaxMemPerCPU", "UNLIMITED")),
-                def_mem_per_cpu=memory_mb_from_slurm(values.get("DefMemPerCPU", "UNLIMITED")),
-                def_mem_per_node=memory_mb_from_slurm(values.get("DefMemPerNode", "UNLIMITED")),
+                max_mem_per_node=slurm_memory_mb(values.get("MaxMemPerNode", "UNLIMITED")),
+                max_mem_per_cpu=slurm_memory_mb(values.get("MaxMemPerCPU", "UNLIMITED")),
+                def_mem_per_cpu=slurm_memory_mb(values.get("DefMemPerCPU", "UNLIMITED")),
+                def_mem_per_node=slurm_memory_mb(values.get("DefMemPerNode", "UNLIMITED")),
                 allow_accounts=_names(values.get("AllowAccounts")),
                 deny_accounts=_names(values.get("DenyAccounts")) or (),
             )
@@ -221,8 +186,8 @@ def parse_sinfo(text: str) -> dict[str, _Usage]:
         partition, _node, state, cpus_state, memory, alloc_mem, gres, gres_used = parts[: len(SINFO_FIELDS)]
         try:
             _alloc, idle, _other, total = (int(n) for n in cpus_state.split("/"))
-            node_memory = memory_mb_from_slurm(memory) or 0
-            allocated_memory = memory_mb_from_slurm(alloc_mem) or 0
+            node_memory = slurm_memory_mb(memory) or 0
+            allocated_memory = slurm_memory_mb(alloc_mem) or 0
         except ValueError:
             raise ValueError(f"unexpected sinfo line: {line!r}") from None
         gpus, used_gpus = gpu_count(gres), gpu_count(gres_used)
@@ -397,68 +362,6 @@ def explain_refusal(reason: str) -> str:
     return f"Slurm says: {reason}" if reason else "Slurm gave no reason"
 
 
-# -- the cache ---------------------------------------------------------------------------------------------
-@dataclass
-class _Entry:
-    value: object = None
-    at: float = float("-inf")
-    error: BaseException | None = None
-    error_at: float = float("-inf")
-    loading: asyncio.Future | None = None
-
-
-class TTLCache:
-    """Values loaded by coroutines, kept ``ttl`` seconds, shared by all callers.
-
-    Concurrent callers of a stale key share one load. A failed load is remembered for ``error_ttl``
-    seconds (so an outage does not make every page wait for a timeout), and an older value up to
-    ``stale_ttl`` old is served instead of the error.
-    """
-
-    def __init__(self, ttl: float = 60.0, *, error_ttl: float = 5.0, stale_ttl: float = 600.0, clock=time.monotonic):
-        self.ttl = ttl
-        self.error_ttl = error_ttl
-        self.stale_ttl = stale_ttl
-        self.clock = clock
-        self._entries: dict[object, _Entry] = {}
-        #: loads started, by key: what the cache costs Slurm
-        self.loads: dict[object, int] = {}
-
-    async def get(self, key, load):
-        entry = self._entries.setdefault(key, _Entry())
-        now = self.clock()
-        if now - entry.at < self.ttl:
-            return entry.value
-        if entry.loading is None:
-            if entry.error is not None and now - entry.error_at < self.error_ttl:
-                return self._stale_or_raise(entry, entry.error)
-            entry.loading = asyncio.ensure_future(load())
-            entry.loading.add_done_callback(lambda future: self._settle(entry, future))
-            self.loads[key] = self.loads.get(key, 0) + 1
-        try:
-            return await asyncio.shield(entry.loading)
-        except SlurmError as exc:
-            return self._stale_or_raise(entry, exc)
-
-    def _settle(self, entry: _Entry, future: asyncio.Future):
-        entry.loading = None
-        if future.cancelled():
-            return
-        error = future.exception()
-        if error is None:
-            entry.value, entry.at, entry.error = future.result(), self.clock(), None
-        else:
-            entry.error, entry.error_at = error, self.clock()
-
-    def _stale_or_raise(self, entry: _Entry, error: BaseException):
-        if entry.at > float("-inf") and self.clock() - entry.at < self.stale_ttl:
-            return entry.value
-        raise error
-
-    def clear(self):
-        self._entries.clear()
-
-
 @dataclass(frozen=True)
 class Snapshot:
     """Everything the cluster says for one user; a part is None when Slurm did not answer for it."""
@@ -488,7 +391,7 @@ class Cluster:
         """Every partition with its limits and free resources: one ``scontrol`` and one ``sinfo`` per refresh."""
         async def load():
             limits, usage = await asyncio.gather(self._run(PARTITIONS_ARGV), self._run(SINFO_ARGV))
-            found = merge(_parsed(parse_partitions, limits, PARTITIONS_ARGV), _parsed(parse_sinfo, usage, SINFO_ARGV))
+            found = merge(parsed(parse_partitions, limits, PARTITIONS_ARGV), parsed(parse_sinfo, usage, SINFO_ARGV))
             self.partitions_as_of = datetime.datetime.now().strftime("%H:%M:%S")
             return found
         return await self.cache.get("partitions", load)
@@ -497,13 +400,13 @@ class Cluster:
         """The user's accounts and the partitions each may be used in."""
         async def load():
             argv = associations_argv(user)
-            return _parsed(lambda text: parse_associations(user, text), await self._run(argv), argv)
+            return parsed(lambda text: parse_associations(user, text), await self._run(argv), argv)
         return await self.cache.get(("access", user), load)
 
     async def reservations(self) -> tuple[Reservation, ...]:
         """Reservations that have not ended."""
         async def load():
-            found = _parsed(parse_reservations, await self._run(RESERVATIONS_ARGV), RESERVATIONS_ARGV)
+            found = parsed(parse_reservations, await self._run(RESERVATIONS_ARGV), RESERVATIONS_ARGV)
             now = datetime.datetime.now()
             return tuple(r for r in found if not r.ended(now))
         return await self.cache.get("reservations", load)
@@ -523,17 +426,6 @@ class Cluster:
             log.warning("Slurm did not answer every cluster query for %s: %s", user, "; ".join(errors))
         return Snapshot(user=user, partitions=partitions, access=access, reservations=reservations,
                         errors=tuple(errors), as_of=self.partitions_as_of if partitions is not None else "")
-
-
-class UnexpectedOutput(SlurmError):
-    """A Slurm command answered with output this module cannot read (a different Slurm version?)."""
-
-
-def _parsed(parse, text: str, argv):
-    try:
-        return parse(text)
-    except ValueError as exc:
-        raise UnexpectedOutput(list(argv), 0, "", f"{argv[0]}: {exc}") from None
 
 
 async def submit_test_only(runner, script: str, *, user: str, env=None, timeout: float | None = None) -> str | None:

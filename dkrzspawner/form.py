@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import jinja2
 
-from .options import Facts, Preset, format_runtime, human_memory, human_runtime, memory_mb, runtime_seconds
+from .options import Facts, Preset
+from .units import format_runtime, human_memory, human_runtime, memory_mb, runtime_seconds
 
 TEMPLATE = "options_form.html"
 TEMPLATES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")

@@ -23,8 +23,8 @@ import re
 import sys
 from dataclasses import dataclass, field
 
-from .cluster import duration_seconds
-from .options import SLUG, Preset, format_runtime, load_presets, memory_mb
+from .options import Preset, load_presets
+from .units import SLUG, format_runtime, memory_mb, slurm_duration_seconds as duration_seconds
 
 #: settings a batchspawner profile may carry that cannot become part of a preset, and what to do instead
 NOT_TRANSLATED = {

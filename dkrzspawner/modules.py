@@ -13,11 +13,10 @@ import os
 import re
 from pathlib import Path
 
-from .cluster import TTLCache
+from .cache import TTLCache
 from .slurm import SlurmError
+from .units import MODULE
 
-#: a module name as ``module load`` takes it (``python3/2023.01-gcc-11.2.0``, ``netcdf-c/4.8.1``)
-MODULE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+/-]{0,127}", re.ASCII)
 #: Lmod's own program (where Debian's ``lmod`` package and Lmod's default install put it)
 DEFAULT_LMOD = "/usr/share/lmod/lmod/libexec/lmod"
 #: the shell file that defines ``module`` (Lmod's ``init/bash``)

@@ -14,13 +14,8 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .cluster import PartitionAccess
-from .modules import MODULE
+from .units import MODULE, NAME, SLUG, format_runtime, human_memory, memory_mb, runtime_seconds
 
-SLUG = re.compile(r"[a-z][a-z0-9_-]{0,31}", re.ASCII)
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", re.ASCII)
-RUNTIME = re.compile(r"(?:([0-9]{1,2})-)?([0-9]{1,2}):([0-5][0-9]):([0-5][0-9])", re.ASCII)
-MEMORY = re.compile(r"([0-9]{1,9})([KMGT]?)", re.ASCII)
-_MEMORY_FACTOR = {"K": 1 / 1024, "": 1, "M": 1, "G": 1024, "T": 1024 * 1024}
 MIN_RUNTIME = 60
 MAX_MODULES = 32
 
@@ -31,52 +26,6 @@ class OptionsError(ValueError):
     def __init__(self, field: str, message: str):
         self.field = field
         super().__init__(message)
-
-
-def runtime_seconds(text: str) -> int:
-    """``[D-]HH:MM:SS`` in seconds; ValueError if malformed."""
-    match = RUNTIME.fullmatch(text) if isinstance(text, str) else None
-    if not match:
-        raise ValueError(text)
-    days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
-    return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
-
-
-def format_runtime(seconds: int) -> str:
-    """Seconds as Slurm's ``[D-]HH:MM:SS``."""
-    days, rest = divmod(int(seconds), 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    return (f"{days}-" if days else "") + f"{hours:02d}:{minutes:02d}:{secs:02d}"
-
-
-def memory_mb(text: str) -> int:
-    """Slurm memory units (``500M``, ``8G``; no unit means MB) in MB; ValueError if malformed."""
-    match = MEMORY.fullmatch(text) if isinstance(text, str) else None
-    if not match:
-        raise ValueError(text)
-    return int(int(match.group(1)) * _MEMORY_FACTOR[match.group(2)])
-
-
-def human_memory(mb: int) -> str:
-    """MB for people: ``2.5 GB``, ``16 GB``, ``500 MB``."""
-    if mb < 1000:
-        return f"{mb} MB"
-    return f"{mb / 1000:.1f}".rstrip("0").rstrip(".") + " GB"
-
-
-def human_runtime(seconds: int | None) -> str:
-    """``12 h``, ``7 days``, ``90 min``, ``unlimited``."""
-    if seconds is None:
-        return "unlimited"
-    if seconds % 86400 == 0 and seconds >= 86400:
-        days = seconds // 86400
-        return f"{days} day" + ("s" if days > 1 else "")
-    if seconds % 3600 == 0:
-        return f"{seconds // 3600} h"
-    if seconds % 60 == 0:
-        return f"{seconds // 60} min"
-    return format_runtime(seconds)
 
 
 # -- presets -----------------------------------------------------------------------------------------------

@@ -16,7 +16,8 @@ from typing import Iterable
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .options import NAME, Facts, JobRequest, OptionsError, Preset, unwrap, validate
+from .options import Facts, JobRequest, OptionsError, Preset, unwrap, validate
+from .units import NAME
 
 
 class Rule(BaseModel):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime
 import re
 
+from .units import format_clock, slurm_duration_seconds
+
 PENDING_REASONS = {
     "None": "the scheduler has not looked at it yet",
     "Priority": "jobs with a higher priority are ahead of it in the queue",
@@ -151,17 +153,11 @@ _ENDING_REASONS = {"TimeLimit": "TIMEOUT", "NodeDown": "NODE_FAIL", "Preempted":
 def slurm_duration(text: str | None) -> str:
     """Slurm's ``1:00``, ``01:00:00`` or ``2-00:00:00`` as ``0:01:00`` / ``1:00:00`` / ``2-00:00:00``; '' if
     it is no duration (``UNLIMITED``, ``N/A``). A bare number is minutes, as in Slurm."""
-    days, _, clock = (text or "").strip().rpartition("-")
-    parts = clock.split(":")
-    if not all(part.isdigit() for part in parts) or len(parts) > 3 or (days and not days.isdigit()):
+    try:
+        seconds = slurm_duration_seconds(text or "")
+    except ValueError:
         return ""
-    numbers = [int(part) for part in parts]
-    if len(numbers) == 1:
-        numbers = [0, numbers[0], 0]
-    hours, minutes, seconds = ([0] * (3 - len(numbers)) + numbers)
-    if days:
-        return f"{int(days)}-{hours:02d}:{minutes:02d}:{seconds:02d}"
-    return f"{hours}:{minutes:02d}:{seconds:02d}"
+    return "" if seconds is None else format_clock(seconds)
 
 
 def explain_allocation_end(job_id: str, state: str, reason: str | None = None, time_limit: str | None = None,

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from . import metrics
 from .slurm import JobUnknown, SlurmError
+from .units import value_or_none as _none
 
 
 #: final states: the job is over and its resources are free
@@ -57,11 +58,6 @@ class JobStatus:
     @property
     def running(self) -> bool:
         return self.state == "RUNNING"
-
-
-def _none(value: str) -> str | None:
-    value = value.strip()
-    return None if value in ("", "n/a", "N/A", "None", "(null)", "NONE", "Unknown") else value
 
 
 def parse_squeue(text: str) -> dict[str, JobStatus]:

@@ -26,7 +26,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .. import options as job_options
 from ..modules import LOAD_AND_EXEC
-from ..options import ADVANCED_WORDS, NAME, Facts, OptionsError, JobRequest, check_modules, memory_mb, runtime_seconds
+from ..options import ADVANCED_WORDS, Facts, OptionsError, JobRequest, check_modules
+from ..units import NAME, memory_mb, runtime_seconds
 from ..siteconfig import Offer, SiteConfig
 
 #: the options that describe the allocation; they go to :func:`dkrzspawner.options.validate` unchanged

@@ -20,8 +20,9 @@ import asyncio
 import datetime
 from dataclasses import dataclass, field
 
-from ..cluster import TTLCache, _parsed, associations_argv, parse_associations
-from ..slurm import SlurmError
+from ..cache import TTLCache
+from ..cluster import associations_argv, parse_associations
+from ..slurm import SlurmError, parsed
 
 
 def limits_argv(accounts) -> tuple[str, ...]:
@@ -180,7 +181,7 @@ class Ledger:
         return (await self.runner.run(list(argv), timeout=self.timeout)).stdout
 
     async def _load(self, user: str) -> Statement:
-        access = _parsed(lambda text: parse_associations(user, text), await self._run(associations_argv(user)),
+        access = parsed(lambda text: parse_associations(user, text), await self._run(associations_argv(user)),
                          associations_argv(user))
         accounts = access.accounts
         since = period_start(self.period)
@@ -210,7 +211,7 @@ def _part(parse, result, argv, errors: list):
     try:
         if isinstance(result, BaseException):
             raise result
-        return _parsed(parse, result, argv)
+        return parsed(parse, result, argv)
     except SlurmError as exc:
         errors.append(f"{argv[0]}: {exc.reason}")
         return None

@@ -8,8 +8,8 @@ import datetime
 import pytest
 
 from dkrzspawner import cluster
-from dkrzspawner.cluster import (Access, Cluster, Partition, Reservation, TTLCache, duration_seconds, explain_refusal,
-                                 gpu_count, memory_mb_from_slurm, parse_associations, parse_estimate,
+from dkrzspawner.cluster import (Access, Cluster, Partition, Reservation, TTLCache, explain_refusal,
+                                 gpu_count, parse_associations, parse_estimate,
                                  parse_partitions, parse_reservations, parse_sinfo)
 from dkrzspawner.slurm import Result, SlurmRejected, SlurmTimeout, SlurmUnreachable
 
@@ -108,33 +108,12 @@ def test_unexpected_scontrol_is_a_value_error():
         parse_partitions("PartitionName=shared MaxTime=soon\n")
 
 
-@pytest.mark.parametrize("text, seconds", [
-    ("7-00:00:00", 7 * 86400), ("12:00:00", 43200), ("1:00:00", 3600), ("30:00", 1800), ("90", 5400),
-    ("2-12", 2 * 86400 + 12 * 3600), ("1-02:03", 86400 + 2 * 3600 + 180), ("UNLIMITED", None), ("NONE", None),
-    ("INFINITE", None),
-])
-def test_durations(text, seconds):
-    assert duration_seconds(text) == seconds
-
-
-@pytest.mark.parametrize("text", ["soon", "1:2:3:4", "-1", "1h"])
-def test_bad_durations(text):
-    with pytest.raises(ValueError):
-        duration_seconds(text)
-
-
 @pytest.mark.parametrize("gres, count", [
     ("gpu:2", 2), ("gpu:0", 0), ("(null)", 0), ("", 0), ("gpu:a100:4(S:0-1)", 4), ("gpu:a100:1(IDX:0)", 1),
     ("gpu:a100:2,gpu:v100:1", 3), ("gpu:a100:2(S:0),mps:100,gpu:v100:1(S:1)", 3), ("gpu", 1), ("shard:8", 0),
 ])
 def test_gpu_count(gres, count):
     assert gpu_count(gres) == count
-
-
-@pytest.mark.parametrize("text, mb", [("16000", 16000), ("16000M", 16000), ("2G", 2048), ("1.5G", 1536),
-                                      ("UNLIMITED", None), ("512K", 0)])
-def test_slurm_memory(text, mb):
-    assert memory_mb_from_slurm(text) == mb
 
 
 def test_associations_in_one_call():

@@ -6,6 +6,7 @@ import pytest
 
 from dkrzspawner import options
 from dkrzspawner.options import DKRZ_PRESETS, JobRequest, OptionsError, load_presets, validate
+from dkrzspawner.units import memory_mb
 
 
 @pytest.fixture(scope="module")
@@ -221,50 +222,7 @@ def test_presets_are_frozen(presets):
         presets["shared"].partition = "gpu"
 
 
-# -- unit helpers ----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("text, mb", [
-    ("500M", 500), ("500", 500), ("8G", 8192), ("1T", 1024 * 1024), ("2048K", 2), ("2500M", 2500), ("0M", 0),
-])
-def test_memory_mb(text, mb):
-    assert options.memory_mb(text) == mb
-
-
-@pytest.mark.parametrize("text", ["", "8 G", "8g", "8GB", "-1G", "1.5G", "G", "8G\x00", "1234567890M"])
-def test_memory_mb_malformed(text):
-    with pytest.raises(ValueError):
-        options.memory_mb(text)
-
-
-@pytest.mark.parametrize("text, seconds", [
-    ("00:00:00", 0), ("00:01:00", 60), ("1:00:00", 3600), ("12:00:00", 43200), ("99:59:59", 359999),
-    ("1-00:00:00", 86400), ("7-00:00:00", 604800), ("2-03:04:05", 2 * 86400 + 3 * 3600 + 4 * 60 + 5),
-])
-def test_runtime_seconds(text, seconds):
-    assert options.runtime_seconds(text) == seconds
-
-
-@pytest.mark.parametrize("text", ["", "1:00", "01:00:60", "01:60:00", "100:00:00", "1-1-00:00:00", "x", "-01:00:00",
-                                  "01:00:00 ", " 01:00:00", "1d"])
-def test_runtime_seconds_malformed(text):
-    with pytest.raises(ValueError):
-        options.runtime_seconds(text)
-
-
-@pytest.mark.parametrize("seconds, text", [
-    (0, "00:00:00"), (59, "00:00:59"), (3600, "01:00:00"), (43200, "12:00:00"), (86399, "23:59:59"),
-    (86400, "1-00:00:00"), (90061, "1-01:01:01"), (7 * 86400, "7-00:00:00"),
-])
-def test_format_runtime(seconds, text):
-    assert options.format_runtime(seconds) == text
-    assert options.runtime_seconds(text) == seconds
-
-
-def test_runtime_round_trip():
-    for seconds in list(range(0, 200_000, 997)) + [86400 * d for d in range(1, 100)]:
-        assert options.runtime_seconds(options.format_runtime(seconds)) == seconds
-
-
 def test_memory_round_trip_through_requests(presets):
     for cores in (1, 2, 4):
         request = validate({"preset": "shared", "cores": cores}, presets)
-        assert options.memory_mb(request.memory) == cores * 2500
+        assert memory_mb(request.memory) == cores * 2500

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from traitlets import TraitError
 
 from dkrzspawner import script
-from dkrzspawner.options import (DKRZ_PRESETS, JobRequest, OptionsError, format_runtime, load_presets,
-                                 runtime_seconds, validate)
+from dkrzspawner.options import DKRZ_PRESETS, JobRequest, OptionsError, load_presets, validate
+from dkrzspawner.units import format_runtime, runtime_seconds
 from dkrzspawner.script import UnsafeValue
 from dkrzspawner.spawner import DKRZSpawner
 

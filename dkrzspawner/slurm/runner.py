@@ -17,7 +17,8 @@ import signal
 import time
 from dataclasses import dataclass
 
-from . import metrics
+from .. import metrics
+from ..units import USER_NAME
 
 log = logging.getLogger("dkrzspawner.slurm")
 
@@ -97,6 +98,21 @@ class OutputTooLarge(SlurmUnreachable):
     kind = "output_too_large"
 
 
+class UnexpectedOutput(SlurmError):
+    """A Slurm command answered with output that cannot be read (a different Slurm version?). Like an unreachable
+    controller, it says nothing about any job."""
+
+    kind = "unexpected_output"
+
+
+def parsed(parse, text: str, argv):
+    """``parse(text)``, with a ValueError of the parser turned into :class:`UnexpectedOutput` naming the command."""
+    try:
+        return parse(text)
+    except ValueError as exc:
+        raise UnexpectedOutput(list(argv), 0, "", f"{argv[0]}: {exc}") from None
+
+
 class _TooMuchOutput(Exception):
     """Raised inside the runner when a stream passes max_output (turned into OutputTooLarge)."""
 
@@ -108,10 +124,6 @@ class BadUserName(SlurmError):
     kind = "bad_user_name"
 
 
-#: what a user name must look like before it reaches sudo or a Slurm command: a Unix login name (letters,
-#: digits, ``_ . @ -``; not starting with a digit, ``-`` or ``.``; at most 64 characters; a trailing ``$`` as
-#: Samba's machine accounts have). No comma, ``=``, white space, ``#``, ``:`` or ``/``.
-USER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.@-]{0,63}\$?", re.ASCII)
 
 
 def check_user_name(name: str) -> str:
