@@ -1,39 +1,43 @@
-"""DKRZSpawner: thin glue between JupyterHub and the parts that validate, render, submit and watch."""
+"""DKRZSpawner: the JupyterHub glue. Its settings (by topic), its state, and hooks of a few lines each.
+
+A spawn's data flows one way: the form or a REST body -> :meth:`DKRZSpawner.validate_options` (the user's
+:class:`~dkrzspawner.siteconfig.Offer`, validated once in ``apply_user_options``; the :class:`JobRequest` is kept)
+-> :mod:`dkrzspawner.script` (the batch script) -> :class:`~dkrzspawner.lifecycle.ServerJob` (pre-flight,
+submission, queue, port, serving; the end; cancelling) -> :mod:`dkrzspawner.slurm` and the hub's
+:class:`~dkrzspawner.watcher.JobWatcher`. The shared parts come from :data:`~dkrzspawner.registry.REGISTRY`.
+
+The only modules that import JupyterHub are this one, :mod:`dkrzspawner.handlers` and :mod:`dkrzspawner.errors`.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import datetime
 import hashlib
 import hmac
+import html
+import os
 import pwd
 import re
 import secrets
 import sys
 import time
+from urllib.parse import unquote, urlparse
 
 from jupyterhub.spawner import Spawner
-from tornado import web
 from traitlets import Bool, Dict, Float, Integer, List, TraitError, Unicode, default, observe, validate
 
-from . import handlers, jobcerts, metrics, options, reasons, script
-from .errors import quiet_link_confirmations, spawn_error
+from . import form, jobcerts, metrics, options, policy, reasons, script, siteconfig
+from .errors import SpawnLinkToConfirm, spawn_error
+from .lifecycle import JobRecord, ServerJob, StartFailed, Submission, Timeouts
+from .registry import REGISTRY
+from .slurm import BadUserName, SlurmError, check_user_name
 from .spawnmodules import ModulesMixin
-from .spawnpage import SpawnPageMixin
-from .spawnpolicy import PolicyMixin
-from .spawnsite import SiteFileMixin
-from .slurm import SlurmError, SlurmRejected, SlurmRunner, SlurmUnreachable, check_user_name, output_tail
-from .watcher import SACCT_FORMAT, JobWatcher, parse_sacct
-
-handlers.register()
-quiet_link_confirmations()
-
-_shared: dict[tuple, tuple[SlurmRunner, JobWatcher]] = {}
 
 
-class DKRZSpawner(SiteFileMixin, SpawnPageMixin, PolicyMixin, ModulesMixin, Spawner):
+class DKRZSpawner(ModulesMixin, Spawner):
     """Starts each Jupyter server as a Slurm job of the user, from a preset or an advanced request."""
 
+    # == presets, partitions and the site file ===============================================================
     presets = Dict(
         default_value=options.DKRZ_PRESETS,
         help="""Presets offered to users, by name (a lower-case slug, used in ``user_options["preset"]``).
@@ -45,59 +49,111 @@ class DKRZSpawner(SiteFileMixin, SpawnPageMixin, PolicyMixin, ModulesMixin, Spaw
         """,
     ).tag(config=True)
 
-    job_prefix = Unicode(
-        sys.prefix,
-        help="""Prefix of the Python environment on the compute nodes that holds jupyterhub-singleuser and
-        dkrzspawner. Relative commands in ``Spawner.cmd`` are looked up in its ``bin/``. Default: the hub's
-        own environment (``sys.prefix``), which must then be readable by the users on the compute nodes.
+    partitions = Dict(
+        help="""Adjust the partitions Slurm reports, by partition name; ``"*"`` applies to every partition.
+
+        Each value may have ``hidden`` (not offered in the Advanced tab; presets may still use it),
+        ``display_name``, ``description`` and ``hint`` (shown in the form), the limits ``max_nodes``,
+        ``max_cores`` (per node), ``max_memory`` (per node, Slurm units), ``max_gpus`` (per node; 0 hides the
+        GPU field for that partition) and ``max_runtime``, the defaults ``default_runtime``,
+        ``default_cores`` and ``memory_per_core``, and ``modules`` (environment modules every job in the
+        partition loads first). Limits only tighten what Slurm allows. Example::
+
+            c.DKRZSpawner.partitions = {
+                "*": {"max_gpus": 0},
+                "gpu": {"max_gpus": 2, "description": "Nodes with GPUs"},
+                "compute": {"hidden": True},
+            }
         """,
     ).tag(config=True)
 
-    job_path = Unicode(
-        "/usr/local/bin:/usr/bin:/bin",
-        help="PATH inside the job, after the job environment's ``bin/``.",
+    advanced_options = Bool(
+        True,
+        help="""Offer the Advanced tab (a partition with nodes, cores, memory, GPUs, runtime, reservation) next
+        to the presets. When False, only presets are accepted, from the form and from REST alike.""",
     ).tag(config=True)
 
-    bind_ip = Unicode(
-        "0.0.0.0",
-        help="Address the Jupyter server binds on the compute node; the hub connects to the node's name.",
+    site_config_file = Unicode(
+        "",
+        help="""A TOML file (an absolute path) with the settings that decide what users may ask for, written once
+        for the hub and the kernels: ``presets``, ``partitions``, ``policy``, ``advanced_options``,
+        ``lmod_command``, ``module_path`` and ``modules_init``, under the names of the settings here (the
+        package ships an example, ``share/site.toml.example``). The whole file is checked when the hub creates
+        a user's spawner; a mistake is one sentence naming the file and the entry. The hub reads it once per
+        process: restart the hub after changing it.
+
+        Each job gets the path in ``DKRZSPAWNER_SITE_CONFIG`` (and the user's hub groups that the policy
+        names in ``DKRZSPAWNER_HUB_GROUPS``), so that ``dkrz-kernel`` in the server's terminal and the Slurm
+        kernel provisioner in the server check kernels against the same presets, partitions and policy; the
+        file must be readable by the users on the compute nodes. With a file, these settings belong in it
+        alone: setting one of them in the hub's configuration as well is refused, naming it. Empty (the
+        default): the settings come from the hub's configuration, and kernels read
+        ``/etc/dkrzspawner/site.toml`` if it exists, else use the built-in defaults.""",
     ).tag(config=True)
 
-    batch_script_template = Unicode(
-        "batch_script.sh.j2",
-        help="Name of the Jinja2 batch-script template, looked up in ``template_paths`` then the package's own.",
+    # == group policy and maintenance ========================================================================
+    policy = Dict(
+        help="""Who may use what, by group, and how many servers may run at once. Checked when the config is
+        read; an error names the entry. Example::
+
+            c.DKRZSpawner.policy = {
+                "groups": {
+                    "students": {"presets": ["shared"], "partitions": [], "accounts": ["bb1234"],
+                                 "max_servers": 2},
+                    "gpu-users": {"partitions": ["gpu"]},
+                },
+                "default": {"presets": ["shared", "prepost"], "partitions": ["shared", "prepost"]},
+                "max_servers_per_partition": {"gpu": 4},
+            }
+
+        ``groups`` maps a group name to a rule. A name matches a Unix group of the user on the hub host
+        (primary or supplementary, as ``id USER`` shows them) and a JupyterHub group of the same name alike.
+        A rule may list ``presets`` (names of ``presets``; at least one), ``partitions`` (what the
+        Advanced tab may use; ``[]``: presets only; a preset may use its partition whatever this says),
+        ``accounts`` (the Slurm accounts jobs may be charged to, on top of the user's Slurm associations) and
+        ``max_servers`` (servers per user, named ones included, that may be starting or running at once).
+        A list left out means "everything"; ``max_servers`` left out means no limit.
+
+        A user in several listed groups gets the union of their rules (every list joined, the highest
+        ``max_servers``; a rule without a list or limit lifts it). A user in none of them gets ``default``,
+        which, left out, allows everything. ``max_servers_per_partition`` caps the servers of all users that
+        may be starting or running in a partition at once (counted from the partition each server was
+        started in). The form offers only what the user may use; anything else is refused with one sentence
+        naming the field, and no job is submitted. Empty (the default): no restrictions.
+        """,
     ).tag(config=True)
 
-    template_paths = List(
-        Unicode(),
-        help="Folders searched first for templates, so that sites can override a template or one of its blocks.",
+    maintenance_message = Unicode(
+        "",
+        help="""When not empty, new servers are refused with this message (REST: status 503), and the spawn
+        page shows it above the form. Running servers go on; stopping and polling them are not affected.
+        ``maintenance_file`` switches maintenance on without a hub restart.""",
     ).tag(config=True)
 
-    output_path = Unicode(
-        "{home}/.jupyterhub-slurm-%j.log",
-        help="""The job's output file (``#SBATCH --output``). ``{home}`` and ``{username}`` are filled in by the
-        hub; Slurm's own patterns such as ``%j`` (job id) and ``%x`` (job name) are left to Slurm. The folder
-        must exist. Its last lines are shown to the user when a job ends before its server answers.""",
+    maintenance_file = Unicode(
+        "",
+        help="""A file whose text, while it exists and is not empty, is the maintenance message, read at each
+        spawn and each showing of the form; it takes precedence over ``maintenance_message``. Admins
+        switch maintenance on and off by writing and removing it (``echo "Back at 14:00." > FILE``), no hub
+        restart needed. Empty (the default): only ``maintenance_message`` counts.""",
     ).tag(config=True)
 
-    job_umask = Unicode(
-        "0022",
-        help="""The umask of the Jupyter server and everything it starts (octal, e.g. ``0027``). The job is
-        submitted with umask 0077, so that Slurm creates its output file for the user alone; the batch script
-        then sets this one before the server starts.""",
+    # == budgets =============================================================================================
+    show_budgets = Bool(
+        False,
+        help="""Show, next to the request's cost, the core-hours the chosen Slurm account has left, and warn when
+        the request would use more. From slurmdbd (the accounts' ``GrpTRESMins`` and ``sacct``'s usage since
+        ``budget_period_start``), cached like the other cluster facts. The accounts service's drop-in
+        (the drop-in ``accounts``) switches it on. A warning only: Slurm decides.""",
     ).tag(config=True)
 
-    @validate("job_umask")
-    def _octal_umask(self, proposal):
-        if not re.fullmatch(r"0?[0-7]{3}", proposal.value):
-            raise TraitError(f"job_umask must be an octal umask such as 0022, not {proposal.value!r}")
-        return proposal.value
-
-    job_name_template = Unicode(
-        "jupyterhub-{server}",
-        help="Slurm job name; ``{server}`` is the named server's name or ``default``, ``{username}`` the user.",
+    budget_period_start = Unicode(
+        "",
+        help="""Start of the budget period for ``show_budgets``, an ISO date (``2026-01-01``); usage counts
+        from there. Empty: 1 January of the current year.""",
     ).tag(config=True)
 
+    # == Slurm and timing ====================================================================================
     sudo_command = List(
         ["sudo", "-n"],
         help="""Command prefix that runs a Slurm command as the user; ``-u USER`` and
@@ -146,6 +202,62 @@ class DKRZSpawner(SiteFileMixin, SpawnPageMixin, PolicyMixin, ModulesMixin, Spaw
         slurmctld has forgotten it. Without it, a job missing from two successful queries counts as ended.""",
     ).tag(config=True)
 
+    cluster_cache_ttl = Float(
+        60.0,
+        help="""Seconds the hub keeps Slurm's answers about partitions, free resources, users' accounts and
+        reservations. All spawners share them, and concurrent requests share one query, so the form costs
+        Slurm at most one ``scontrol``, one ``sinfo`` and one ``sacctmgr`` per user per this many seconds.""",
+    ).tag(config=True)
+
+    # == the job =============================================================================================
+    job_prefix = Unicode(
+        sys.prefix,
+        help="""Prefix of the Python environment on the compute nodes that holds jupyterhub-singleuser and
+        dkrzspawner. Relative commands in ``Spawner.cmd`` are looked up in its ``bin/``. Default: the hub's
+        own environment (``sys.prefix``), which must then be readable by the users on the compute nodes.
+        """,
+    ).tag(config=True)
+
+    job_path = Unicode(
+        "/usr/local/bin:/usr/bin:/bin",
+        help="PATH inside the job, after the job environment's ``bin/``.",
+    ).tag(config=True)
+
+    bind_ip = Unicode(
+        "0.0.0.0",
+        help="Address the Jupyter server binds on the compute node; the hub connects to the node's name.",
+    ).tag(config=True)
+
+    batch_script_template = Unicode(
+        "batch_script.sh.j2",
+        help="Name of the Jinja2 batch-script template, looked up in ``template_paths`` then the package's own.",
+    ).tag(config=True)
+
+    template_paths = List(
+        Unicode(),
+        help="Folders searched first for templates, so that sites can override a template or one of its blocks.",
+    ).tag(config=True)
+
+    output_path = Unicode(
+        "{home}/.jupyterhub-slurm-%j.log",
+        help="""The job's output file (``#SBATCH --output``). ``{home}`` and ``{username}`` are filled in by the
+        hub; Slurm's own patterns such as ``%j`` (job id) and ``%x`` (job name) are left to Slurm. The folder
+        must exist. Its last lines are shown to the user when a job ends before its server answers.""",
+    ).tag(config=True)
+
+    job_umask = Unicode(
+        "0022",
+        help="""The umask of the Jupyter server and everything it starts (octal, e.g. ``0027``). The job is
+        submitted with umask 0077, so that Slurm creates its output file for the user alone; the batch script
+        then sets this one before the server starts.""",
+    ).tag(config=True)
+
+    job_name_template = Unicode(
+        "jupyterhub-{server}",
+        help="Slurm job name; ``{server}`` is the named server's name or ``default``, ``{username}`` the user.",
+    ).tag(config=True)
+
+    # == the lifecycle =======================================================================================
     queue_timeout = Float(
         3600.0,
         help="""Seconds a job may wait in the queue before the spawn gives up and cancels it. Queue time is not
@@ -174,6 +286,20 @@ class DKRZSpawner(SiteFileMixin, SpawnPageMixin, PolicyMixin, ModulesMixin, Spaw
         help="How many lines of a failed job's output the user is shown.",
     ).tag(config=True)
 
+    # == checks and computed defaults ===========================================================================
+    @validate("job_umask")
+    def _octal_umask(self, proposal):
+        if not re.fullmatch(r"0?[0-7]{3}", proposal.value):
+            raise TraitError(f"job_umask must be an octal umask such as 0022, not {proposal.value!r}")
+        return proposal.value
+
+    @validate("site_config_file")
+    def _absolute_site_file(self, proposal):
+        if proposal.value and not os.path.isabs(proposal.value):
+            raise TraitError(f"site_config_file must be an absolute path (jobs read it elsewhere), not "
+                             f"{proposal.value!r}")
+        return proposal.value
+
     @default("start_timeout")
     def _start_timeout_default(self):
         # JupyterHub's own limit must not cut the queue wait short: ours are queue_timeout + server_timeout.
@@ -183,80 +309,304 @@ class DKRZSpawner(SiteFileMixin, SpawnPageMixin, PolicyMixin, ModulesMixin, Spaw
     def _apply_user_options_default(self):
         return DKRZSpawner._apply_options
 
-    @observe("presets")
-    def _presets_changed(self, change):
-        self._presets = options.load_presets(change["new"])
+    @default("options_form")
+    def _options_form_default(self):
+        return _options_form
 
-    # -- state ------------------------------------------------------------------------------------
-    job_id = Unicode(None, allow_none=True, help="The Slurm job of the current server (state).")
-    job_host = Unicode(None, allow_none=True, help="The node the job runs on, from Slurm (state).")
-    job_port = Integer(0, help="The port the job's server reported (state).")
-    job_comment = Unicode(None, allow_none=True, help="The tag given to the job with --comment (state).")
-    job_partition = Unicode(None, allow_none=True,
-                            help="The partition of the current server's request, for the policy's counts (state).")
+    @default("options_from_form")
+    def _options_from_form_default(self):
+        return _options_from_form
+
+    @default("ssl_alt_names")
+    def _ssl_alt_names_default(self):
+        return DKRZSpawner._node_alt_names
+
+    @observe("presets", "partitions", "policy")
+    def _settings_changed(self, change):
+        if self._checked is not None:  # a change after the config was read: checked at once too
+            self._checked = None
+            self.site_settings()
+
+    # == state ==================================================================================================
     token_digest = Unicode(None, allow_none=True, help="SHA-256 of the server's API token (state).")
-    last_end = Dict(help="How the last job of this server ended: job_id, state, reason, at (state).")
 
-    _STATE_KEYS = ("job_id", "job_host", "job_port", "job_comment", "job_partition", "token_digest", "last_end")
+    #: the checked presets, partition settings and group policy (:meth:`site_settings`)
+    _checked: siteconfig.SiteConfig | None = None
+    #: the request that ``apply_user_options`` validated for the coming ``start()``
+    job_request: options.JobRequest | None = None
+    #: with internal_ssl, the server's key, certificate and CA bundle for the job's environment (``move_certs``)
+    _job_certs: dict[str, str] = {}
+    #: the task that asks Slurm after the job side said the server ended (a reference, so it runs to its end)
+    _end_confirmation: asyncio.Future | None = None
+    _life: ServerJob | None = None
+
+    def __init__(self, **kwargs):
+        self.record = JobRecord()
+        super().__init__(**kwargs)
+        if self.site_config_file:
+            siteconfig.apply(self, REGISTRY.site(self.site_config_file), siteconfig.SETTINGS)
+        else:
+            self._warn_kernels_differ()
+        self.site_settings()  # a mistake in presets, partitions or policy is said now, naming the entry
+        REGISTRY.spawners.add(self)
 
     def load_state(self, state):
         super().load_state(state)
-        for key in self._STATE_KEYS:
-            if key in state:
-                setattr(self, key, state[key])
-        if self.job_id:
-            self.watcher.watch(self.job_id, on_over=self._job_over, user=self.user.name)
+        self.record.load(state)
+        self.token_digest = state.get("token_digest", self.token_digest)
+        self.life.watch()
 
     def get_state(self):
         state = super().get_state()
-        for key in self._STATE_KEYS:
-            if getattr(self, key):
-                state[key] = getattr(self, key)
+        state.update(self.record.to_state())
+        if self.token_digest:
+            state["token_digest"] = self.token_digest
         return state
 
     def clear_state(self):
         super().clear_state()
-        if self.job_id:
-            self.watcher.unwatch(self.job_id)
-        self.job_id = self.job_host = self.job_comment = self.job_partition = self.token_digest = None
-        self.job_port = 0
+        if self.record.job_id:
+            self.watcher.unwatch(self.record.job_id)
+        self.record.forget_job()
+        self.token_digest = None
 
     def _save_state(self):
-        """Persist the job id at once, so a hub restart during the queue wait finds the job."""
+        """Persist the record at once, so a hub restart during the queue wait finds the job."""
         if self.orm_spawner is None or self.db is None:
             return
         self.orm_spawner.state = self.get_state()
         self.db.commit()
 
-    # -- shared parts -----------------------------------------------------------------------------
     @property
-    def presets_checked(self) -> dict[str, options.Preset]:
-        if not hasattr(self, "_presets"):
-            self._presets = options.load_presets(self.presets)
-        return self._presets
-
-    def _shared_parts(self):
-        key = (tuple(self.sudo_command), self.slurm_timeout, self.watch_interval, self.watch_fast_interval,
-               self.watch_pending_interval, self.watch_jitter, self.accounting, self.watch_as_users)
-        if key not in _shared:
-            runner = SlurmRunner(sudo=self.sudo_command, timeout=self.slurm_timeout, log=self.log)
-            watcher = JobWatcher(runner, interval=self.watch_interval, fast_interval=self.watch_fast_interval,
-                                 pending_interval=self.watch_pending_interval, jitter=self.watch_jitter,
-                                 accounting=self.accounting, as_users=self.watch_as_users, log=self.log)
-            _shared[key] = (runner, watcher)
-        return _shared[key]
+    def job_id(self) -> str | None:
+        """The Slurm job of the current server."""
+        return self.record.job_id
 
     @property
-    def runner(self) -> SlurmRunner:
-        return self._shared_parts()[0]
+    def job_partition(self) -> str | None:
+        """The partition of the current server's request."""
+        return self.record.job_partition
 
     @property
-    def watcher(self) -> JobWatcher:
-        return self._shared_parts()[1]
+    def estimated_start(self) -> str | None:
+        """Slurm's estimated start from the pre-flight of the current start, or None."""
+        return self.life.estimated_start
 
-    # -- options: validate_options, the form and the pre-flight are in spawnpage.SpawnPageMixin -------
+    @property
+    def start_estimate_text(self) -> str:
+        """``expected to start at 05:40 (in 12 min)``, or '' without an estimate (the progress page)."""
+        return reasons.describe_start(self.estimated_start) if self.estimated_start else ""
 
-    # -- naming -----------------------------------------------------------------------------------
+    # == shared parts ===========================================================================================
+    @property
+    def runner(self):
+        return REGISTRY.runner(sudo=self.sudo_command, timeout=self.slurm_timeout, log=self.log)
+
+    @property
+    def watcher(self):
+        return REGISTRY.watcher(self.runner, interval=self.watch_interval, fast_interval=self.watch_fast_interval,
+                                pending_interval=self.watch_pending_interval, jitter=self.watch_jitter,
+                                accounting=self.accounting, as_users=self.watch_as_users, log=self.log)
+
+    @property
+    def cluster(self):
+        """The hub-wide cache of Slurm's answers about partitions, accounts and reservations."""
+        return REGISTRY.cluster(self.runner, ttl=self.cluster_cache_ttl, timeout=self.slurm_timeout)
+
+    @property
+    def module_catalog(self):
+        """The hub-wide cache of the modules the cluster offers."""
+        return REGISTRY.modules(self.runner, lmod_command=self.lmod_command, module_path=self.module_path,
+                                ttl=self.modules_cache_ttl, timeout=self.slurm_timeout)
+
+    @property
+    def life(self) -> ServerJob:
+        """This server's job: start attempts, the end, cancelling (:mod:`dkrzspawner.lifecycle`)."""
+        if self._life is None:
+            self._life = ServerJob(
+                self.runner, self.watcher, self.record, user=self.user.name, accounting=self.accounting,
+                timeouts=Timeouts(queue=self.queue_timeout, server=self.server_timeout, stop=self.stop_timeout,
+                                  end_confirm=self.server_end_confirm),
+                tail_lines=self.output_tail_lines, on_record=self._save_state, on_over=self._job_over,
+                log=self.log, name=self._log_name)
+        return self._life
+
+    # == what this user is offered ==============================================================================
+    def site_settings(self) -> siteconfig.SiteConfig:
+        """The presets, partition settings and group policy, checked once (a mistake names the entry)."""
+        if self._checked is None:
+            presets = options.load_presets(self.presets)
+            self._checked = siteconfig.SiteConfig(
+                path=self.site_config_file, presets=presets,
+                settings={"policy": self.policy, "advanced_options": self.advanced_options},
+                partitions=options.load_partition_policy(self.partitions),
+                policy=policy.load_policy(self.policy, presets))
+        return self._checked
+
+    def user_groups(self) -> set[str]:
+        """The user's Unix groups on the hub host and JupyterHub groups, by name."""
+        hub_groups = {group.name for group in getattr(self.user, "groups", None) or ()}
+        return policy.unix_groups(self.user.name) | hub_groups
+
+    def offer(self) -> siteconfig.Offer:
+        """What this user is offered under the site's settings and their groups' policy."""
+        site = self.site_settings()
+        return site.offer(self.user_groups() if self.policy else ())
+
+    async def facts(self, offer: siteconfig.Offer):
+        """What Slurm says for this user, with the site's partition settings applied; never raises for Slurm."""
+        snapshot = await self.cluster.snapshot(self.user.name)
+        return offer.facts(snapshot, modules=await self.module_catalog.offered(self.log))
+
+    def maintenance(self) -> str:
+        """The maintenance message in force now, or '' when spawns are open."""
+        if self.maintenance_file:
+            try:
+                with open(self.maintenance_file, encoding="utf-8", errors="replace") as file:
+                    text = file.read(2000).strip()
+            except FileNotFoundError:
+                text = ""
+            except OSError as exc:
+                self.log.warning("maintenance file %s unreadable (%s); spawns stay open", self.maintenance_file, exc)
+                text = ""
+            if text:
+                return text
+        return self.maintenance_message.strip()
+
+    def _check_server_counts(self, offer: siteconfig.Offer, partition: str) -> None:
+        """Refuse this server when the user or ``partition`` has as many active servers as the policy allows."""
+        checked = self.site_settings().policy
+        mine, in_partition = [], 0
+        if offer.allowance.max_servers is not None:  # counted only where a limit applies
+            mine = [s.name for s in self.user.spawners.values() if s is not self and s.active]
+        if partition in checked.max_servers_per_partition:
+            in_partition = sum(1 for s in list(REGISTRY.spawners)
+                               if s is not self and s.active and s.job_partition == partition)
+        policy.check_server_counts(offer.allowance, checked, partition, mine, in_partition)
+
+    async def budgets(self) -> dict[str, dict]:
+        """Budget per account of the user (the accounts service's fields), or {} when off or Slurm is silent."""
+        if not self.show_budgets:
+            return {}
+        ledger = REGISTRY.budgets(self.runner, ttl=self.cluster_cache_ttl, timeout=self.slurm_timeout,
+                                  period=self.budget_period_start)
+        try:
+            statement = await ledger.statement(self.user.name)
+        except SlurmError as exc:
+            self.log.warning("%s: no account budgets for the form (%s)", self._log_name, exc.reason)
+            return {}
+        return {budget.account: budget.as_dict() for budget in statement.budgets}
+
+    def _warn_kernels_differ(self) -> None:
+        """Say once per process that kernels cannot see what the hub's configuration sets."""
+        own = [where for where in (siteconfig.configured(self, name) for name in siteconfig.SETTINGS) if where]
+        if own and REGISTRY.once("kernels differ: " + ", ".join(own)):
+            fallback = siteconfig.DEFAULT_PATH if os.path.exists(siteconfig.DEFAULT_PATH) else "the built-in defaults"
+            self.log.warning("%s: kernels (dkrz-kernel, the Slurm kernel provisioner) do not see these and go by %s; "
+                             "move them into a site file (c.DKRZSpawner.site_config_file) so both check the same",
+                             ", ".join(own), fallback)
+
+    # == the one validation =====================================================================================
+    async def validate_options(self, user_options) -> options.JobRequest:
+        """The one validation path for form, REST and URL options; raises a user-facing 400 error."""
+        notice = self.maintenance()
+        if notice:
+            raise spawn_error(notice, reason="maintenance", status_code=503)
+        try:
+            check_user_name(self.user.name)
+        except BadUserName as exc:
+            raise spawn_error(str(exc), reason="invalid_user", status_code=403) from None
+        offer = self.offer()
+        facts = await self.facts(offer)
+        try:
+            request = offer.validate(user_options, facts)
+            self._check_server_counts(offer, request.partition)
+        except options.OptionsError as exc:
+            raise spawn_error(str(exc), reason="invalid_options") from None
+        return request
+
+    @staticmethod
+    async def _apply_options(spawner, user_options):
+        """``Spawner.apply_user_options``: validate once; ``start()`` submits this very request."""
+        spawner.job_request = await spawner.validate_options(user_options)
+
+    # == the form and spawn links ===============================================================================
+    async def render_options_form(self) -> str:
+        """This server's form, with what the policy lets this user use, a spawn link's options or else its last
+        options preselected (re-validated; defaults where they fail), and the maintenance message if spawns are
+        closed."""
+        try:
+            check_user_name(self.user.name)
+        except BadUserName as exc:  # no Slurm command for this name: no form either, only why
+            return f'<p class="alert alert-danger" id="dkrz-spawn-error">{html.escape(str(exc))}</p>'
+        offer = self.offer()
+        facts = offer.allowance.allowed_facts(await self.facts(offer))
+        presets = offer.allowance.allowed_presets(offer.presets)
+        link = self.link_options()
+        selected = options.preselect(link or self.last_user_options(), presets, facts)
+        if link:  # the link's options, not this server's last ones (the notice above the form says so)
+            selected["remembered"] = False
+        context = form.context(presets=presets, facts=facts, selected=selected, server_name=self.name,
+                               refresh_seconds=self.cluster_cache_ttl, budgets=await self.budgets(),
+                               maintenance=self.maintenance())
+        return form.render(context, extra_paths=self.template_paths)
+
+    def last_user_options(self):
+        """The options this server was last started (or refused) with; JupyterHub keeps them in its database."""
+        return self.orm_spawner.user_options if self.orm_spawner is not None else None
+
+    async def options_from_query(self, query_data):
+        """Spawn links (``/hub/spawn?opt-preset=shared&opt-cores=2``) pre-fill the form and never start a job
+        by themselves: a top-level GET can come from a link on any web page. The link's options are validated
+        as any request (a refusal is shown on the form, naming the field); then
+        :class:`~dkrzspawner.errors.SpawnLinkToConfirm` is raised: JupyterHub shows the form, which
+        :meth:`render_options_form` fills in from the link, and the user confirms with Start."""
+        try:
+            user_options = options.options_from_query(query_data)
+        except options.OptionsError as exc:
+            raise spawn_error(str(exc), reason="invalid_options") from None
+        await self.validate_options(user_options)
+        self.log.info("%s: a spawn link pre-fills the form; the user confirms with Start", self._log_name)
+        raise SpawnLinkToConfirm()
+
+    def link_options(self):
+        """The ``user_options`` of the spawn link this form is shown for (``?opt-...`` of the current GET of
+        the spawn page), or None. JupyterHub sets ``handler`` on the spawner before it renders the form."""
+        request = getattr(getattr(self, "handler", None), "request", None)
+        if request is None or request.method != "GET" or not request.query_arguments:
+            return None
+        query = {key: [value.decode("utf8", "replace") for value in values]
+                 for key, values in request.query_arguments.items() if key not in ("next", "display_name")}
+        prefixed = {key[4:]: value for key, value in query.items() if key.startswith("opt-") and key[4:]}
+        try:
+            return options.options_from_query(prefixed or query) or None
+        except options.OptionsError:
+            return None
+
+    async def options_form_for_url(self, url: str) -> str:
+        """The form of the server a ``/hub/spawn/<user>/<server>`` URL is about.
+
+        Our ``spawn.html`` calls this after a refused request: JupyterHub 6.1 re-renders the form of the
+        user's default server there, whichever named server the request was for.
+        """
+        target = self._spawner_for_url(url) or self
+        return await target.render_options_form()
+
+    def _spawner_for_url(self, url: str):
+        prefix = self.hub.base_url.rstrip("/") + "/spawn"
+        path = urlparse(url).path
+        if not path.startswith(prefix):
+            return None
+        parts = [unquote(part) for part in path[len(prefix):].strip("/").split("/") if part]
+        user_name = parts[0] if parts else self.user.name
+        server_name = parts[1] if len(parts) > 1 else ""
+        if user_name != self.user.name or server_name == self.name:
+            return None
+        if server_name and server_name not in self.user.orm_spawners:
+            return None
+        return self.user.spawners[server_name]
+
+    # == the job's text =========================================================================================
     @property
     def server_label(self) -> str:
         """The server's name as it may appear in a job name and tag (JupyterHub 5 allows any name)."""
@@ -284,340 +634,92 @@ class DKRZSpawner(SiteFileMixin, SpawnPageMixin, PolicyMixin, ModulesMixin, Spaw
         env.update(self._job_certs)
         return env
 
-    # -- internal_ssl (see jobcerts) ---------------------------------------------------------------
-    @default("ssl_alt_names")
-    def _ssl_alt_names_default(self):
-        return DKRZSpawner._node_alt_names
+    def site_environment(self) -> dict[str, str]:
+        """The job's variables that lead its kernels to this hub's site file and the user's hub groups."""
+        if not self.site_config_file:
+            return {}
+        env = {siteconfig.ENV_PATH: self.site_config_file}
+        hub_groups = [group.name for group in getattr(self.user, "groups", None) or ()]
+        groups = siteconfig.hub_groups_value(hub_groups, self.site_settings().policy)
+        if groups:
+            env[siteconfig.ENV_HUB_GROUPS] = groups
+        return env
 
+    def _output_file(self, home: str) -> str:
+        return self.output_path.format(home=home, username=self.user.name)
+
+    def submission(self, request: options.JobRequest) -> Submission:
+        """``request`` as the job to submit: the batch script, its environment, its tag."""
+        home = self._home()
+        env = self._job_env(home)
+        tag = f"dkrzspawner:{self.user.name}:{self.server_label}:{secrets.token_hex(6)}"
+        output = self._output_file(home)
+        text = script.render(
+            self.batch_script_template, request=request, job_name=self.job_name, comment=tag, output=output,
+            workdir=home, export_names=env.keys(), path=f"{self.job_prefix.rstrip('/')}/bin:{self.job_path}",
+            command=self._command(), modules_init=self.modules_init, module_path=self.module_path,
+            extra_paths=self.template_paths, umask=self.job_umask,
+        )
+        self.log.debug("Batch script for %s:\n%s", self._log_name, text)
+        return Submission(user=self.user.name, script=text, env=env, tag=tag, partition=request.partition,
+                          job_name=self.job_name, output=output,
+                          summary=f"partition {request.partition}, {request.cores} cores, {request.memory} memory, "
+                                  f"walltime {request.runtime}")
+
+    # -- internal_ssl (see jobcerts) ---------------------------------------------------------------------------
     @staticmethod
     async def _node_alt_names(spawner) -> list[str]:
         """Every node of the cluster, and the hub's ``trusted_alt_names``: the job's node is not known yet."""
         result = await spawner.runner.run(list(jobcerts.NODES_ARGV), timeout=spawner.slurm_timeout)
         return jobcerts.alt_names(result.stdout) + list(spawner.trusted_alt_names)
 
-    #: with internal_ssl, the server's key, certificate and CA bundle for the job's environment (``move_certs``)
-    _job_certs: dict[str, str] = {}
-
     async def move_certs(self, paths):
         """The key, certificate and CA bundle go to the job through its environment; nothing stays on the hub."""
         self._job_certs = jobcerts.take(paths)
         return {}
 
-    def _output_file(self, home: str) -> str:
-        return self.output_path.format(home=home, username=self.user.name)
-
-    # -- progress ---------------------------------------------------------------------------------
-    def _emit(self, progress: int, message: str):
-        self.log.info("%s: %s", self._log_name, message)
-        self._events.append({"progress": progress, "message": message})
-        self._events_changed.set()
-
-    async def progress(self):
-        seen = 0
-        while True:
-            events = getattr(self, "_events", [])
-            while seen < len(events):
-                yield events[seen]
-                seen += 1
-            if getattr(self, "_start_done", True):
-                return
-            self._events_changed.clear()
-            await self._events_changed.wait()
-
-    def _begin_waiting(self):
-        """Fresh progress events and a fresh port slot, for start() or a recovery after a restart."""
-        self._events, self._events_changed, self._start_done = [], asyncio.Event(), False
-        self._port = asyncio.get_running_loop().create_future()
-        self._submitted_at = None  # set by a submission of this start; not after a hub restart
-
-    def _seen_running(self):
-        """The job runs: its queue wait goes into the metrics, once per submission."""
-        if getattr(self, "_submitted_at", None) is not None:
-            metrics.QUEUE_WAIT_SECONDS.labels(partition=self.job_partition or "unknown").observe(
-                time.monotonic() - self._submitted_at)
-            self._submitted_at = None
-
-    # -- start ------------------------------------------------------------------------------------
+    # == JupyterHub's hooks =====================================================================================
     async def start(self):
         started = time.monotonic()
-        request = await self.validate_options(self.user_options)
-        self._begin_waiting()
-        self.job_id = self.job_host = None
-        self.job_port = 0
-        self.job_partition = request.partition
+        request, self.job_request = self.job_request or await self.validate_options(self.user_options), None
         self.token_digest = _digest(self.api_token)
         try:
-            await self._submit(request)
-            served = await self._serve()
-            metrics.SPAWN_SECONDS.observe(time.monotonic() - started)
-            return served
-        except Exception:
-            if self.job_id:  # our own failure: the job must not outlive the spawn
-                await self._cancel_quietly()
-            raise
+            served = await self.life.start(self.submission(request))
+        except StartFailed as exc:
+            raise spawn_error(exc.message, reason=exc.reason, status_code=exc.status_code) from None
         # Cancelled: the hub is shutting down (the job is recovered after the restart) or the user
         # cancelled the spawn (the hub then calls stop(), which cancels the job).
-        finally:
-            self._start_done = True
-            self._events_changed.set()
+        metrics.SPAWN_SECONDS.observe(time.monotonic() - started)
+        return served
 
-    async def _serve(self) -> tuple[str, int]:
-        """Wait (queue, then server start) until the job's server listens; remember where."""
-        with self.watcher.urgent(self.job_id):
-            host, port = await self._wait_until_serving()
-        self.job_host, self.job_port = host, port
-        self._save_state()
-        self._emit(100, f"Jupyter server of job {self.job_id} answers on {host}:{port}.")
-        return host, port
+    async def progress(self):
+        async for event in self.life.progress.follow():
+            yield event
 
-    async def _submit(self, request: options.JobRequest):
-        home = self._home()
-        env = self._job_env(home)
-        self.job_comment = f"dkrzspawner:{self.user.name}:{self.server_label}:{secrets.token_hex(6)}"
-        text = script.render(
-            self.batch_script_template, request=request, job_name=self.job_name, comment=self.job_comment,
-            output=self._output_file(home), workdir=home, export_names=env.keys(),
-            path=f"{self.job_prefix.rstrip('/')}/bin:{self.job_path}", command=self._command(),
-            modules_init=self.modules_init, module_path=self.module_path, extra_paths=self.template_paths,
-            umask=self.job_umask,
-        )
-        self.log.debug("Batch script for %s:\n%s", self._log_name, text)
-        await self.preflight(text, env)  # sbatch --test-only: Slurm's refusal in plain words, or its estimate
-        self._save_state()  # the tag first: a hub restart mid-sbatch can still find the job
-        try:
-            result = await self.runner.run(["sbatch", "--parsable"], user=self.user.name, env=env, stdin=text)
-            self.job_id = result.stdout.strip().split(";")[0]
-        except SlurmRejected as exc:
-            raise spawn_error(f"Slurm refused the job: {exc.reason}", reason="slurm_rejected") from None
-        except SlurmUnreachable as exc:
-            self._emit(5, f"Slurm did not answer the submission ({exc.reason}); looking for the job.")
-            self.job_id = await self._find_tagged_job(give_up_after=self.queue_timeout)
-            if self.job_id is None:
-                raise spawn_error(f"Slurm did not take the job ({exc.reason}); no job was started. "
-                                  "Please try again.", reason="slurm_unreachable", status_code=503) from None
-            self.log.warning("sbatch for %s failed (%s) but created job %s: adopting it",
-                             self._log_name, exc.reason, self.job_id)
-        self._submitted_at = time.monotonic()
-        self._save_state()
-        self.watcher.watch(self.job_id, on_over=self._job_over, user=self.user.name)
-        self._emit(10, f"Submitted Slurm job {self.job_id}: partition {request.partition}, {request.cores} "
-                       f"cores, {request.memory} memory, walltime {request.runtime}.")
-
-    async def _find_tagged_job(self, give_up_after: float) -> str | None:
-        """The job carrying this spawn's tag, asked until Slurm answers; None if Slurm says there is none."""
-        deadline = time.monotonic() + give_up_after
-        while True:
-            try:
-                result = await self.runner.run(["squeue", "-h", "-t", "all", "-u", check_user_name(self.user.name),
-                                                "-o", "%i|%k"])
-            except SlurmUnreachable:
-                if time.monotonic() > deadline:
-                    return None
-                await asyncio.sleep(2)
-                continue
-            except SlurmError:
-                return None
-            for line in result.stdout.splitlines():
-                job_id, _, comment = line.partition("|")
-                if comment.strip() == self.job_comment:
-                    return job_id.strip()
-            return None
-
-    def owns_token(self, token: str) -> bool:
-        """Whether ``token`` is the API token of this spawner's current server (kept only as a digest)."""
-        return bool(self.token_digest) and hmac.compare_digest(self.token_digest, _digest(token))
-
-    def receive_port(self, port: int) -> bool:
-        """Called by the port handler; False if this spawner is not waiting for a port.
-
-        The same port reported again (a retry after a lost reply) is accepted again."""
-        future = getattr(self, "_port", None)
-        if future is None:
-            return False
-        if future.done():
-            return not future.cancelled() and future.result() == port
-        future.set_result(port)
-        return True
-
-    #: the task that asks Slurm after the job side said the server ended (a reference, so it runs to its end)
-    _end_confirmation: asyncio.Future | None = None
-
-    def server_ended(self) -> bool:
-        """Called by the ended handler: the job side says the server has ended. Only Slurm's word stops the
-        server, so the watcher asks now and at the fast cadence until the job is over (at most
-        ``server_end_confirm`` seconds); :meth:`_job_over` then tells the hub, which drops the route."""
-        if not self.job_id:
-            return False
-        self.log.info("%s: the job side says the server has ended; asking Slurm about job %s now",
-                      self._log_name, self.job_id)
-        self._end_confirmation = asyncio.ensure_future(self._confirm_end(self.job_id))  # kept: not collected
-        return True
-
-    async def _confirm_end(self, job_id: str) -> None:
-        with self.watcher.urgent(job_id):
-            deadline = time.monotonic() + self.server_end_confirm
-            while time.monotonic() < deadline and self.job_id == job_id:
-                status = self.watcher.status(job_id)
-                if status is not None and status.over:
-                    return
-                await self.watcher.refresh(job_id)
-
-    async def _wait_until_serving(self) -> tuple[str, int]:
-        queued_since = time.monotonic()
-        running_since = None
-        last = None
-        while not self._port.done():
-            status = self.watcher.status(self.job_id)
-            if status is not None:
-                if status.over:
-                    await self._fail_ended(status)
-                message = self._status_message(status)
-                if message != last:
-                    last = message
-                    self._emit(50 if status.running else 20, message)
-                if status.running and running_since is None:
-                    running_since = time.monotonic()
-                    self._seen_running()
-            now = time.monotonic()
-            if running_since is None and now - queued_since > self.queue_timeout:
-                raise spawn_error(f"Job {self.job_id} waited longer than {self.queue_timeout:g} s in the queue; "
-                                  "it was cancelled.", reason="queue_timeout")
-            if running_since is not None and now - running_since > self.server_timeout:
-                raise spawn_error(f"The Jupyter server of job {self.job_id} did not start within "
-                                  f"{self.server_timeout:g} s.", reason="server_timeout")
-            poll = asyncio.ensure_future(self.watcher.next_poll())
-            await asyncio.wait([poll, self._port], return_when=asyncio.FIRST_COMPLETED)
-            poll.cancel()
-        port = self._port.result()
-        self._emit(80, f"Jupyter server of job {self.job_id} reported port {port}.")
-        host = await self._batch_host()
-        await self._wait_listening(host, port, running_since or time.monotonic())
-        return host, port
-
-    def _status_message(self, status) -> str:
-        """The progress line for what Slurm says now (one message per change)."""
-        if status.state == "PENDING":
-            position = self.watcher.position(self.job_id)
-            place, total = position if position else (None, None)
-            return reasons.pending_message(self.job_id, status.reason, status.start_time, place, total)
-        if status.running:
-            return f"Job {self.job_id} is running on {status.host}; starting the Jupyter server."
-        return f"Job {self.job_id} is {status.state.lower()}."
-
-    async def _batch_host(self) -> str:
-        """The node running the job, from Slurm (never from the job)."""
-        while True:
-            status = self.watcher.status(self.job_id)
-            if status is not None and status.over:
-                await self._fail_ended(status)
-            if status is not None and status.running and status.host:
-                self._seen_running()
-                return status.host
-            await self.watcher.refresh()
-
-    async def _wait_listening(self, host: str, port: int, running_since: float):
-        while True:
-            try:
-                _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 2)
-                writer.close()
-                return
-            except (OSError, asyncio.TimeoutError):
-                pass
-            status = self.watcher.status(self.job_id)
-            if status is not None and status.over:
-                await self._fail_ended(status)
-            if time.monotonic() - running_since > self.server_timeout:
-                raise spawn_error(f"The Jupyter server of job {self.job_id} did not start within "
-                                  f"{self.server_timeout:g} s.", reason="server_timeout")
-            await asyncio.sleep(0.02)
-
-    async def _fail_ended(self, status):
-        tail = await self._output_tail()
-        end = await self._record_end(status, tail)
-        message = f"Job {self.job_id} ended before its Jupyter server started: {end['reason']}"
-        if tail:  # indented: no line of the user's output can pass for a line of the hub's log
-            message += " Last lines of its output:\n" + "\n".join("    " + line for line in tail.splitlines())
-        raise spawn_error(message, reason="job_ended")
-
-    async def _output_tail(self) -> str:
-        """The last lines of the job's output (bounded, control characters removed; see slurm.output_tail)."""
-        path = self._output_file(self._home()).replace("%j", str(self.job_id)).replace("%x", self.job_name)
-        try:
-            return await output_tail(self.runner, self.user.name, path, self.output_tail_lines)
-        except SlurmError as exc:
-            self.log.warning("%s: cannot read the output of job %s (%s): %s", self._log_name, self.job_id, path,
-                             exc)
-            return ""
-
-    async def _record_end(self, status, tail: str | None = None) -> dict:
-        """Remember (state, log) why the job ended, in words; sacct has the final word when Slurm is done."""
-        final = status
-        if status.state == "COMPLETING" or (self.accounting and status.exit_code is None):
-            final = await self._sacct_final(status)
-        if tail is None and final.state == "FAILED":
-            tail = await self._output_tail()
-        by = _user_of_uid(final.cancelled_by) if final.cancelled_by else None
-        self.last_end = {
-            "job_id": self.job_id, "state": final.state,
-            "reason": reasons.explain_end(final.state, final.exit_code, by, tail or ""),
-            "at": datetime.datetime.now().isoformat(timespec="seconds"),
-        }
-        self.log.info("%s: job %s ended (%s): %s", self._log_name, self.job_id, final.state,
-                      self.last_end["reason"])
-        return self.last_end
-
-    async def _sacct_final(self, status):
-        """sacct's record of how the job ended; the watcher's status if sacct cannot tell (yet)."""
-        if not self.accounting:
-            return status
-        for _ in range(5):
-            try:
-                out = await self.runner.run(["sacct", "-X", "-n", "-P", "-j", str(self.job_id), "-o", SACCT_FORMAT])
-                final = parse_sacct(out.stdout).get(str(self.job_id))
-            except (SlurmError, ValueError):
-                final = None
-            if final is not None and final.ended:
-                return final
-            await asyncio.sleep(1)
-        return status
-
-    # -- recovery after a hub restart -------------------------------------------------------------
     async def get_url(self):
         """After a hub restart during a start: wait for the job and its server like start() does."""
-        if self.job_port or not self.job_id:
+        if self.record.job_port or not self.record.job_id:
             return await super().get_url()
-        self.log.info("%s: resuming the start of job %s after a hub restart", self._log_name, self.job_id)
-        self._begin_waiting()
+        self._point_life_at_output()
         try:
-            host, port = await self._serve()
-        except web.HTTPError as exc:
-            self.log.warning("%s: recovered job %s did not start: %s", self._log_name, self.job_id, exc)
+            host, port = await self.life.resume()
+        except StartFailed as exc:
+            self.log.warning("%s: recovered job %s did not start: %s", self._log_name, self.record.job_id, exc)
             return await super().get_url()
-        finally:
-            self._start_done = True
         return f"http://{host}:{port}"
 
-    # -- poll and stop ----------------------------------------------------------------------------
+    def _point_life_at_output(self) -> None:
+        """After a restart, the output file and job name of the recorded job (for its output tail)."""
+        try:
+            self.life.output, self.life.job_name = self._output_file(self._home()), self.job_name
+        except Exception as exc:  # no Unix account any more: the tail is left out, the end still told
+            self.log.warning("%s: the output of job %s cannot be found (%s)", self._log_name, self.record.job_id,
+                             exc)
+
     async def poll(self):
-        if not self.job_id:
-            if self.job_comment:  # an sbatch that did not answer, then the hub restarted: no orphans
-                await self._cancel_unconfirmed()
-            return 0
-        self.watcher.watch(self.job_id, on_over=self._job_over, user=self.user.name)
-        status = self.watcher.status(self.job_id)
-        if status is None:
-            # Nothing heard yet (e.g. just after a hub restart): ask, batched with all other spawners.
-            try:
-                await asyncio.wait_for(self.watcher.refresh(self.job_id), self.slurm_timeout * 3)
-            except asyncio.TimeoutError:
-                return None
-            status = self.watcher.status(self.job_id)
-        if status is None or not status.over:
-            return None  # running, pending, or not known yet: never "stopped" on a failed query
-        if self.last_end.get("job_id") != self.job_id:
-            await self._record_end(status)
-            self._save_state()
-        return 0 if self.last_end.get("state") == "COMPLETED" else 1
+        if self.record.job_id and not self.life.output:
+            self._point_life_at_output()
+        return await self.life.poll(wait=self.slurm_timeout * 3)
 
     def _job_over(self):
         """The watcher saw the job end: let the hub know now, not at its next poll."""
@@ -625,64 +727,47 @@ class DKRZSpawner(SiteFileMixin, SpawnPageMixin, PolicyMixin, ModulesMixin, Spaw
         if polling is not None and polling.is_running():  # a running server, not a start or a stop
             asyncio.ensure_future(self.poll_and_notify())
 
-    async def _cancel_unconfirmed(self):
-        job_id = await self._find_tagged_job(give_up_after=0)
-        if job_id:
-            self.log.warning("%s: cancelling job %s, submitted before a hub restart but never confirmed",
-                             self._log_name, job_id)
-            self.job_id = job_id
-            await self._cancel_quietly()
-        self.job_id = self.job_comment = None
-        self._save_state()
-
     async def stop(self, now=False):
-        job_id = self.job_id
-        if not job_id:
-            return
-        with self.watcher.urgent(job_id):
-            status = self.watcher.status(job_id)
-            if status is None or not status.ended:
-                await self._cancel_job()
-            deadline = time.monotonic() + self.stop_timeout
-            while time.monotonic() < deadline and self.job_id == job_id:
-                status = self.watcher.status(job_id)
-                if status is not None and status.ended:
-                    if self.last_end.get("job_id") != job_id:
-                        await self._record_end(status)
-                    return
-                await self.watcher.refresh()
-        if self.job_id == job_id:
-            self.log.warning("%s: Slurm has not confirmed the end of job %s within %g s",
-                             self._log_name, job_id, self.stop_timeout)
+        await self.life.stop()
 
-    async def _cancel_job(self):
-        await self.runner.run(["scancel", str(self.job_id)], user=self.user.name)
+    # == the job side's reports (dkrzspawner.handlers) ==========================================================
+    def owns_token(self, token: str) -> bool:
+        """Whether ``token`` is the API token of this spawner's current server (kept only as a digest)."""
+        return bool(self.token_digest) and hmac.compare_digest(self.token_digest, _digest(token))
 
-    async def _cancel_quietly(self):
-        try:
-            await asyncio.shield(self._cancel_job())
-        except (SlurmError, asyncio.CancelledError) as exc:
-            self.log.error("%s: could not cancel job %s: %s", self._log_name, self.job_id, exc)
+    def receive_port(self, port: int) -> bool:
+        """The job side's port report; False if this spawner is not waiting for a port."""
+        return self.life.receive_port(port)
 
-    # -- what the pages show ----------------------------------------------------------------------
+    def server_ended(self) -> bool:
+        """Called by the ended handler: the job side says the server has ended. Only Slurm's word stops the
+        server, so the watcher asks now and at the fast cadence until the job is over (at most
+        ``server_end_confirm`` seconds); the watcher then tells the hub, which drops the route."""
+        if not self.record.job_id:
+            return False
+        self.log.info("%s: the job side says the server has ended; asking Slurm about job %s now",
+                      self._log_name, self.record.job_id)
+        self._end_confirmation = asyncio.ensure_future(self.life.confirm_end(self.record.job_id))
+        return True
+
+    # == what the pages show ====================================================================================
     def job_summary(self) -> dict:
         """For the hub's home page: the job's state, node and walltime left, or how the last one ended."""
-        status = self.watcher.status(self.job_id) if self.job_id else None
-        summary = {"job_id": self.job_id, "state": status.state if status else None, "host": self.job_host,
-                   "time_left": "", "waiting": "", "last_end": self.last_end or None}
-        if status is not None and status.running:
-            summary["time_left"] = reasons.format_remaining(reasons.parse_slurm_time(status.end_time))
-        elif status is not None and status.state == "PENDING":
-            summary["waiting"] = reasons.explain_pending(status.reason)
-        return summary
+        return self.life.summary()
 
 
 def _digest(token: str | None) -> str | None:
     return hashlib.sha256(token.encode()).hexdigest() if token else None
 
 
-def _user_of_uid(uid: str) -> str:
+def _options_from_form(form_data, spawner=None):
+    """``Spawner.options_from_form``: the form's fields as ``user_options`` with JSON types."""
     try:
-        return pwd.getpwuid(int(uid)).pw_name
-    except (KeyError, ValueError):
-        return uid
+        return options.options_from_form(form_data)
+    except options.OptionsError as exc:
+        raise spawn_error(str(exc), reason="invalid_options") from None
+
+
+async def _options_form(spawner) -> str:
+    """``Spawner.options_form``: our form, rendered for this spawner."""
+    return await spawner.render_options_form()

@@ -11,6 +11,7 @@ import pytest
 from tornado import web
 
 from dkrzspawner import script
+from dkrzspawner.lifecycle import StartFailed, Submission
 from dkrzspawner.options import JobRequest
 from dkrzspawner.spawner import DKRZSpawner
 from tests.slurmtools import require_slurm, slurm
@@ -97,9 +98,10 @@ SLURM_REFUSES = [
 @pytest.mark.parametrize("user, fields, words", SLURM_REFUSES, ids=[f"{u}-{w}" for u, _, w in SLURM_REFUSES])
 async def test_preflight_shows_slurms_refusal_in_plain_words_and_no_job(user, fields, words, since):
     spawner = spawner_for(user)
-    with pytest.raises(web.HTTPError) as refused:
-        await spawner.preflight(batch_script(JobRequest(**fields), user), env={})
-    message = refused.value.jupyterhub_message
+    with pytest.raises(StartFailed) as refused:
+        await spawner.life.preflight(Submission(user=user, script=batch_script(JobRequest(**fields), user)))
+    assert refused.value.status_code == 400
+    message = refused.value.message
     assert message.startswith("Slurm would refuse this request: ") and words in message, message
     assert message.endswith(".") and "\n" not in message
     assert spawner.estimated_start is None
@@ -109,10 +111,10 @@ async def test_preflight_shows_slurms_refusal_in_plain_words_and_no_job(user, fi
 async def test_preflight_of_a_good_request_keeps_the_estimate_and_creates_no_job(since):
     spawner = spawner_for("carol")
     request = await spawner.validate_options({"partition": "gpu", "cores": 2, "gpus": 1, "account": "ab0000"})
-    await spawner.preflight(batch_script(request, "carol"), env={})
+    await spawner.life.preflight(Submission(user="carol", script=batch_script(request, "carol")))
     start = datetime.datetime.strptime(spawner.estimated_start, "%Y-%m-%dT%H:%M:%S")
     assert abs((start - datetime.datetime.now()).total_seconds()) < 7 * 86400
     assert spawner.start_estimate_text.startswith("expected to start")
-    assert [e["progress"] for e in spawner._events] == [5]
+    assert [e["progress"] for e in spawner.life.progress.events] == [5]
     time.sleep(1)
     assert jobs_recorded("carol", since) == []

@@ -11,7 +11,7 @@ from prometheus_client import REGISTRY, generate_latest
 from dkrzspawner import metrics
 from dkrzspawner.slurm import SlurmRejected, SlurmRunner, SlurmTimeout, SlurmUnreachable
 from dkrzspawner.watcher import JobStatus
-from tests.unit.test_spawnpage import make_spawner
+from tests.unit.test_spawner import make_spawner
 from tests.unit.test_watcher import FakeRunner, make_watcher, polled, squeue_line  # noqa: F401 (a fixture)
 
 
@@ -78,12 +78,12 @@ def test_servers_by_state_and_partition():
 
 def test_queue_wait_is_observed_once_per_submission(monkeypatch):
     spawner, _ = make_spawner(monkeypatch)
-    spawner.job_partition = "gpu"
+    spawner.record.job_partition = "gpu"
     count = value("dkrzspawner_queue_wait_seconds_count", partition="gpu")
-    spawner._seen_running()  # not submitted by this start (a hub restart): nothing to measure
-    spawner._submitted_at = time.monotonic() - 42
-    spawner._seen_running()
-    spawner._seen_running()
+    spawner.life._seen_running()  # not submitted by this start (a hub restart): nothing to measure
+    spawner.life._submitted_at = time.monotonic() - 42
+    spawner.life._seen_running()
+    spawner.life._seen_running()
     assert value("dkrzspawner_queue_wait_seconds_count", partition="gpu") == count + 1
     assert value("dkrzspawner_queue_wait_seconds_bucket", partition="gpu", le="60.0") >= 1
 

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import re
 from types import SimpleNamespace
 
 import pytest
 from tornado import web
 
-from dkrzspawner import policy, spawnpolicy
+from dkrzspawner import policy
+from dkrzspawner.lifecycle import JobRecord
+from dkrzspawner.registry import REGISTRY
 from dkrzspawner.options import DKRZ_PRESETS, OptionsError, load_presets
 from dkrzspawner.policy import Allowance, allowance_for, check_server_counts, load_policy
-from tests.unit.test_spawnpage import PageSpawner, make_spawner
+from tests.unit.test_spawner import PageSpawner, make_spawner
 
 PRESETS = load_presets({**DKRZ_PRESETS, "big": {"display_name": "Big", "partition": "shared", "cores": [8]}})
 POLICY = {
@@ -168,7 +172,8 @@ async def test_hub_groups_count_like_unix_groups(monkeypatch):
 
 async def test_the_account_default_follows_the_policy(monkeypatch):
     spawner = policy_spawner(monkeypatch, unix=["students"])
-    facts = spawner.allowance().allowed_facts(await spawner.cluster_facts())
+    offer = spawner.offer()
+    facts = offer.allowance.allowed_facts(await spawner.facts(offer))
     assert facts.access.accounts == ("bb1234",)
     assert facts.partitions["gpu"].hidden and not facts.visible()
 
@@ -184,7 +189,7 @@ async def test_the_form_offers_only_what_is_allowed(monkeypatch):
 
 def active_spawner(user, name, partition):
     spawner = PageSpawner(user=user, hub=SimpleNamespace(base_url="/hub/"), lmod_command="")
-    spawner.server_name, spawner.job_partition = name, partition
+    spawner.server_name, spawner.record.job_partition = name, partition
     spawner._spawn_pending = True
     user.spawners[name] = spawner
     return spawner
@@ -206,10 +211,10 @@ async def test_servers_per_partition_count_every_user(monkeypatch):
     spawner = policy_spawner(monkeypatch, unix=["gpu-users"])
     others = SimpleNamespace(name="alice", spawners={}, orm_spawners={})
     held = [active_spawner(others, "one", "gpu"), active_spawner(others, "two", "gpu")]
-    assert all(s in spawnpolicy._live for s in held)
+    assert all(s in REGISTRY.spawners for s in held)
     error = await refusal(spawner, {"partition": "gpu"})
     assert error.jupyterhub_message.startswith("Partition gpu already has 2 servers running or starting")
-    held[0].job_partition = "shared"
+    held[0].record.job_partition = "shared"
     assert (await spawner.validate_options({"partition": "gpu"})).partition == "gpu"
 
 
@@ -241,11 +246,11 @@ async def test_maintenance_file_switches_without_a_restart(monkeypatch, tmp_path
 
 def test_policy_traits_are_documented_and_checked(monkeypatch):
     spawner, _ = make_spawner(monkeypatch)
-    for name in ("policy", "maintenance_message", "maintenance_file", "job_partition"):
+    for name in ("policy", "maintenance_message", "maintenance_file"):
         assert spawner.traits()[name].help.strip(), name
-    assert spawner.allowance() == policy.Allowance(), "no policy: everything"
-    assert "job_partition" in spawner._STATE_KEYS
-    spawner.job_partition = "gpu"
+    assert spawner.offer().allowance == policy.Allowance(), "no policy: everything"
+    assert "job_partition" in {field.name for field in dataclasses.fields(JobRecord)}
+    spawner.record.job_partition = "gpu"
     assert spawner.get_state()["job_partition"] == "gpu"
     with pytest.raises(ValueError, match=r"^policy: groups.x.presets: no preset 'nosuch'"):
         spawner.policy = {"groups": {"x": {"presets": ["nosuch"]}}}

@@ -21,10 +21,11 @@ from dkrzspawner.kernels import options as kopts
 from dkrzspawner.kernels import provisioner as prov
 from dkrzspawner.options import OptionsError
 from dkrzspawner.slurm import Result, SlurmRunner
+from dkrzspawner.registry import REGISTRY
 from dkrzspawner.spawner import DKRZSpawner
 from tests.unit.test_kernels_cli import RecordedRunner as KernelRunner
 from tests.unit.test_kernels_provisioner import FakeSlurm
-from tests.unit.test_spawnpage import make_spawner
+from tests.unit.test_spawner import make_spawner
 
 #: a site that is not DKRZ: its own presets, partition policy and group policy
 SITE = """\
@@ -328,17 +329,17 @@ def test_a_bad_site_file_fails_the_kernel_start_in_one_sentence(monkeypatch, tmp
 async def test_the_hub_takes_every_setting_from_the_file(monkeypatch, tmp_path, site_file):
     groups(monkeypatch, "students")
     spawner, _ = make_spawner(monkeypatch, site_config_file=str(site_file))
-    assert list(spawner.presets_checked) == ["tiny", "small"]
+    assert list(spawner.site_settings().presets) == ["tiny", "small"]
     html = await spawner.render_options_form()
     assert "Tiny" in html and "Small" not in html, "the form offers the site's presets that students may use"
-    assert set(spawner.partition_policy) == {"*", "gpu"}
-    assert set(spawner.policy_checked.groups) == {"students", "gpu-users"}
+    assert set(spawner.site_settings().partitions) == {"*", "gpu"}
+    assert set(spawner.site_settings().policy.groups) == {"students", "gpu-users"}
     path = write(tmp_path, "advanced_options = false\nlmod_command = '/sw/lmod'\nmodule_path = ['/sw/m']\n"
                            "modules_init = '/sw/init/bash'\n", "modules.toml")
     spawner, _ = make_spawner(monkeypatch, site_config_file=path)
     assert (spawner.advanced_options, spawner.lmod_command, spawner.module_path, spawner.modules_init) == \
         (False, "/sw/lmod", ["/sw/m"], "/sw/init/bash")
-    assert list(spawner.presets_checked) == ["shared", "prepost"], "what the file leaves out keeps its default"
+    assert list(spawner.site_settings().presets) == ["shared", "prepost"], "what the file leaves out keeps its default"
 
 
 @pytest.mark.parametrize("section, name, value", [
@@ -360,11 +361,11 @@ def test_the_hub_refuses_a_setting_in_both_places(monkeypatch, site_file, sectio
 def test_without_a_file_the_hubs_configuration_counts_and_it_warns_once(monkeypatch, caplog):
     config = Config()
     config.DKRZSpawner.presets = {"x": {"display_name": "X", "partition": "shared"}}
-    monkeypatch.setattr("dkrzspawner.spawnsite._warned", set())
+    REGISTRY.clear()
     with caplog.at_level("WARNING"):
         first, _ = make_spawner(monkeypatch, config=config)
         make_spawner(monkeypatch, config=config)
-    assert list(first.presets_checked) == ["x"]
+    assert list(first.site_settings().presets) == ["x"]
     warnings = [r.getMessage() for r in caplog.records if "kernels (dkrz-kernel" in r.getMessage()]
     assert len(warnings) == 1 and warnings[0].startswith("c.DKRZSpawner.presets: kernels")
     assert "the built-in defaults" in warnings[0]
@@ -397,7 +398,9 @@ async def submit(monkeypatch, hub_groups=(), **config):
     monkeypatch.setattr(DKRZSpawner, "watcher", property(lambda self: SimpleNamespace(watch=lambda *a, **k: None)))
     monkeypatch.setattr(spawner, "get_env", lambda: {"JUPYTERHUB_API_TOKEN": "secret"})
     monkeypatch.setattr(spawner, "_home", lambda: "/home/carol")
-    await spawner._submit(await spawner.validate_options({}))
+    submission = spawner.submission(await spawner.validate_options({}))
+    await spawner.life.preflight(submission)
+    await spawner.life._submit(submission)
     return runner.submitted
 
 

@@ -1,4 +1,5 @@
-"""spawnpage.py: the spawner's side of the spawn page, with a recorded Slurm (no hub, no cluster)."""
+"""spawner.py: the JupyterHub glue (validation once, the form, spawn links, the pre-flight), with a recorded
+Slurm (no hub, no cluster)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,10 @@ from types import SimpleNamespace
 import pytest
 from tornado import web
 
-from dkrzspawner import spawnpage
+from dkrzspawner import spawner as spawner_module
 from dkrzspawner.slurm import Result, SlurmRejected, SlurmTimeout
 from dkrzspawner.spawner import DKRZSpawner
 from tests.unit.test_cluster import TEST_ONLY, RecordedRunner
-
-SCRIPT = "#!/bin/bash\n#SBATCH --partition=gpu\n"
-
 
 class FakeUser(SimpleNamespace):
     """What the spawner uses of JupyterHub's User: name, orm_spawners, spawners."""
@@ -42,7 +40,6 @@ def make_spawner(monkeypatch, user="carol", name="", last_options=None, answers=
     spawner = PageSpawner(user=owner, hub=SimpleNamespace(base_url="/hub/"),
                           partitions={"*": {"max_gpus": 0}, "gpu": {"max_gpus": 2}}, **config)
     spawner.server_name, spawner.last_options = name, last_options
-    spawner._events, spawner._events_changed = [], SimpleNamespace(set=lambda: None)
     owner.spawners[name] = spawner
     owner.orm_spawners[name] = object()
     return spawner, runner
@@ -50,12 +47,12 @@ def make_spawner(monkeypatch, user="carol", name="", last_options=None, answers=
 
 async def test_the_defaults_are_ours(monkeypatch):
     spawner, _ = make_spawner(monkeypatch)
-    assert spawner.options_form is spawnpage._options_form
-    assert spawner.options_from_form is spawnpage._options_from_form
+    assert spawner.options_form is spawner_module._options_form
+    assert spawner.options_from_form is spawner_module._options_from_form
     assert spawner.apply_user_options is DKRZSpawner._apply_options
     assert spawner.last_user_options() is None
     assert spawner.advanced_options and spawner.cluster_cache_ttl == 60
-    for name in ("partitions", "advanced_options", "cluster_cache_ttl", "estimated_start"):
+    for name in ("partitions", "advanced_options", "cluster_cache_ttl"):
         assert spawner.traits()[name].help, name
 
 
@@ -97,7 +94,7 @@ async def test_form_and_url_conversion_errors_are_400(monkeypatch):
 
 async def test_the_form_preselects_this_servers_last_options(monkeypatch):
     spawner, runner = make_spawner(monkeypatch, name="second", last_options={"partition": "gpu", "cores": 3})
-    html = await spawnpage._options_form(spawner)
+    html = await spawner_module._options_form(spawner)
     assert "your server <strong>second</strong>" in html
     assert re.search(r'id="dkrz-mode-advanced"[^>]*checked', html)
     assert re.search(r'id="dkrz-cores"\s+value="3"', html)
@@ -121,33 +118,39 @@ async def test_the_form_for_the_server_in_the_url(monkeypatch):
     assert "your server <strong>big</strong>" in html and 'value="5"' in html
 
 
-async def test_preflight_keeps_slurms_estimate(monkeypatch):
-    spawner, runner = make_spawner(monkeypatch, answers={("sbatch", "--test-only"): Result("", TEST_ONLY, 0.0)})
-    await spawner.preflight(SCRIPT, env={"JUPYTERHUB_API_TOKEN": "secret"})
-    assert spawner.estimated_start == "2026-11-22T04:56:21"
-    assert spawner.start_estimate_text.startswith("expected to start")
-    assert runner.calls[-1] == (("sbatch", "--test-only"), "carol", SCRIPT), "as the user, the very script"
-    assert spawner._events and spawner._events[-1]["progress"] == 5
+async def start_with(monkeypatch, spawner):
+    """``apply_user_options`` then ``start()``, as JupyterHub calls them, without a database or a home."""
+    monkeypatch.setattr(spawner, "_home", lambda: "/home/carol")
+    monkeypatch.setattr(spawner, "get_env", lambda: {"JUPYTERHUB_API_TOKEN": "secret"})
+    validations = []
+    validate = spawner.validate_options
+
+    async def counted(user_options):
+        validations.append(user_options)
+        return await validate(user_options)
+
+    monkeypatch.setattr(spawner, "validate_options", counted)
+    await spawner.apply_user_options(spawner, {"preset": "shared", "cores": 2})
+    try:
+        return await spawner.start()
+    finally:
+        assert len(validations) == 1, "validated once, in apply_user_options; start() submits that request"
+        assert spawner.job_request is None, "the kept request is used once"
 
 
-async def test_preflight_refusal_in_plain_words(monkeypatch):
+async def test_a_preflight_refusal_is_a_400_with_the_plain_message_and_no_submission(monkeypatch):
     refusal = SlurmRejected(["sbatch"], 1, "sbatch: error: Batch job submission failed: Invalid account or "
                                            "account/partition combination specified")
-    spawner, _ = make_spawner(monkeypatch, answers={("sbatch", "--test-only"): refusal})
+    spawner, runner = make_spawner(monkeypatch, answers={("sbatch", "--test-only"): refusal})
     with pytest.raises(web.HTTPError) as refused:
-        await spawner.preflight(SCRIPT, env={})
+        await start_with(monkeypatch, spawner)
     assert refused.value.status_code == 400
     assert refused.value.jupyterhub_message == \
         "Slurm would refuse this request: your Slurm account may not be used in this partition."
     assert spawner.estimated_start is None and spawner.start_estimate_text == ""
-
-
-async def test_preflight_unanswered_lets_the_submission_go_on(monkeypatch):
-    silence = SlurmTimeout(["sbatch"], None, "", "sbatch did not answer within 30 s")
-    spawner, _ = make_spawner(monkeypatch, answers={("sbatch", "--test-only"): silence})
-    await spawner.preflight(SCRIPT, env={})
-    assert spawner.estimated_start is None
-    assert "submitting anyway" in spawner._events[-1]["message"]
+    script = runner.calls[-1][2]
+    assert runner.calls[-1][:2] == (("sbatch", "--test-only"), "carol") and "#SBATCH --cpus-per-task=2" in script
+    assert not [call for call in runner.calls if call[0] == ("sbatch", "--parsable")], "no job"
 
 
 async def test_a_hub_user_whose_name_is_no_unix_name_gets_why_and_no_slurm_command(monkeypatch):
