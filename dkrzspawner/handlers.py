@@ -72,10 +72,22 @@ class ServerEndedHandler(_ServerTokenHandler):
         self.set_status(204)
 
 
+#: the hub API routes of the job side's reports
+ROUTES = ((r"/api/dkrzspawner/port", PortReportHandler), (r"/api/dkrzspawner/ended", ServerEndedHandler))
+
+
 def register():
-    """Add the handlers to the hub's API handlers (once; the hub reads the list at start-up)."""
+    """Add the handlers to the hub's API handlers (once; the hub reads the list when it builds its web
+    application, after loading the spawner class: see :mod:`dkrzspawner`)."""
     from jupyterhub import apihandlers
 
-    for route in ((r"/api/dkrzspawner/port", PortReportHandler), (r"/api/dkrzspawner/ended", ServerEndedHandler)):
+    for route in ROUTES:
         if route not in apihandlers.default_handlers:
             apihandlers.default_handlers.append(route)
+
+
+def registered() -> bool:
+    """Whether :func:`register` has added the routes."""
+    from jupyterhub import apihandlers
+
+    return all(route in apihandlers.default_handlers for route in ROUTES)

@@ -26,7 +26,8 @@ from urllib.parse import unquote, urlparse
 from jupyterhub.spawner import Spawner
 from traitlets import Bool, Dict, Float, Integer, List, TraitError, Unicode, default, observe, validate
 
-from . import form, jobcerts, metrics, options, policy, reasons, script, siteconfig
+from . import form, handlers, jobcerts, metrics, options, policy, reasons, script, siteconfig
+from .offer import Offer
 from .errors import SpawnLinkToConfirm, spawn_error
 from .lifecycle import JobRecord, ServerJob, StartFailed, Submission, Timeouts
 from .registry import REGISTRY
@@ -349,6 +350,9 @@ class DKRZSpawner(ModulesMixin, Spawner):
             self._warn_kernels_differ()
         self.site_settings()  # a mistake in presets, partitions or policy is said now, naming the entry
         REGISTRY.spawners.add(self)
+        if not handlers.registered() and REGISTRY.once("handlers missing"):
+            self.log.error("The hub has no API handler for the job side's port report: load the spawner as "
+                           'c.JupyterHub.spawner_class = "dkrz" (or "dkrzspawner.DKRZSpawner"), not by its module')
 
     def load_state(self, state):
         super().load_state(state)
@@ -439,7 +443,7 @@ class DKRZSpawner(ModulesMixin, Spawner):
             self._checked = siteconfig.SiteConfig(
                 path=self.site_config_file, presets=presets,
                 settings={"policy": self.policy, "advanced_options": self.advanced_options},
-                partitions=options.load_partition_policy(self.partitions),
+                partitions=options.load_partition_settings(self.partitions),
                 policy=policy.load_policy(self.policy, presets))
         return self._checked
 
@@ -448,15 +452,12 @@ class DKRZSpawner(ModulesMixin, Spawner):
         hub_groups = {group.name for group in getattr(self.user, "groups", None) or ()}
         return policy.unix_groups(self.user.name) | hub_groups
 
-    def offer(self) -> siteconfig.Offer:
-        """What this user is offered under the site's settings and their groups' policy."""
-        site = self.site_settings()
-        return site.offer(self.user_groups() if self.policy else ())
-
-    async def facts(self, offer: siteconfig.Offer):
-        """What Slurm says for this user, with the site's partition settings applied; never raises for Slurm."""
+    async def offer(self) -> Offer:
+        """What this user is offered now: the site's settings, their groups' policy and what Slurm says (a part
+        Slurm did not answer for is left out; never raises for Slurm). Built once per validation or form."""
+        offer = self.site_settings().offer(self.user_groups() if self.policy else ())
         snapshot = await self.cluster.snapshot(self.user.name)
-        return offer.facts(snapshot, modules=await self.module_catalog.offered(self.log))
+        return offer.with_cluster(snapshot, modules=await self.module_catalog.offered(self.log))
 
     def maintenance(self) -> str:
         """The maintenance message in force now, or '' when spawns are open."""
@@ -473,7 +474,7 @@ class DKRZSpawner(ModulesMixin, Spawner):
                 return text
         return self.maintenance_message.strip()
 
-    def _check_server_counts(self, offer: siteconfig.Offer, partition: str) -> None:
+    def _check_server_counts(self, offer: Offer, partition: str) -> None:
         """Refuse this server when the user or ``partition`` has as many active servers as the policy allows."""
         checked = self.site_settings().policy
         mine, in_partition = [], 0
@@ -516,10 +517,9 @@ class DKRZSpawner(ModulesMixin, Spawner):
             check_user_name(self.user.name)
         except BadUserName as exc:
             raise spawn_error(str(exc), reason="invalid_user", status_code=403) from None
-        offer = self.offer()
-        facts = await self.facts(offer)
+        offer = await self.offer()
         try:
-            request = offer.validate(user_options, facts)
+            request = offer.validate(user_options)
             self._check_server_counts(offer, request.partition)
         except options.OptionsError as exc:
             raise spawn_error(str(exc), reason="invalid_options") from None
@@ -539,14 +539,12 @@ class DKRZSpawner(ModulesMixin, Spawner):
             check_user_name(self.user.name)
         except BadUserName as exc:  # no Slurm command for this name: no form either, only why
             return f'<p class="alert alert-danger" id="dkrz-spawn-error">{html.escape(str(exc))}</p>'
-        offer = self.offer()
-        facts = offer.allowance.allowed_facts(await self.facts(offer))
-        presets = offer.allowance.allowed_presets(offer.presets)
+        offer = await self.offer()
         link = self.link_options()
-        selected = options.preselect(link or self.last_user_options(), presets, facts)
+        selected = form.preselect(link or self.last_user_options(), offer.presets, offer.facts)
         if link:  # the link's options, not this server's last ones (the notice above the form says so)
             selected["remembered"] = False
-        context = form.context(presets=presets, facts=facts, selected=selected, server_name=self.name,
+        context = form.context(presets=offer.presets, facts=offer.facts, selected=selected, server_name=self.name,
                                refresh_seconds=self.cluster_cache_ttl, budgets=await self.budgets(),
                                maintenance=self.maintenance())
         return form.render(context, extra_paths=self.template_paths)
@@ -562,7 +560,7 @@ class DKRZSpawner(ModulesMixin, Spawner):
         :class:`~dkrzspawner.errors.SpawnLinkToConfirm` is raised: JupyterHub shows the form, which
         :meth:`render_options_form` fills in from the link, and the user confirms with Start."""
         try:
-            user_options = options.options_from_query(query_data)
+            user_options = form.options_from_query(query_data)
         except options.OptionsError as exc:
             raise spawn_error(str(exc), reason="invalid_options") from None
         await self.validate_options(user_options)
@@ -579,7 +577,7 @@ class DKRZSpawner(ModulesMixin, Spawner):
                  for key, values in request.query_arguments.items() if key not in ("next", "display_name")}
         prefixed = {key[4:]: value for key, value in query.items() if key.startswith("opt-") and key[4:]}
         try:
-            return options.options_from_query(prefixed or query) or None
+            return form.options_from_query(prefixed or query) or None
         except options.OptionsError:
             return None
 
@@ -763,7 +761,7 @@ def _digest(token: str | None) -> str | None:
 def _options_from_form(form_data, spawner=None):
     """``Spawner.options_from_form``: the form's fields as ``user_options`` with JSON types."""
     try:
-        return options.options_from_form(form_data)
+        return form.options_from_form(form_data)
     except options.OptionsError as exc:
         raise spawn_error(str(exc), reason="invalid_options") from None
 

@@ -55,3 +55,17 @@ def test_both_routes_are_registered_once():
     handlers.register()
     routes = [route for route, _ in apihandlers.default_handlers if "dkrzspawner" in route]
     assert routes == ["/api/dkrzspawner/port", "/api/dkrzspawner/ended"]
+
+
+def test_importing_the_modules_adds_nothing_loading_the_class_through_the_package_does():
+    import subprocess
+    import sys
+    probe = ("from jupyterhub import apihandlers\n"
+             "def ours(): return [r for r, _ in apihandlers.default_handlers if 'dkrzspawner' in r]\n"
+             "import dkrzspawner.spawner, dkrzspawner.handlers, dkrzspawner.lifecycle\n"
+             "print(len(ours()))\n"
+             "from importlib.metadata import EntryPoint\n"
+             "EntryPoint('dkrz', 'dkrzspawner:DKRZSpawner', 'jupyterhub.spawners').load()\n"
+             "print(len(ours()))\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["0", "2"], "no side effect at import; the entry point adds both routes"

@@ -13,7 +13,7 @@ from tornado import web
 from dkrzspawner import policy
 from dkrzspawner.lifecycle import JobRecord
 from dkrzspawner.registry import REGISTRY
-from dkrzspawner.options import DKRZ_PRESETS, OptionsError, load_presets
+from dkrzspawner.options import DKRZ_PRESETS, OptionsError, load_presets, unwrap
 from dkrzspawner.policy import Allowance, allowance_for, check_server_counts, load_policy
 from tests.unit.test_spawner import PageSpawner, make_spawner
 
@@ -103,7 +103,7 @@ STUDENT = allowance_for(load_policy(POLICY, PRESETS), {"students"})
 ])
 def test_check_refuses_what_the_groups_do_not_allow(user_options, field, message):
     with pytest.raises(OptionsError) as refused:
-        STUDENT.check(user_options, PRESETS)
+        STUDENT.check(unwrap(user_options), PRESETS)  # the Offer unwraps once, then checks (see test_offer.py)
     assert (refused.value.field, str(refused.value)) == (field, message)
 
 
@@ -172,8 +172,7 @@ async def test_hub_groups_count_like_unix_groups(monkeypatch):
 
 async def test_the_account_default_follows_the_policy(monkeypatch):
     spawner = policy_spawner(monkeypatch, unix=["students"])
-    offer = spawner.offer()
-    facts = offer.allowance.allowed_facts(await spawner.facts(offer))
+    facts = (await spawner.offer()).facts
     assert facts.access.accounts == ("bb1234",)
     assert facts.partitions["gpu"].hidden and not facts.visible()
 
@@ -244,11 +243,11 @@ async def test_maintenance_file_switches_without_a_restart(monkeypatch, tmp_path
     assert spawner.maintenance() == ""
 
 
-def test_policy_traits_are_documented_and_checked(monkeypatch):
+async def test_policy_traits_are_documented_and_checked(monkeypatch):
     spawner, _ = make_spawner(monkeypatch)
     for name in ("policy", "maintenance_message", "maintenance_file"):
         assert spawner.traits()[name].help.strip(), name
-    assert spawner.offer().allowance == policy.Allowance(), "no policy: everything"
+    assert (await spawner.offer()).allowance == policy.Allowance(), "no policy: everything"
     assert "job_partition" in {field.name for field in dataclasses.fields(JobRecord)}
     spawner.record.job_partition = "gpu"
     assert spawner.get_state()["job_partition"] == "gpu"
