@@ -16,7 +16,7 @@ import weakref
 from typing import Callable
 
 from . import siteconfig
-from .services.ledger import Ledger
+from .budgets import Ledger
 from .cluster import Cluster
 from .modules import ModuleCatalog
 from .slurm import SlurmRunner

@@ -1,8 +1,11 @@
 """One batched Slurm query per interval for every job the hub knows.
 
 Spawners never ask Slurm about their job themselves: they register the job id here and read the last
-status. A failed, slow or garbled query changes nothing; a job counts as ended only when Slurm says so
-(squeue's state, or the job missing from a successful squeue and then sacct's final state).
+status. A failed, slow or garbled query changes nothing (it is logged and kept in :attr:`JobWatcher.last_error`);
+a job counts as ended only when Slurm says so (squeue's state, or the job missing from a successful squeue and
+then sacct's final state). The queries themselves are :mod:`dkrzspawner.slurm.jobs`' (``job_states``,
+``queue_order``, ``accounted_states``): this module builds no command line. Knows nothing of JupyterHub; imports
+only :mod:`dkrzspawner.slurm` and :mod:`dkrzspawner.metrics`.
 """
 
 from __future__ import annotations
@@ -11,14 +14,10 @@ import asyncio
 import logging
 import random
 import time
-from dataclasses import dataclass, field
 
 from . import metrics
-from .slurm import JobUnknown, SlurmError
-from .slurm.jobs import (  # noqa: F401  (the job commands' names, importable from here until callers move)
-    ENDED_STATES, MISSES_BEFORE_GONE, QUEUE_FORMAT, SACCT_FORMAT, SQUEUE_FORMAT, JobStatus, parse_queue,
-    parse_sacct, parse_squeue,
-)
+from .slurm import JobUnknown, SlurmError, jobs
+from .slurm.jobs import MISSES_BEFORE_GONE, JobStatus
 
 
 class JobWatcher:
@@ -179,12 +178,11 @@ class JobWatcher:
 
     async def _query_group(self, ids: list[str], user: str | None):
         """One squeue for ``ids``, run as ``user`` (None: the hub's own account)."""
-        argv = [self.squeue, "-h", "-t", "all", "-j", ",".join(ids), "-o", SQUEUE_FORMAT]
         try:
-            found = parse_squeue((await self.runner.run(argv, user=user)).stdout)
-        except JobUnknown:
+            found = await jobs.job_states(self.runner, ids, user=user, program=self.squeue)
+        except JobUnknown:  # Slurm knows none of them: an answer, settled below
             found = {}
-        except (SlurmError, ValueError) as exc:
+        except SlurmError as exc:
             self._failed("squeue", exc)
             return
         self.last_error = None
@@ -206,10 +204,9 @@ class JobWatcher:
             return
         self._positions_at = time.monotonic()
         partitions = sorted({p for s in pending for p in (s.partition or "").split(",") if p})
-        argv = [self.squeue, "-h", "-t", "PD", "-p", ",".join(partitions), "-S", "-p,i", "-o", QUEUE_FORMAT]
         try:
-            queues = parse_queue((await self.runner.run(argv)).stdout)
-        except (SlurmError, ValueError) as exc:
+            queues = await jobs.queue_order(self.runner, partitions, program=self.squeue)
+        except SlurmError as exc:  # positions are a courtesy: the last ones stay, job states are untouched
             self.log.warning("queue position query failed: %s", exc)
             return
         positions = {}
@@ -227,10 +224,9 @@ class JobWatcher:
         """
         final = {}
         if self.accounting:
-            argv = [self.sacct, "-X", "-n", "-P", "-j", ",".join(missing), "-o", SACCT_FORMAT]
             try:
-                final = parse_sacct((await self.runner.run(argv, user=user)).stdout)
-            except (SlurmError, ValueError) as exc:
+                final = await jobs.accounted_states(self.runner, missing, user=user, program=self.sacct)
+            except SlurmError as exc:
                 self._failed("sacct", exc)
                 return
         for job_id in missing:
@@ -250,6 +246,6 @@ class JobWatcher:
                 self.log.warning("Job %s is unknown to squeue and sacct: counting it as gone", job_id)
                 self._jobs[job_id] = JobStatus(job_id=job_id, state="GONE")
 
-    def _failed(self, what, exc):
-        self.last_error = exc if isinstance(exc, SlurmError) else SlurmError([what], 0, str(exc))
+    def _failed(self, what, exc: SlurmError):
+        self.last_error = exc
         self.log.warning("%s query failed, job states unchanged: %s", what, exc)

@@ -67,6 +67,7 @@ class JobStatus:
 
     @property
     def running(self) -> bool:
+        """Slurm says the job runs."""
         return self.state == "RUNNING"
 
 
@@ -151,7 +152,11 @@ def parse_estimate(stderr: str) -> str | None:
 
 def _ids(job_ids, pattern=_JOB_ID) -> list[str]:
     """``job_ids`` as strings, each checked against ``pattern`` (ValueError before anything runs)."""
-    ids = [str(job_id) for job_id in ([job_ids] if isinstance(job_ids, (str, int)) else job_ids)]
+    if isinstance(job_ids, (str, int)):
+        job_ids = [job_ids]
+    if not isinstance(job_ids, (list, tuple, set, frozenset)):
+        raise ValueError(f"not a list of Slurm job ids: {job_ids!r}")
+    ids = [str(job_id) for job_id in job_ids]
     if not ids:
         raise ValueError("no job id given")
     for job_id in ids:
