@@ -28,6 +28,8 @@ PARTITIONS_ARGV = ("scontrol", "show", "partition", "-o")
 SINFO_FIELDS = ("PartitionName", "NodeList", "StateCompact", "CPUsState", "Memory", "AllocMem", "Gres", "GresUsed")
 SINFO_ARGV = ("sinfo", "-h", "-N", "-O", ",".join(f"{name}:|" for name in SINFO_FIELDS))
 RESERVATIONS_ARGV = ("scontrol", "show", "reservation", "-o")
+#: every node's name and address, one line per (node, partition)
+NODES_ARGV = ("sinfo", "-h", "-N", "-o", "%N|%o")
 
 
 def associations_argv(user: str) -> tuple[str, ...]:
@@ -316,6 +318,20 @@ def _signed_names(text: str | None) -> tuple[tuple[str, ...] | None, bool]:
     return names, False
 
 
+def parse_nodes(text: str) -> tuple[tuple[str, str], ...]:
+    """Parse ``sinfo -h -N -o %N|%o``: each node's (name, address) once, in Slurm's order."""
+    nodes = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        name, sep, address = (part.strip() for part in line.partition("|"))
+        if not sep or not name:
+            raise ValueError(f"unexpected sinfo line: {line!r}")
+        if (name, address) not in nodes:
+            nodes.append((name, address))
+    return tuple(nodes)
+
+
 def parse_reservations(text: str) -> tuple[Reservation, ...]:
     """Parse ``scontrol show reservation -o`` (``No reservations in the system`` gives none)."""
     reservations = []
@@ -373,6 +389,12 @@ class Cluster:
             now = datetime.datetime.now()
             return tuple(r for r in found if not r.ended(now))
         return await self.cache.get("reservations", load)
+
+    async def nodes(self) -> tuple[tuple[str, str], ...]:
+        """Every node's (name, address): what a certificate for a job whose node is not known yet must name."""
+        async def load():
+            return parsed(parse_nodes, await self._run(NODES_ARGV), NODES_ARGV)
+        return await self.cache.get("nodes", load)
 
     async def snapshot(self, user: str) -> Snapshot:
         """Partitions, the user's access and reservations, asked concurrently; failures leave a part None."""

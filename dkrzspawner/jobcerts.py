@@ -23,15 +23,14 @@ import os
 ENV = {"DKRZSPAWNER_SSL_KEY": "JUPYTERHUB_SSL_KEYFILE", "DKRZSPAWNER_SSL_CERT": "JUPYTERHUB_SSL_CERTFILE",
        "DKRZSPAWNER_SSL_CA": "JUPYTERHUB_SSL_CLIENT_CA"}
 _PATH_KEYS = {"DKRZSPAWNER_SSL_KEY": "keyfile", "DKRZSPAWNER_SSL_CERT": "certfile", "DKRZSPAWNER_SSL_CA": "cafile"}
-NODES_ARGV = ("sinfo", "-h", "-N", "-o", "%N|%o")
 
 
-def alt_names(sinfo_text: str) -> list[str]:
-    """Subject alternative names for every node of ``sinfo -h -N -o %N|%o`` (node name and address)."""
+def alt_names(nodes) -> list[str]:
+    """Subject alternative names for every node, given as (name, address) pairs
+    (:meth:`dkrzspawner.cluster.Cluster.nodes`)."""
     names = []
-    for line in sinfo_text.splitlines():
-        for value in line.split("|")[:2]:
-            value = value.strip()
+    for node in nodes:
+        for value in node:
             if not value:
                 continue
             try:

@@ -668,8 +668,7 @@ class DKRZSpawner(ModulesMixin, Spawner):
     @staticmethod
     async def _node_alt_names(spawner) -> list[str]:
         """Every node of the cluster, and the hub's ``trusted_alt_names``: the job's node is not known yet."""
-        result = await spawner.runner.run(list(jobcerts.NODES_ARGV), timeout=spawner.slurm_timeout)
-        return jobcerts.alt_names(result.stdout) + list(spawner.trusted_alt_names)
+        return jobcerts.alt_names(await spawner.cluster.nodes()) + list(spawner.trusted_alt_names)
 
     async def move_certs(self, paths):
         """The key, certificate and CA bundle go to the job through its environment; nothing stays on the hub."""

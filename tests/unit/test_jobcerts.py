@@ -6,12 +6,14 @@ from __future__ import annotations
 import os
 import stat
 
-from dkrzspawner import jobcerts, singleuser
+from dkrzspawner import cluster, jobcerts, singleuser
 
 
 def test_every_node_by_name_and_address():
     sinfo = "node1|10.0.0.1\nnode2|10.0.0.2\nvm|vm\nvm|vm\nv6|fe80::1\n"
-    assert jobcerts.alt_names(sinfo) == ["DNS:node1", "IP:10.0.0.1", "DNS:node2", "IP:10.0.0.2", "DNS:vm",
+    assert cluster.parse_nodes(sinfo) == (("node1", "10.0.0.1"), ("node2", "10.0.0.2"), ("vm", "vm"),
+                                          ("v6", "fe80::1"))
+    assert jobcerts.alt_names(cluster.parse_nodes(sinfo)) == ["DNS:node1", "IP:10.0.0.1", "DNS:node2", "IP:10.0.0.2", "DNS:vm",
                                          "DNS:v6", "IP:fe80::1"]
 
 
