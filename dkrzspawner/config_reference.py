@@ -207,7 +207,8 @@ def problems(topics: tuple[Topic, ...] = TOPICS) -> list[str]:
                 if name in places:
                     places[name].append(topic.slug)
                 else:
-                    found.append(f"topic {topic.slug!r} names {section.name}.{name}, which is no setting")
+                    found.append(f"topic {topic.slug!r} names {section.name}.{name}, "
+                                 "which dkrzspawner does not define")
         for name, slugs_of in sorted(places.items()):
             if len(slugs_of) != 1:
                 where = f"in {len(slugs_of)} topics ({', '.join(slugs_of)})" if slugs_of else "in no topic"
