@@ -37,7 +37,7 @@ html_theme_options = {
     "header_links_before_dropdown": 5,
     "navigation_depth": 3,
     "show_toc_level": 2,
-    "secondary_sidebar_items": ["page-toc", "sourcelink"],
+    "secondary_sidebar_items": {"**": ["page-toc", "sourcelink"], "index": []},
     "primary_sidebar_end": [],
     "footer_start": ["copyright"],
     "footer_end": ["theme-version"],
