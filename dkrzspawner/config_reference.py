@@ -194,11 +194,14 @@ def configurable(section: Section) -> dict[str, TraitType]:
 
 def problems(topics: tuple[Topic, ...] = TOPICS) -> list[str]:
     """What keeps ``topics`` from listing every setting exactly once: a setting in no topic or in several, a
-    topic naming a setting its section does not have, a slug used twice. Empty when the table is right."""
+    topic naming a setting its section does not have, a slug used twice, an unknown section. Empty when the
+    table is right."""
     found = []
     slugs = [topic.slug for topic in topics]
     found += [f"topic slug {slug!r} is used {slugs.count(slug)} times" for slug in sorted(set(slugs))
               if slugs.count(slug) > 1]
+    found += [f"topic {topic.slug!r} is in no section of {[section.name for section in SECTIONS]}" for topic in topics
+              if topic.section not in SECTIONS]
     for section in SECTIONS:
         traits = configurable(section)
         places: dict[str, list[str]] = {name: [] for name in traits}
