@@ -1,7 +1,8 @@
 """Sphinx configuration of dkrzspawner's documentation (``make docs``; warnings are errors).
 
 The docs describe this checkout: the repository root comes first on ``sys.path``, so the configuration
-reference is generated from the code next to it. No network access: no intersphinx.
+reference is generated from the code next to it (``docs/_ext/dkrzdocs.py``). No network access, neither at build
+time nor in the pages: no intersphinx, and a theme that vendors its assets.
 """
 
 import os
@@ -24,6 +25,24 @@ root_doc = "index"
 nitpicky = True
 highlight_language = "none"
 html_title = f"dkrzspawner {release}"
-html_theme = "alabaster"
-html_theme_options = {"description": "A JupyterHub spawner for Slurm HPC centres", "fixed_sidebar": True,
-                      "page_width": "1100px", "sidebar_width": "250px"}
+# The Jupyter family's look (JupyterHub's own docs use pydata-sphinx-theme). The theme ships its fonts, icons and
+# scripts, and nothing below makes a page or the build reach the network: no analytics, no version switcher, no
+# icon links, no announcement fetched from a URL, no ads.
+html_theme = "pydata_sphinx_theme"
+html_theme_options = {
+    "logo": {"text": f"dkrzspawner {release}"},
+    "navbar_start": ["navbar-logo"],
+    "navbar_center": ["navbar-nav"],  # the top-level toctree: user guide, admin guide, reference, architecture
+    "navbar_end": ["theme-switcher"],
+    "header_links_before_dropdown": 5,
+    "navigation_depth": 3,
+    "show_toc_level": 2,
+    "secondary_sidebar_items": {"**": ["page-toc", "sourcelink"], "index": []},
+    "primary_sidebar_end": [],
+    "footer_start": ["copyright"],
+    "footer_end": ["theme-version"],
+    "icon_links": [],
+    "analytics": {},
+    "search_bar_text": "Search the docs",
+}
+html_sidebars = {"index": [], "architecture": []}  # single pages: no section navigation

@@ -1,7 +1,10 @@
 """Sphinx extension: pages written from the code at build time, so they cannot drift from it.
 
-- ``dkrz-config-reference``: the configuration reference from :func:`dkrzspawner.config_reference.render`, the
-  same generator the unit tests check, so the page lists every configurable trait with its help text;
+- ``dkrz-config-reference:: SLUG``: one topic of the configuration reference (its title, its paragraph for site
+  admins, its settings with their help texts), from :func:`dkrzspawner.config_reference.render_topic`, the same
+  generator the unit tests check; the build fails when a configurable trait is in no topic or in two;
+- ``dkrz-config-index``: every setting from A to Z with its topic, and the JupyterHub settings whose default
+  dkrzspawner computes (:func:`dkrzspawner.config_reference.render_index`);
 - ``dkrz-reasons``: Slurm's pending reasons and end states with the words users see, from
   :mod:`dkrzspawner.reasons` (``:kind: pending`` or ``:kind: end``).
 """
@@ -21,7 +24,7 @@ from dkrzspawner import config_reference, reasons
 
 class GeneratedDirective(SphinxDirective):
     """A directive whose content is reStructuredText made by :meth:`text`; its page is rebuilt when the
-    modules it reads change."""
+    modules it reads change. A ValueError from the generator is a build error."""
 
     has_content = False
 
@@ -34,23 +37,45 @@ class GeneratedDirective(SphinxDirective):
         raise NotImplementedError
 
     def run(self) -> list[nodes.Node]:
-        for source in self.sources():
-            self.env.note_dependency(inspect.getsourcefile(source))
+        try:
+            for source in self.sources():
+                self.env.note_dependency(inspect.getsourcefile(source))
+            text = self.text()
+        except ValueError as exc:  # the code and the docs disagree: a build error naming what is wrong
+            raise self.error(str(exc)) from None
         container = nodes.section()
         container.document = self.state.document
-        lines = StringList(self.text().splitlines(), source=type(self).__name__)
+        lines = StringList(text.splitlines(), source=type(self).__name__)
         nested_parse_with_titles(self.state, lines, container)
         return container.children
 
 
+def _config_sources(topics) -> list:
+    """The classes that define the topics' settings (whichever mixin), and the table of topics itself."""
+    owners = {setting.trait.this_class for topic in topics for setting in config_reference.settings(topic)}
+    return [config_reference, *sorted(owners, key=lambda cls: cls.__qualname__)]
+
+
 class ConfigReference(GeneratedDirective):
-    """The configuration reference."""
+    """One topic of the configuration reference, named by its slug."""
+
+    required_arguments = 1
 
     def sources(self):
-        return [setting.owner for setting in config_reference.settings()]
+        return _config_sources([config_reference.topic_by_slug(self.arguments[0])])
 
     def text(self):
-        return config_reference.render()
+        return config_reference.render_topic(self.arguments[0])
+
+
+class ConfigIndex(GeneratedDirective):
+    """Every setting with its topic."""
+
+    def sources(self):
+        return _config_sources(config_reference.TOPICS)
+
+    def text(self):
+        return config_reference.render_index()
 
 
 class Reasons(GeneratedDirective):
@@ -90,5 +115,6 @@ def _escape(text: str) -> str:
 def setup(app):
     """Register the directives."""
     app.add_directive("dkrz-config-reference", ConfigReference)
+    app.add_directive("dkrz-config-index", ConfigIndex)
     app.add_directive("dkrz-reasons", Reasons)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
