@@ -368,25 +368,40 @@ class ServerJob:
             await asyncio.sleep(0.02)
 
     async def _fail_ended(self, status) -> None:
-        tail = await self.output_tail()
+        try:
+            tail, unread = await self.read_output_tail(), ""
+        except SlurmError as exc:
+            tail, unread = "", f" Its output ({self.output_path()}) could not be read: {exc.reason}."
         end = await self.record_end(status, tail)
-        message = f"Job {self.record.job_id} ended before its Jupyter server started: {end['reason']}"
+        message = f"Job {self.record.job_id} ended before its Jupyter server started: {end['reason']}{unread}"
         if tail:  # indented: no line of the user's output can pass for a line of the hub's log
             message += " Last lines of its output:\n" + "\n".join("    " + line for line in tail.splitlines())
         raise StartFailed(message, "job_ended")
 
     # -- the end -------------------------------------------------------------------------------------------
-    async def output_tail(self) -> str:
+    def output_path(self) -> str:
+        """The current job's output file ('' when not known, e.g. the user has no home any more)."""
+        return fill_output_pattern(self.output, self.record.job_id, self.job_name) if self.output else ""
+
+    async def read_output_tail(self) -> str:
         """The last lines of the job's output (bounded, control characters removed; see
-        :func:`dkrzspawner.slurm.jobs.output_tail`); '' with a warning in the log when it cannot be read."""
-        if not self.output:
+        :func:`dkrzspawner.slurm.jobs.output_tail`); '' when its file is not known or not a regular file. Raises
+        :class:`~dkrzspawner.slurm.SlurmError` (logged here) when it cannot be read."""
+        path = self.output_path()
+        if not path:
             return ""
-        path = fill_output_pattern(self.output, self.record.job_id, self.job_name)
         try:
             return await jobs.output_tail(self.runner, self.user, path, self.tail_lines)
         except SlurmError as exc:
             self.log.warning("%s: cannot read the output of job %s (%s): %s", self.name, self.record.job_id,
                              path, exc)
+            raise
+
+    async def output_tail(self) -> str:
+        """:meth:`read_output_tail`, or '' when it cannot be read (how the job ended is told all the same)."""
+        try:
+            return await self.read_output_tail()
+        except SlurmError:
             return ""
 
     async def record_end(self, status, tail: str | None = None) -> dict:

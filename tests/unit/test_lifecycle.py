@@ -332,12 +332,23 @@ async def test_an_unconfirmed_submission_keeps_its_tag_while_slurm_cannot_tell()
     assert not [call for call in runner.calls if call[0][0] == "scancel"]
 
 
-async def test_an_unreadable_output_is_left_out_with_a_warning(caplog):
-    life, _, _, _ = life_for({FIND: SlurmRejected(["find"], 1, "find: Permission denied")})
-    life.record.job_id, life.output = "4242", OUTPUT
+async def test_an_unreadable_output_is_said_not_swallowed(caplog):
+    answers = {FIND: SlurmRejected(["find"], 1, "find: '/home/carol/.jupyterhub-slurm-4242.log': Permission denied"),
+               SACCT: Result("4242|FAILED|1:0|00:00:02|06:00:00\n", "", 0.0), ("scancel", "4242"): Result("", "", 0.0)}
+    life, _, watcher, _ = life_for(answers)
+    start = asyncio.ensure_future(life.start(submission()))
+    while not life.record.job_id:
+        await asyncio.sleep(0.01)
     with caplog.at_level("WARNING"):
-        assert await life.output_tail() == ""
+        watcher.say("4242", "FAILED")
+        with pytest.raises(StartFailed) as failed:
+            await asyncio.wait_for(start, 10)
+    assert failed.value.message == (
+        "Job 4242 ended before its Jupyter server started: The job failed (exit code 1). Its output "
+        "(/home/carol/.jupyterhub-slurm-4242.log) could not be read: find: '/home/carol/.jupyterhub-slurm-4242.log'"
+        ": Permission denied.")
     assert "cannot read the output of job 4242" in caplog.text
+    assert await life.output_tail() == "", "elsewhere (how a running server ended) the end is told without it"
 
 
 def test_the_record_is_the_state_and_forgets_only_the_job():
