@@ -1,0 +1,209 @@
+"""The one fake :class:`dkrzspawner.slurm.SlurmRunner` of the unit tests, and the recorded cluster states it answers.
+
+:class:`FakeRunner` has the runner's interface (``run``, ``spawn``, ``command_line``, the ``calls`` and
+``failures`` counters by program name) and answers each command from a table: the key is a program name or an
+argument-list prefix (a tuple; the longest that fits wins; the program is matched by its name, as the runner counts
+it, so ``/bin/true`` is ``true``); the answer is a text (stdout), a :class:`~dkrzspawner.slurm.Result`, an
+exception (raised, typed like the runner's: :class:`~dkrzspawner.slurm.SlurmError` subclasses), or a callable of
+the argument list returning one of these (for answers that change with the command or the test's state). Every
+command is recorded in :attr:`FakeRunner.commands`. A command the table does not know fails the test.
+
+:data:`HUB_CLUSTER` and :data:`KERNEL_CLUSTER` are the tables of the local cluster as the hub's and the kernels'
+tests see it; :func:`allocating` the kernels' cluster that grants an allocation; :class:`FakeSalloc` the
+``salloc`` process it spawns. Imports the texts of :mod:`tests.unit.recorded` and the argument lists of the
+production modules that own them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+from typing import Any, NamedTuple
+
+from dkrzspawner import cluster
+from dkrzspawner.slurm import Result, SlurmError, SlurmRunner
+from tests.unit import recorded
+
+
+class Command(NamedTuple):
+    """One command the fake was given: what the runner would run, as whom, with what, and the key that answered."""
+
+    argv: list[str]
+    user: str | None
+    env: dict
+    stdin: str | None
+    timeout: float | None
+    key: Any
+
+
+class FakeRunner:
+    """Answers like :class:`~dkrzspawner.slurm.SlurmRunner` from a table of recorded answers; records every command.
+
+    ``answers`` (and keyword arguments, one per program name) make the table; tests may change it later
+    (``runner.answers["squeue"] = ...``). ``delay`` seconds pass before each answer.
+    """
+
+    sudo = ["sudo", "-n"]
+    hub_user = "hub"
+    timeout = 30.0
+    command_line = SlurmRunner.command_line
+
+    def __init__(self, answers=None, *, delay: float = 0.0, **by_program):
+        self.answers: dict = {**(answers or {}), **by_program}
+        self.delay = delay
+        #: every command, in order (run and spawn)
+        self.commands: list[Command] = []
+        #: the processes :meth:`spawn` returned, in order
+        self.spawned: list = []
+        #: commands run and failed, by program name (as the real runner counts them)
+        self.calls: collections.Counter[str] = collections.Counter()
+        self.failures: collections.Counter[str] = collections.Counter()
+
+    def key_for(self, argv) -> Any:
+        """The table's key that answers ``argv``: the longest prefix, else the program's name; None if none."""
+        named = (os.path.basename(argv[0]), *argv[1:]) if argv else ()
+        prefixes = [key for key in self.answers
+                    if isinstance(key, tuple) and (tuple(argv[:len(key)]) == key or named[:len(key)] == key)]
+        if prefixes:
+            return max(prefixes, key=len)
+        for key in (argv[0], named[0]) if argv else ():
+            if key in self.answers:
+                return key
+        return None
+
+    def _answer(self, argv, user, env, stdin, timeout):
+        argv = list(argv)
+        name = os.path.basename(argv[0])
+        key = self.key_for(argv)
+        self.calls[name] += 1
+        self.commands.append(Command(argv, user, dict(env or {}), stdin, timeout, key))
+        if key is None:
+            raise AssertionError(f"unexpected Slurm call {argv}")
+        answer = self.answers[key]
+        while callable(answer) and not isinstance(answer, BaseException):
+            answer = answer(argv)
+        if isinstance(answer, BaseException):
+            if isinstance(answer, SlurmError):
+                self.failures[name] += 1
+            raise answer
+        return answer
+
+    async def run(self, argv, *, user=None, env=None, stdin: str | None = None, timeout=None) -> Result:
+        """The recorded answer to ``argv`` (a text is stdout), or its exception raised."""
+        await asyncio.sleep(self.delay)
+        answer = self._answer(argv, user, env, stdin, timeout)
+        return answer if isinstance(answer, Result) else Result(answer, "", 0.0)
+
+    async def spawn(self, argv, *, user=None, env=None):
+        """The recorded process for ``argv`` (kept in :attr:`spawned`), or its exception raised."""
+        process = self._answer(argv, user, env, None, None)
+        self.spawned.append(process)
+        return process
+
+    def argvs(self, *keys) -> list[list[str]]:
+        """The argument lists of the commands answered by one of ``keys`` (of all commands without keys)."""
+        return [command.argv for command in self.commands if not keys or command.key in keys]
+
+    def count(self, *keys) -> int:
+        """How many commands one of ``keys`` answered."""
+        return len(self.argvs(*keys))
+
+    def programs(self) -> list[str]:
+        """The program of each command, in order."""
+        return [command.argv[0] for command in self.commands]
+
+
+# -- the local cluster (see tests.unit.recorded) ----------------------------------------------------------------
+#: as the hub sees it: alice's job running; carol's and alice's accounts; the recorded reservations
+HUB_CLUSTER = {
+    cluster.PARTITIONS_ARGV: recorded.SCONTROL_PARTITIONS,
+    cluster.SINFO_ARGV: recorded.SINFO_MIXED,
+    cluster.RESERVATIONS_ARGV: recorded.RESERVATIONS,
+    cluster.associations_argv("carol"): recorded.SACCTMGR_CAROL,
+    cluster.associations_argv("alice"): recorded.SACCTMGR_ALICE,
+}
+#: as the kernels' tests see it: idle, no reservations, every user in bb1234 only, allocations of one task of one
+#: core on vm, the module tree of broken and example
+KERNEL_CLUSTER = {
+    ("scontrol", "show", "partition"): recorded.SCONTROL_PARTITIONS_SHORT,
+    "scontrol": recorded.NO_RESERVATIONS,
+    "sinfo": recorded.SINFO_IDLE,
+    "sacctmgr": recorded.SACCTMGR_ALICE,
+    "squeue": lambda argv: (recorded.SQUEUE_SHAPE if "-O" in argv  # a running allocation's tasks and nodes
+                            else AssertionError(f"unexpected Slurm call {argv}")),
+    ("true", "bash", "--terse", "avail"): Result("", recorded.LMOD_AVAIL_EXAMPLES, 0.0),
+    ("lmod", "bash", "--terse", "avail"): Result("", recorded.LMOD_AVAIL_EXAMPLES, 0.0),
+}
+
+
+def allocating(squeue="RUNNING|vm|2|1|59:00", salloc=recorded.GRANTED, steps="", end="RUNNING|None|1:00:00",
+               pending="PENDING|Priority|N/A", sacct="CANCELLED by 0\n", fail=None,
+               shape="1         |2         |vm                  ") -> dict:
+    """:data:`KERNEL_CLUSTER` granting kernels an allocation: ``salloc`` spawns a :class:`FakeSalloc` with
+    ``salloc``'s messages (a tuple ``(messages, exit code)``: salloc ended; an exception: raised); ``squeue``
+    answers by its format (``squeue`` for the allocation, ``steps`` its steps, ``end`` its state, ``pending`` a
+    waiting one's; ``shape`` the ``-O`` query of tasks and nodes); ``fail`` maps a format to the error squeue
+    raises."""
+    fail = dict(fail or {})
+    by_format = {"%i|%j": steps, "%i|%k": "", "%T|%r|%l": end, "%T|%r|%S": pending}
+
+    def squeue_answer(argv):
+        if "-O" in argv:
+            return shape
+        return fail.get(argv[-1]) or by_format.get(argv[-1], squeue)
+
+    def salloc_process(argv):
+        if isinstance(salloc, Exception):
+            return salloc
+        messages, code = salloc if isinstance(salloc, tuple) else (salloc, None)
+        return FakeSalloc(messages, code)
+
+    return {**KERNEL_CLUSTER, "squeue": squeue_answer, "salloc": salloc_process, "scancel": "", "sacct": sacct}
+
+
+class FakeSalloc:
+    """salloc as asyncio sees it: messages on stderr, and a stdin pipe whose end makes it give the allocation back."""
+
+    def __init__(self, messages, exit_code=None):
+        self.stderr = asyncio.StreamReader()
+        self.stdin = FakePipe(self)
+        self.returncode = None
+        self.signals = []
+        self._ended = asyncio.Event()
+        for line in messages:
+            self.stderr.feed_data(line.encode() + b"\n")
+        if exit_code is not None:  # salloc refused and exited
+            self.end(exit_code)
+
+    def end(self, code=0):
+        if self.returncode is None:
+            self.returncode = code
+            self.stderr.feed_eof()
+            self._ended.set()
+
+    def say(self, line):
+        self.stderr.feed_data(line.encode() + b"\n")
+
+    def send_signal(self, signum):
+        self.signals.append(signum)
+        self.end(-signum)
+
+    async def wait(self):
+        await self._ended.wait()
+        return self.returncode
+
+
+class FakePipe:
+    """salloc's stdin: closing it ends salloc (its ``cat`` reads end of file)."""
+
+    def __init__(self, salloc):
+        self.salloc, self.closed = salloc, False
+
+    def is_closing(self):
+        return self.closed
+
+    def close(self):  # cat reads end of file; salloc relinquishes the allocation and exits
+        self.closed = True
+        self.salloc.end(0)
+
