@@ -40,8 +40,9 @@ class Command(NamedTuple):
 class FakeRunner:
     """Answers like :class:`~dkrzspawner.slurm.SlurmRunner` from a table of recorded answers; records every command.
 
-    ``answers`` (and keyword arguments, one per program name) make the table; tests may change it later
-    (``runner.answers["squeue"] = ...``). ``delay`` seconds pass before each answer.
+    ``tables`` (merged in order; a later one wins) and keyword arguments (one per program name) make the table,
+    e.g. ``FakeRunner(HUB_CLUSTER, {("sbatch", "--test-only"): refusal})``; tests may change it later
+    (``runner.answers["squeue"] = ...``). ``delay`` seconds pass before each answer of :meth:`run`.
     """
 
     sudo = ["sudo", "-n"]
@@ -49,8 +50,10 @@ class FakeRunner:
     timeout = 30.0
     command_line = SlurmRunner.command_line
 
-    def __init__(self, answers=None, *, delay: float = 0.0, **by_program):
-        self.answers: dict = {**(answers or {}), **by_program}
+    def __init__(self, *tables, delay: float = 0.0, **by_program):
+        self.answers: dict = {}
+        for table in (*tables, by_program):
+            self.answers.update(table or {})
         self.delay = delay
         #: every command, in order (run and spawn)
         self.commands: list[Command] = []
