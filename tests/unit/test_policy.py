@@ -11,7 +11,7 @@ from tornado import web
 from dkrzspawner import policy, spawnpolicy
 from dkrzspawner.options import DKRZ_PRESETS, OptionsError, load_presets
 from dkrzspawner.policy import Allowance, allowance_for, check_server_counts, load_policy
-from tests.unit.test_spawnpage import PageSpawner, make_spawner
+from tests.unit.builders import PageSpawner, make_spawner
 
 PRESETS = load_presets({**DKRZ_PRESETS, "big": {"display_name": "Big", "partition": "shared", "cores": [8]}})
 POLICY = {
