@@ -9,8 +9,9 @@ the argument list returning one of these (for answers that change with the comma
 command is recorded in :attr:`FakeRunner.commands`. A command the table does not know fails the test.
 
 :data:`HUB_CLUSTER` and :data:`KERNEL_CLUSTER` are the tables of the local cluster as the hub's and the kernels'
-tests see it; :func:`allocating` the kernels' cluster that grants an allocation; :class:`FakeSalloc` the
-``salloc`` process it spawns. Imports the texts of :mod:`tests.unit.recorded` and the argument lists of the
+tests see it, :data:`ACCOUNTING` its accounting database (:func:`unanswered` makes a program time out);
+:func:`allocating` is the kernels' cluster that grants an allocation, :class:`FakeSalloc` the ``salloc`` process
+it spawns. Imports the texts of :mod:`tests.unit.recorded` and the argument lists of the
 production modules that own them.
 """
 
@@ -22,7 +23,7 @@ import os
 from typing import Any, NamedTuple
 
 from dkrzspawner import cluster
-from dkrzspawner.slurm import Result, SlurmError, SlurmRunner
+from dkrzspawner.slurm import Result, SlurmError, SlurmRunner, SlurmTimeout
 from tests.unit import recorded
 
 
@@ -138,6 +139,23 @@ KERNEL_CLUSTER = {
     ("true", "bash", "--terse", "avail"): Result("", recorded.LMOD_AVAIL_EXAMPLES, 0.0),
     ("lmod", "bash", "--terse", "avail"): Result("", recorded.LMOD_AVAIL_EXAMPLES, 0.0),
 }
+
+#: the accounting database: carol's and alice's accounts (anyone else has none), their limits and their usage
+ACCOUNTING = {
+    ("sacctmgr", "-n", "-P", "show", "user"): lambda argv: {"carol": recorded.SACCTMGR_CAROL,
+                                                            "alice": recorded.SACCTMGR_ALICE}.get(argv[5], ""),
+    ("sacctmgr", "-n", "-P", "show", "assoc"): recorded.SACCTMGR_LIMITS,
+    "sacct": recorded.SACCT_USAGE,
+}
+
+
+def unanswered(table: dict, *programs: str, seconds=10) -> dict:
+    """``table`` with every command of ``programs`` timing out after ``seconds`` (:class:`SlurmTimeout`)."""
+    def timeout(argv):
+        return SlurmTimeout(argv, None, "", f"{argv[0]} did not answer within {seconds} s")
+
+    return {**{key: timeout if (key if isinstance(key, str) else key[0]) in programs else answer
+               for key, answer in table.items()}, **{program: timeout for program in programs}}
 
 
 def allocating(squeue="RUNNING|vm|2|1|59:00", salloc=recorded.GRANTED, steps="", end="RUNNING|None|1:00:00",
