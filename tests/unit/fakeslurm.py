@@ -10,8 +10,8 @@ command is recorded in :attr:`FakeRunner.commands`. A command the table does not
 
 :data:`HUB_CLUSTER` and :data:`KERNEL_CLUSTER` are the tables of the local cluster as the hub's and the kernels'
 tests see it, :data:`ACCOUNTING` its accounting database (:func:`unanswered` makes a program time out);
-:func:`allocating` is the kernels' cluster that grants an allocation, :class:`FakeSalloc` the ``salloc`` process
-it spawns. Imports the texts of :mod:`tests.unit.recorded` and the argument lists of the
+:func:`allocating` is the kernels' cluster that grants an allocation (its squeue: :class:`AllocationQueue`),
+:class:`FakeSalloc` the ``salloc`` process it spawns. Imports the texts of :mod:`tests.unit.recorded` and the argument lists of the
 production modules that own them.
 """
 
@@ -163,24 +163,36 @@ def allocating(squeue="RUNNING|vm|2|1|59:00", salloc=recorded.GRANTED, steps="",
                shape="1         |2         |vm                  ") -> dict:
     """:data:`KERNEL_CLUSTER` granting kernels an allocation: ``salloc`` spawns a :class:`FakeSalloc` with
     ``salloc``'s messages (a tuple ``(messages, exit code)``: salloc ended; an exception: raised); ``squeue``
-    answers by its format (``squeue`` for the allocation, ``steps`` its steps, ``end`` its state, ``pending`` a
-    waiting one's; ``shape`` the ``-O`` query of tasks and nodes); ``fail`` maps a format to the error squeue
-    raises."""
-    fail = dict(fail or {})
-    by_format = {"%i|%j": steps, "%i|%k": "", "%T|%r|%l": end, "%T|%r|%S": pending}
-
-    def squeue_answer(argv):
-        if "-O" in argv:
-            return shape
-        return fail.get(argv[-1]) or by_format.get(argv[-1], squeue)
-
+    answers as :class:`AllocationQueue` (``table["squeue"]``, which a test may change); ``sacct`` says how the job
+    ended."""
     def salloc_process(argv):
         if isinstance(salloc, Exception):
             return salloc
         messages, code = salloc if isinstance(salloc, tuple) else (salloc, None)
         return FakeSalloc(messages, code)
 
-    return {**KERNEL_CLUSTER, "squeue": squeue_answer, "salloc": salloc_process, "scancel": "", "sacct": sacct}
+    return {**KERNEL_CLUSTER, "squeue": AllocationQueue(squeue, steps, end, pending, shape, fail),
+            "salloc": salloc_process, "scancel": "", "sacct": sacct}
+
+
+class AllocationQueue:
+    """squeue's answers about a kernel's allocation, by the query's format (``-o``): ``squeue`` for the allocation
+    (``%T|%N|%C|%D|%L``), ``steps`` its steps, ``end`` its state (``-t all``), ``pending`` a waiting one's;
+    ``shape`` the ``-O`` query of tasks and nodes; ``fail`` maps a format to the error squeue raises. Each may be
+    changed while a test runs."""
+
+    def __init__(self, squeue, steps, end, pending, shape, fail=None):
+        self.squeue, self.steps, self.end, self.pending, self.shape = squeue, steps, end, pending, shape
+        self.fail = dict(fail or {})
+
+    def __call__(self, argv):
+        if "-O" in argv:
+            return self.shape
+        fmt = argv[-1]
+        if fmt in self.fail:
+            return self.fail[fmt]
+        by_format = {"%i|%j": self.steps, "%i|%k": "", "%T|%r|%l": self.end, "%T|%r|%S": self.pending}
+        return by_format.get(fmt, self.squeue)
 
 
 class FakeSalloc:
