@@ -22,15 +22,16 @@ def no_site_file_of_this_machine(monkeypatch, tmp_path_factory):
 @pytest.fixture
 async def make_watcher():
     """Make JobWatchers on a fake runner (that slow, that no loop of theirs polls by itself) and stop them after
-    the test. The queue-position query answers an empty queue unless the test gives an answer for it; every
-    command must run as the hub, for everyone at once."""
+    the test. Unless the test gives other answers, squeue lists no job, sacct has no record and the
+    queue-position query answers an empty queue; every command must run as the hub, for everyone at once."""
     made = []
 
     def make(runner, **kw):
         kw.setdefault("interval", 3600)
         kw.setdefault("fast_interval", 3600)
         kw.setdefault("jitter", 0)
-        runner.answers.setdefault(QUEUE_QUERY, "")
+        for key in ("squeue", "sacct", QUEUE_QUERY):
+            runner.answers.setdefault(key, "")
         w = JobWatcher(runner, **kw)
         made.append((w, runner))
         return w
