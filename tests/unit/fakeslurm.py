@@ -128,16 +128,16 @@ HUB_CLUSTER = {
     cluster.associations_argv("alice"): recorded.SACCTMGR_ALICE,
 }
 #: as the kernels' tests see it: idle, no reservations, every user in bb1234 only, allocations of one task of one
-#: core on vm, the module tree of broken and example
+#: core on vm, the recorded module tree (Lmod at /bin/true, as the tests configure it, or at its default path)
 KERNEL_CLUSTER = {
-    ("scontrol", "show", "partition"): recorded.SCONTROL_PARTITIONS_SHORT,
+    ("scontrol", "show", "partition"): recorded.SCONTROL_PARTITIONS,
     "scontrol": recorded.NO_RESERVATIONS,
     "sinfo": recorded.SINFO_IDLE,
     "sacctmgr": recorded.SACCTMGR_ALICE,
     "squeue": lambda argv: (recorded.SQUEUE_SHAPE if "-O" in argv  # a running allocation's tasks and nodes
                             else AssertionError(f"unexpected Slurm call {argv}")),
-    ("true", "bash", "--terse", "avail"): Result("", recorded.LMOD_AVAIL_EXAMPLES, 0.0),
-    ("lmod", "bash", "--terse", "avail"): Result("", recorded.LMOD_AVAIL_EXAMPLES, 0.0),
+    ("true", "bash", "--terse", "avail"): Result("", recorded.LMOD_AVAIL, 0.0),
+    ("lmod", "bash", "--terse", "avail"): Result("", recorded.LMOD_AVAIL, 0.0),
 }
 
 #: the accounting database: carol's and alice's accounts (anyone else has none), their limits and their usage
@@ -158,9 +158,9 @@ def unanswered(table: dict, *programs: str, seconds=10) -> dict:
                for key, answer in table.items()}, **{program: timeout for program in programs}}
 
 
-def allocating(squeue="RUNNING|vm|2|1|59:00", salloc=recorded.GRANTED, steps="", end="RUNNING|None|1:00:00",
-               pending="PENDING|Priority|N/A", sacct="CANCELLED by 0\n", fail=None,
-               shape="1         |2         |vm                  ") -> dict:
+def allocating(squeue=recorded.SQUEUE_ALLOCATION, salloc=recorded.GRANTED, steps="",
+               end=recorded.SQUEUE_ALLOCATION_STATE, pending=recorded.SQUEUE_ALLOCATION_PENDING,
+               sacct=recorded.SACCT_CANCELLED, fail=None, shape=recorded.SQUEUE_ALLOCATION_SHAPE) -> dict:
     """:data:`KERNEL_CLUSTER` granting kernels an allocation: ``salloc`` spawns a :class:`FakeSalloc` with
     ``salloc``'s messages (a tuple ``(messages, exit code)``: salloc ended; an exception: raised); ``squeue``
     answers as :class:`AllocationQueue` (``table["squeue"]``, which a test may change); ``sacct`` says how the job

@@ -21,13 +21,6 @@ PartitionName=gpu AllowGroups=ALL AllowAccounts=ALL AllowQos=ALL AllocNodes=ALL 
 SCONTROL_RESTRICTED = ("PartitionName=compute AllowGroups=ALL AllowAccounts=bb1234,cc0000 DenyAccounts=xx0000 "
                        "Default=NO DefaultTime=NONE Hidden=YES MaxNodes=4 MaxTime=UNLIMITED State=DOWN TotalCPUs=512 "
                        "TotalNodes=4 MaxCPUsPerNode=64 DefMemPerCPU=1920 MaxMemPerCPU=3840\n")
-#: the three partitions with only the fields the kernels read (hand-shortened from :data:`SCONTROL_PARTITIONS`)
-SCONTROL_PARTITION_LINE = ("PartitionName={name} Default={default} DefaultTime=01:00:00 Hidden=NO MaxNodes=UNLIMITED "
-                           "MaxTime={max} State=UP TotalCPUs=8 TotalNodes=1 MaxCPUsPerNode=UNLIMITED "
-                           "DefMemPerNode=UNLIMITED MaxMemPerNode=UNLIMITED\n")
-SCONTROL_PARTITIONS_SHORT = (SCONTROL_PARTITION_LINE.format(name="shared", default="YES", max="7-00:00:00")
-                             + SCONTROL_PARTITION_LINE.format(name="prepost", default="NO", max="12:00:00")
-                             + SCONTROL_PARTITION_LINE.format(name="gpu", default="NO", max="12:00:00"))
 
 # -- scontrol show reservation -o ---------------------------------------------------------------------------------
 #: a reservation for alice and carol (not yet begun) and one for account ab0000 (active, ended 2026-11-22)
@@ -112,6 +105,18 @@ SACCT = {
 #: one task of one core on vm
 SQUEUE_SHAPE = "1         |1         |vm                  \n"
 
+# -- a kernel's allocation 77 (its squeue queries by format, and sacct -X -n -P -j 77 -o State) -------------------
+#: squeue -h -j 77 -o '%T|%N|%C|%D|%L': running on vm, 2 CPUs, 1 node, 59 minutes left
+SQUEUE_ALLOCATION = "RUNNING|vm|2|1|59:00"
+#: squeue -h -t all -j 77 -o '%T|%r|%l': running, an hour's time limit
+SQUEUE_ALLOCATION_STATE = "RUNNING|None|1:00:00"
+#: squeue -h -j 77 -o '%T|%r|%S': waiting behind jobs of higher priority, no estimate yet
+SQUEUE_ALLOCATION_PENDING = "PENDING|Priority|N/A"
+#: squeue -h -j 77 -O NumTasks:|,cpus-per-task:|,NodeList:: one task of two cores on vm
+SQUEUE_ALLOCATION_SHAPE = "1         |2         |vm                  "
+#: sacct -X -n -P -j 77 -o State: cancelled by root
+SACCT_CANCELLED = "CANCELLED by 0\n"
+
 # -- sbatch --test-only (stderr) ---------------------------------------------------------------------------------
 #: Slurm's estimate for a job of 2 cores in shared
 TEST_ONLY = "sbatch: Job 30 to start at 2026-11-22T04:56:21 using 2 processors on nodes vm in partition shared\n"
@@ -134,5 +139,3 @@ tools/
 tools/1.0
 /usr/share/lmod/lmod/modulefiles:
 """
-#: the local cluster's module tree before jobpython and tools were added
-LMOD_AVAIL_EXAMPLES = "/var/lib/slurm-local/modulefiles:\nbroken/\nbroken/1.0\nexample/\nexample/1.0\nexample/2.0\n"
