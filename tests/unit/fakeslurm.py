@@ -11,8 +11,8 @@ command is recorded in :attr:`FakeRunner.commands`. A command the table does not
 :data:`HUB_CLUSTER` and :data:`KERNEL_CLUSTER` are the tables of the local cluster as the hub's and the kernels'
 tests see it, :data:`ACCOUNTING` its accounting database (:func:`unanswered` makes a program time out);
 :func:`allocating` is the kernels' cluster that grants an allocation (its squeue: :class:`AllocationQueue`),
-:class:`FakeSalloc` the ``salloc`` process it spawns. Imports the texts of :mod:`tests.unit.recorded` and the argument lists of the
-production modules that own them.
+:class:`FakeSalloc` the ``salloc`` process it spawns. Imports the texts of :mod:`tests.unit.recorded` and the
+argument lists of the production modules that own them; no test file.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ class FakeRunner:
         if key is None:
             raise AssertionError(f"unexpected Slurm call {argv}")
         answer = self.answers[key]
-        while callable(answer) and not isinstance(answer, BaseException):
+        while callable(answer):
             answer = answer(argv)
         if isinstance(answer, BaseException):
             if isinstance(answer, SlurmError):
@@ -130,8 +130,8 @@ HUB_CLUSTER = {
 #: as the kernels' tests see it: idle, no reservations, every user in bb1234 only, allocations of one task of one
 #: core on vm, the recorded module tree (Lmod at /bin/true, as the tests configure it, or at its default path)
 KERNEL_CLUSTER = {
-    ("scontrol", "show", "partition"): recorded.SCONTROL_PARTITIONS,
-    "scontrol": recorded.NO_RESERVATIONS,
+    cluster.PARTITIONS_ARGV: recorded.SCONTROL_PARTITIONS,
+    cluster.RESERVATIONS_ARGV: recorded.NO_RESERVATIONS,
     "sinfo": recorded.SINFO_IDLE,
     "sacctmgr": recorded.SACCTMGR_ALICE,
     "squeue": lambda argv: (recorded.SQUEUE_SHAPE if "-O" in argv  # a running allocation's tasks and nodes
