@@ -15,7 +15,7 @@ from traitlets.config import LoggingConfigurable
 from dkrzspawner.kernels import options as kopts
 from dkrzspawner.kernels import provisioner as prov
 from dkrzspawner.kernels.provisioner import KernelStartError, SlurmProvisioner
-from dkrzspawner.slurm import SlurmRejected, SlurmUnreachable
+from dkrzspawner.slurm import SlurmUnreachable
 from tests.unit.fakeslurm import FakeRunner, allocating
 
 
