@@ -9,7 +9,7 @@ import pytest
 from dkrzspawner.services.accounts import make_accounts_app, options
 from dkrzspawner.budgets import Ledger
 from tests.unit.servicetools import serve
-from tests.unit.test_budgets import FakeRunner
+from tests.unit.fakeslurm import ACCOUNTING, FakeRunner, unanswered
 
 READ = ["access:services!service=accounts"]
 USERS = {"alice": READ, "carol": READ}
@@ -17,7 +17,7 @@ USERS = {"alice": READ, "carol": READ}
 
 @pytest.fixture
 def runner():
-    return FakeRunner()
+    return FakeRunner(ACCOUNTING)
 
 
 @pytest.fixture
@@ -37,7 +37,7 @@ async def test_alice_gets_her_one_account(call):
 async def test_a_user_named_in_the_request_is_ignored(call, runner):
     data = json.loads((await call("GET", "api/accounts?user=carol", user="alice")).body)
     assert data["user"] == "alice"
-    assert all("carol" not in argv for argv in runner.calls)
+    assert all("carol" not in argv for argv in runner.argvs())
 
 
 async def test_not_logged_in_is_refused(call):
@@ -45,8 +45,8 @@ async def test_not_logged_in_is_refused(call):
 
 
 async def test_slurm_unanswered_gives_503(monkeypatch):
-    request, server = serve(lambda: make_accounts_app(Ledger(FakeRunner(fail=("sacctmgr",)))), "/services/accounts/",
-                            USERS, monkeypatch)
+    request, server = serve(lambda: make_accounts_app(Ledger(FakeRunner(unanswered(ACCOUNTING, "sacctmgr")))),
+                            "/services/accounts/", USERS, monkeypatch)
     try:
         response = await request("GET", "api/accounts", user="carol")
     finally:
@@ -79,4 +79,4 @@ async def test_a_user_whose_name_is_no_unix_name_is_refused_without_asking_slurm
     finally:
         server.stop()
     assert response.code == 403 and "is not a Unix user name" in json.loads(response.body)["message"]
-    assert runner.calls == []
+    assert runner.commands == []

@@ -6,33 +6,13 @@ from __future__ import annotations
 import pytest
 
 from dkrzspawner import cluster
-from dkrzspawner.cluster import Access, Reservation, Snapshot
+from dkrzspawner.cluster import Access, Snapshot
 from dkrzspawner.form import options_from_form, options_from_query, preselect
 from dkrzspawner.offer import Facts, make_facts
 from dkrzspawner.options import (DKRZ_PRESETS, JobRequest, OptionsError, load_partition_settings, load_presets,
                                  validate)
-from tests.unit.test_cluster import SCONTROL_PARTITIONS, SCONTROL_RESTRICTED, SINFO_MIXED
-
-DEMO_POLICY = {"*": {"max_gpus": 0}, "gpu": {"max_gpus": 2, "description": "With GPUs."}}
-RESERVATIONS = (
-    Reservation("course", state="ACTIVE", end="2099-01-01T00:00:00", users=("alice", "carol")),
-    Reservation("project", state="ACTIVE", end="2099-01-01T00:00:00", accounts=("ab0000",)),
-)
-
-
-def slurm_partitions(text=SCONTROL_PARTITIONS, sinfo=SINFO_MIXED):
-    return cluster.merge(cluster.parse_partitions(text), cluster.parse_sinfo(sinfo))
-
-
-def facts_for(user="carol", policy=DEMO_POLICY, accounts=None, default=None, advanced=True, partitions="recorded",
-              reservations=RESERVATIONS) -> Facts:
-    if accounts is None:
-        accounts = {"alice": ("bb1234",), "bob": ("ab0000",), "carol": ("bb1234", "ab0000")}.get(user, ())
-    access = None if accounts == "unknown" else Access(user, default or (accounts[0] if accounts else None),
-                                                        tuple((a, "") for a in accounts))
-    snapshot = Snapshot(user=user, partitions=slurm_partitions() if partitions == "recorded" else partitions,
-                        access=access, reservations=reservations)
-    return make_facts(snapshot, load_partition_settings(policy), advanced=advanced)
+from tests.unit.builders import facts_for, slurm_partitions
+from tests.unit.recorded import SCONTROL_PARTITIONS, SCONTROL_RESTRICTED
 
 
 @pytest.fixture(scope="module")

@@ -9,32 +9,9 @@ import pytest
 
 from dkrzspawner.budgets import (Budget, Ledger, Limits, Usage, cpu_minutes, limits_argv, parse_limits,
                                parse_usage, period_start, usage_argv)
-from dkrzspawner.slurm import Result, SlurmTimeout
-
-# sacctmgr -n -P show user carol withassoc format=defaultaccount,account,partition
-ASSOC_CAROL = "bb1234|bb1234|\nbb1234|ab0000|\n"
-ASSOC_ALICE = "bb1234|bb1234|\n"
-# sacctmgr -n -P show assoc where account=bb1234,ab0000 format=Account,User,GrpTRESMins,GrpTRESRunMins
-# (after ci/slurm-up gave bb1234 GrpTRESMins=cpu=6000)
-LIMITS = """\
-ab0000|||
-ab0000|bob||
-ab0000|carol||
-ab0000|root||
-bb1234||cpu=6000|
-bb1234|alice||
-bb1234|carol||
-bb1234|root||
-"""
-# sacct -X -n -P -a -T -A bb1234,ab0000 -S ... -E now -o Account,User,CPUTimeRAW
-USAGE = """\
-bb1234|alice|63
-bb1234|alice|3
-ab0000|carol|16
-bb1234|carol|18
-bb1234|carol|0
-ab0000|bob|24
-"""
+from dkrzspawner.slurm import SlurmTimeout
+from tests.unit.fakeslurm import ACCOUNTING, FakeRunner, unanswered
+from tests.unit.recorded import SACCT_USAGE, SACCTMGR_LIMITS
 
 
 def test_cpu_minutes_from_a_tres_list():
@@ -44,7 +21,7 @@ def test_cpu_minutes_from_a_tres_list():
 
 
 def test_limits_of_the_account_and_of_the_user():
-    limits = parse_limits("carol", LIMITS)
+    limits = parse_limits("carol", SACCTMGR_LIMITS)
     assert limits == {"ab0000": Limits(), "bb1234": Limits(account=6000)}
     own = parse_limits("alice", "bb1234||cpu=6000|cpu=600\nbb1234|alice|cpu=120|\n")
     assert own["bb1234"] == Limits(account=6000, account_running=600, user=120)
@@ -53,7 +30,7 @@ def test_limits_of_the_account_and_of_the_user():
 
 
 def test_usage_sums_per_account_and_for_the_user():
-    assert parse_usage("carol", USAGE) == {"bb1234": Usage(total=84, user=18), "ab0000": Usage(total=40, user=16)}
+    assert parse_usage("carol", SACCT_USAGE) == {"bb1234": Usage(total=84, user=18), "ab0000": Usage(total=40, user=16)}
     assert parse_usage("alice", "") == {}
     with pytest.raises(ValueError):
         parse_usage("alice", "bb1234|alice|Unknown\n")
@@ -75,27 +52,8 @@ def test_period_start():
         period_start("April")
 
 
-class FakeRunner:
-    """Answers like the local cluster; records the commands."""
-
-    def __init__(self, fail=()):
-        self.calls = []
-        self.fail = fail
-
-    async def run(self, argv, timeout=None, **kwargs):
-        self.calls.append(argv)
-        await asyncio.sleep(0)
-        if argv[0] in self.fail:
-            raise SlurmTimeout(argv, None, "", f"{argv[0]} did not answer within 10 s")
-        if argv[:4] == ["sacctmgr", "-n", "-P", "show"] and argv[4] == "user":
-            return Result({"carol": ASSOC_CAROL, "alice": ASSOC_ALICE}.get(argv[5], ""), "", 0.01)
-        if argv[0] == "sacctmgr":
-            return Result(LIMITS, "", 0.01)
-        return Result(USAGE, "", 0.01)
-
-
 async def test_a_statement_for_carol():
-    runner = FakeRunner()
+    runner = FakeRunner(ACCOUNTING)
     statement = await Ledger(runner, period="2026-11-01").statement("carol")
     assert statement.default_account == "bb1234" and statement.errors == ()
     data = statement.as_dict()
@@ -106,21 +64,21 @@ async def test_a_statement_for_carol():
                   "limit_core_hours": 100.0, "running_limit_core_hours": None, "your_limit_core_hours": None,
                   "left_core_hours": 99.9767}
     assert data["accounts"][1]["limit_core_hours"] is None and data["accounts"][1]["left_core_hours"] is None
-    assert runner.calls[1:] == [list(limits_argv(("bb1234", "ab0000"))),
+    assert runner.argvs()[1:] == [list(limits_argv(("bb1234", "ab0000"))),
                                 list(usage_argv(("bb1234", "ab0000"), "2026-11-01T00:00:00"))]
-    assert "user=" not in " ".join(runner.calls[2]), "usage is the account's, filtered by account"
+    assert "user=" not in " ".join(runner.argvs()[2]), "usage is the account's, filtered by account"
 
 
 async def test_concurrent_callers_share_one_load_within_the_ttl():
-    runner = FakeRunner()
+    runner = FakeRunner(ACCOUNTING)
     ledger = Ledger(runner, ttl=30)
     await asyncio.gather(*(ledger.statement("alice") for _ in range(5)))
     await ledger.statement("alice")
-    assert len(runner.calls) == 3
+    assert len(runner.commands) == 3
 
 
 async def test_unanswered_usage_is_named_and_leaves_the_rest():
-    statement = await Ledger(FakeRunner(fail=("sacct",))).statement("alice")
+    statement = await Ledger(FakeRunner(unanswered(ACCOUNTING, "sacct"))).statement("alice")
     (budget,) = statement.budgets
     assert budget.limit_hours == 100 and budget.used_hours is None and budget.left_hours is None
     assert statement.errors == ("sacct: sacct did not answer within 10 s",)
@@ -128,14 +86,14 @@ async def test_unanswered_usage_is_named_and_leaves_the_rest():
 
 async def test_without_the_accounts_there_is_no_statement():
     with pytest.raises(SlurmTimeout):
-        await Ledger(FakeRunner(fail=("sacctmgr",))).statement("alice")
+        await Ledger(FakeRunner(unanswered(ACCOUNTING, "sacctmgr"))).statement("alice")
 
 
 async def test_a_user_without_accounts():
-    statement = await Ledger(FakeRunner()).statement("nobody")
+    statement = await Ledger(FakeRunner(ACCOUNTING)).statement("nobody")
     assert statement.budgets == () and statement.as_dict()["accounts"] == []
 
 
 def test_a_bad_period_fails_at_once():
     with pytest.raises(ValueError):
-        Ledger(FakeRunner(), period="next year")
+        Ledger(FakeRunner(ACCOUNTING), period="next year")

@@ -10,38 +10,10 @@ import pytest
 from dkrzspawner import cluster
 from dkrzspawner.cluster import (Access, Cluster, Partition, Reservation, gpu_count, parse_associations,
                                  parse_partitions, parse_reservations, parse_sinfo)
-from dkrzspawner.slurm import Result, SlurmUnreachable
-
-# -- recorded on the local cluster (Slurm 22.05.8, node vm: 8 CPUs, 16000 MB, gres gpu:2) --------------------
-SCONTROL_PARTITIONS = """\
-PartitionName=shared AllowGroups=ALL AllowAccounts=ALL AllowQos=ALL AllocNodes=ALL Default=YES QoS=N/A DefaultTime=01:00:00 DisableRootJobs=NO ExclusiveUser=NO GraceTime=0 Hidden=NO MaxNodes=UNLIMITED MaxTime=7-00:00:00 MinNodes=0 LLN=NO MaxCPUsPerNode=UNLIMITED Nodes=vm PriorityJobFactor=1 PriorityTier=1 RootOnly=NO ReqResv=NO OverSubscribe=NO OverTimeLimit=NONE PreemptMode=OFF State=UP TotalCPUs=8 TotalNodes=1 SelectTypeParameters=NONE JobDefaults=(null) DefMemPerNode=UNLIMITED MaxMemPerNode=UNLIMITED TRES=cpu=8,mem=16000M,node=1,billing=8,gres/gpu=2
-PartitionName=prepost AllowGroups=ALL AllowAccounts=ALL AllowQos=ALL AllocNodes=ALL Default=NO QoS=N/A DefaultTime=01:00:00 DisableRootJobs=NO ExclusiveUser=NO GraceTime=0 Hidden=NO MaxNodes=UNLIMITED MaxTime=12:00:00 MinNodes=0 LLN=NO MaxCPUsPerNode=UNLIMITED Nodes=vm PriorityJobFactor=1 PriorityTier=1 RootOnly=NO ReqResv=NO OverSubscribe=NO OverTimeLimit=NONE PreemptMode=OFF State=UP TotalCPUs=8 TotalNodes=1 SelectTypeParameters=NONE JobDefaults=(null) DefMemPerNode=UNLIMITED MaxMemPerNode=UNLIMITED TRES=cpu=8,mem=16000M,node=1,billing=8,gres/gpu=2
-PartitionName=gpu AllowGroups=ALL AllowAccounts=ALL AllowQos=ALL AllocNodes=ALL Default=NO QoS=N/A DefaultTime=01:00:00 DisableRootJobs=NO ExclusiveUser=NO GraceTime=0 Hidden=NO MaxNodes=UNLIMITED MaxTime=12:00:00 MinNodes=0 LLN=NO MaxCPUsPerNode=UNLIMITED Nodes=vm PriorityJobFactor=1 PriorityTier=1 RootOnly=NO ReqResv=NO OverSubscribe=NO OverTimeLimit=NONE PreemptMode=OFF State=UP TotalCPUs=8 TotalNodes=1 SelectTypeParameters=NONE JobDefaults=(null) DefMemPerNode=UNLIMITED MaxMemPerNode=UNLIMITED TRES=cpu=8,mem=16000M,node=1,billing=8,gres/gpu=2
-"""
-# a site's partition with tighter limits and an account list (hand-written in scontrol's format)
-SCONTROL_RESTRICTED = ("PartitionName=compute AllowGroups=ALL AllowAccounts=bb1234,cc0000 DenyAccounts=xx0000 "
-                       "Default=NO DefaultTime=NONE Hidden=YES MaxNodes=4 MaxTime=UNLIMITED State=DOWN TotalCPUs=512 "
-                       "TotalNodes=4 MaxCPUsPerNode=64 DefMemPerCPU=1920 MaxMemPerCPU=3840\n")
-SINFO_IDLE = """\
-shared|vm|idle|0/8/0/8|16000|0|gpu:2|gpu:0|
-prepost|vm|idle|0/8/0/8|16000|0|gpu:2|gpu:0|
-gpu|vm|idle|0/8/0/8|16000|0|gpu:2|gpu:0|
-"""
-# with alice's job of 3 cores, 3000 MB and one GPU running
-SINFO_MIXED = """\
-shared|vm|mix|3/5/0/8|16000|3000|gpu:2|gpu:1|
-prepost|vm|mix|3/5/0/8|16000|3000|gpu:2|gpu:1|
-gpu|vm|mix|3/5/0/8|16000|3000|gpu:2|gpu:1|
-"""
-SACCTMGR_CAROL = "bb1234|bb1234|\nbb1234|ab0000|\n"
-SACCTMGR_ALICE = "bb1234|bb1234|\n"
-RESERVATIONS = """\
-ReservationName=dkrz_probe StartTime=2026-11-23T04:56:31 EndTime=2026-11-23T05:56:31 Duration=01:00:00 Nodes=vm NodeCnt=1 CoreCnt=1 Features=(null) PartitionName=shared Flags=SPEC_NODES   NodeName=vm CoreIDs=0 TRES=cpu=1 Users=alice,carol Groups=(null) Accounts=(null) Licenses=(null) State=INACTIVE BurstBuffer=(null) Watts=n/a MaxStartDelay=(null)
-ReservationName=dkrz_probe2 StartTime=2026-11-22T04:56:31 EndTime=2026-11-22T05:06:31 Duration=00:10:00 Nodes=vm NodeCnt=1 CoreCnt=1 Features=(null) PartitionName=gpu Flags=SPEC_NODES TRES=cpu=1 Users=(null) Groups=(null) Accounts=ab0000 Licenses=(null) State=ACTIVE BurstBuffer=(null) Watts=n/a MaxStartDelay=(null)
-"""
-# sbatch --test-only (test_spawnpage.py uses it)
-TEST_ONLY = ("sbatch: Job 30 to start at 2026-11-22T04:56:21 using 2 processors on nodes vm in partition shared\n")
-
+from dkrzspawner.slurm import Result, SlurmRejected, SlurmTimeout, SlurmUnreachable
+from tests.unit.fakeslurm import HUB_CLUSTER, FakeRunner
+from tests.unit.recorded import (RESERVATIONS, SACCTMGR_ALICE, SACCTMGR_CAROL, SCONTROL_PARTITIONS, SCONTROL_RESTRICTED,
+                                 SINFO_IDLE, SINFO_MIXED, TEST_ONLY)
 
 # -- parsers ---------------------------------------------------------------------------------------------
 def test_partitions_from_scontrol():
@@ -168,34 +140,8 @@ def test_reservation_end():
 
 
 # -- the Cluster with a recorded runner ------------------------------------------------------------------
-class RecordedRunner:
-    """Answers like the local cluster; counts the calls."""
-
-    def __init__(self, answers=None, delay=0.0):
-        self.answers = {
-            cluster.PARTITIONS_ARGV: SCONTROL_PARTITIONS,
-            cluster.SINFO_ARGV: SINFO_MIXED,
-            cluster.RESERVATIONS_ARGV: RESERVATIONS,
-            cluster.associations_argv("carol"): SACCTMGR_CAROL,
-            cluster.associations_argv("alice"): SACCTMGR_ALICE,
-            **(answers or {}),
-        }
-        self.calls = []
-        self.delay = delay
-
-    async def run(self, argv, *, user=None, env=None, stdin=None, timeout=None):
-        self.calls.append((tuple(argv), user, stdin))
-        await asyncio.sleep(self.delay)
-        answer = self.answers[tuple(argv)]
-        if isinstance(answer, Exception):
-            raise answer
-        if isinstance(answer, Result):
-            return answer
-        return Result(answer, "", 0.0)
-
-
 async def test_snapshot_asks_each_thing_once_per_ttl():
-    runner = RecordedRunner(delay=0.01)
+    runner = FakeRunner(HUB_CLUSTER, delay=0.01)
     shared = Cluster(runner, ttl=60)
     snapshots = await asyncio.gather(*(shared.snapshot(user) for user in ["carol", "alice"] * 10))
     carol = snapshots[0]
@@ -203,21 +149,21 @@ async def test_snapshot_asks_each_thing_once_per_ttl():
     assert carol.access.accounts == ("bb1234", "ab0000")
     assert snapshots[1].access.accounts == ("bb1234",)
     assert carol.errors == () and carol.as_of
-    programs = sorted(argv[:2] for argv, _, _ in runner.calls)
+    programs = sorted(tuple(argv[:2]) for argv in runner.argvs())
     assert programs == sorted([("scontrol", "show"), ("sinfo", "-h"), ("scontrol", "show"),
                                ("sacctmgr", "-n"), ("sacctmgr", "-n")]), "one sinfo for all partitions"
-    assert all(user is None for _, user, _ in runner.calls), "cluster queries run as the hub"
+    assert all(c.user is None for c in runner.commands), "cluster queries run as the hub"
 
 
 async def test_reservations_that_ended_are_dropped():
     text = ("ReservationName=past EndTime=2000-01-01T00:00:00 Users=alice State=ACTIVE\n"
             "ReservationName=future EndTime=2099-01-01T00:00:00 Users=alice State=INACTIVE\n")
-    found = await Cluster(RecordedRunner({cluster.RESERVATIONS_ARGV: text})).reservations()
+    found = await Cluster(FakeRunner(HUB_CLUSTER, {cluster.RESERVATIONS_ARGV: text})).reservations()
     assert [r.name for r in found] == ["future"]
 
 
 async def test_a_failed_part_leaves_the_others():
-    runner = RecordedRunner({cluster.associations_argv("carol"):
+    runner = FakeRunner(HUB_CLUSTER, {cluster.associations_argv("carol"):
                              SlurmUnreachable(["sacctmgr"], 1, "slurmdbd: Connection refused")})
     snapshot = await Cluster(runner).snapshot("carol")
     assert snapshot.access is None and snapshot.partitions is not None and snapshot.reservations is not None
@@ -225,7 +171,7 @@ async def test_a_failed_part_leaves_the_others():
 
 
 async def test_garbled_output_counts_as_a_failed_query():
-    runner = RecordedRunner({cluster.SINFO_ARGV: "this is not sinfo"})
+    runner = FakeRunner(HUB_CLUSTER, {cluster.SINFO_ARGV: "this is not sinfo"})
     snapshot = await Cluster(runner).snapshot("carol")
     assert snapshot.partitions is None
     assert "sinfo" in snapshot.errors[0]

@@ -4,62 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-from html.parser import HTMLParser
 
 import pytest
 
 from dkrzspawner import form
 from dkrzspawner.form import options_from_form, preselect
 from dkrzspawner.options import DKRZ_PRESETS, load_presets, validate
-from tests.unit.test_advanced_options import facts_for
-
-
-class Page(HTMLParser):
-    """The form's elements, labels and text, parsed the way a browser without JavaScript sees them."""
-
-    def __init__(self, html):
-        super().__init__()
-        self.elements, self.labels, self.legends, self.text = [], {}, 0, []
-        self._label = None
-        self.feed(html)
-
-    def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        if tag in ("input", "select", "textarea", "option", "fieldset", "section", "table", "output", "div", "p", "tr"):
-            self.elements.append((tag, attrs))
-        if tag == "label":
-            self._label = attrs.get("for")
-            self.labels[self._label] = ""
-        if tag == "legend":
-            self.legends += 1
-
-    def handle_endtag(self, tag):
-        if tag == "label":
-            self._label = None
-
-    def handle_data(self, data):
-        self.text.append(data)
-        if self._label:
-            self.labels[self._label] += data
-
-    def inputs(self, name=None):
-        return [a for tag, a in self.elements if tag in ("input", "select") and (name is None or a.get("name") == name)]
-
-    def by_id(self, element_id):
-        return next((a for _, a in self.elements if a.get("id") == element_id), None)
-
-    def options(self, select_id):
-        found, inside = [], False
-        for tag, attrs in self.elements:
-            if tag == "select":
-                inside = attrs.get("id") == select_id
-            elif tag == "option" and inside:
-                found.append(attrs)
-        return found
-
-    @property
-    def words(self):
-        return re.sub(r"\s+", " ", " ".join(self.text))
+from tests.unit.builders import Page, facts_for
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,7 @@ import pytest
 from dkrzspawner import form
 from dkrzspawner.form import preselect
 from dkrzspawner.options import DKRZ_PRESETS, load_presets
-from tests.unit.test_advanced_options import facts_for
-from tests.unit.test_form import Page
+from tests.unit.builders import Page, facts_for
 
 
 def figures(left, limit=100.0):

@@ -15,26 +15,16 @@ from dkrzspawner import slurm
 from dkrzspawner.slurm import (ENDED_STATES, SACCT_FORMAT, SQUEUE_FORMAT, BadUserName, JobStatus, JobUnknown, Result,
                                SlurmError, SlurmRejected, SlurmRunner, SlurmTimeout, SlurmUnreachable,
                                UnexpectedOutput, jobs, parse_estimate, parse_sacct, parse_squeue)
+from tests.unit.fakeslurm import FakeRunner
+from tests.unit.recorded import SACCT, SQUEUE_PENDING, SQUEUE_RUNNING, SQUEUE_TIMEOUT, TEST_ONLY
 
-# Recorded on the local Slurm 22.05 (squeue -h -t all -j IDS -o SQUEUE_FORMAT: '%i|%T|%B|%r|%S|%e|%P|%u')
-SQUEUE_RUNNING = "8|RUNNING|vm|None|2026-11-22T03:01:06|2026-11-22T04:01:06|gpu|alice\n"
-SQUEUE_PENDING = "10|PENDING|n/a|PartitionTimeLimit|N/A|N/A|prepost|alice\n"
-SQUEUE_TIMEOUT = "16|TIMEOUT|vm|TimeLimit|2026-11-22T03:01:31|2026-11-22T03:02:59|shared|alice\n"
-# sacct -X -n -P -j IDS -o JobIDRaw,State,ExitCode,Elapsed,Timelimit
-SACCT = {
-    "COMPLETED": "{id}|COMPLETED|0:0|00:10:02|06:00:00\n",
-    "CANCELLED": "{id}|CANCELLED by 1001|0:15|00:00:10|06:00:00\n",
-    "TIMEOUT": "{id}|TIMEOUT|0:15|00:01:28|00:01:00\n",
-    "OUT_OF_MEMORY": "{id}|OUT_OF_MEMORY|0:125|00:00:03|06:00:00\n",
-    "FAILED": "{id}|FAILED|1:0|00:00:01|06:00:00\n",
-    "RUNNING": "{id}|RUNNING|0:0|00:05:00|06:00:00\n",
-    "PENDING": "{id}|PENDING|0:0|00:00:00|06:00:00\n",
-}
+#: every program the job commands run
+PROGRAMS = ("sbatch", "squeue", "sacct", "scancel", "find", "dd")
+
 # squeue -h -t all -u alice -o '%i|%k': her jobs and their comments (the spawn's tag; (null) without one)
 SQUEUE_TAGGED = "41|(null)\n42|dkrzspawner:alice:7f3a\n43_1|(null)\n"
 # squeue -h -t PD -p gpu,shared -S -p,i -o '%i|%P'
 SQUEUE_QUEUE = "12|gpu\n10|shared\n11|shared,gpu\n"
-TEST_ONLY = ("sbatch: Job 30 to start at 2026-11-22T04:56:21 using 2 processors on nodes vm in partition shared\n")
 UNREACHABLE = SlurmUnreachable(["squeue"], 1, "slurm_load_jobs error: Unable to contact slurm controller "
                                               "(connect failure)")
 REJECTED = SlurmRejected(["squeue"], 1, "squeue: error: Invalid user: alice")
@@ -42,26 +32,19 @@ SACCT_UNREACHABLE = SlurmUnreachable(["sacct"], 1, "sacct: error: slurmdbd: Gett
                                                    "DBD_GET_JOBS_COND connection refused")
 
 
-class FakeRunner:
-    """Answers like SlurmRunner.run from one recorded answer (stdout, a Result, or an error to raise); records
-    every call as (argv, user, env, stdin)."""
+def answering(answer="") -> FakeRunner:
+    """The shared fake runner answering every program with one recorded answer (stdout, a Result, or an error)."""
+    return FakeRunner({program: answer for program in PROGRAMS})
 
-    def __init__(self, answer=""):
-        self.answer = answer
-        self.calls: list[tuple] = []
 
-    async def run(self, argv, *, user=None, env=None, stdin=None, timeout=None):
-        self.calls.append((list(argv), user, env, stdin))
-        if isinstance(self.answer, BaseException):
-            raise self.answer
-        if isinstance(self.answer, Result):
-            return self.answer
-        return Result(self.answer, "", 0.0)
+def calls(runner: FakeRunner) -> list[tuple]:
+    """Each command as (argv, user, env or None, stdin)."""
+    return [(command.argv, command.user, command.env or None, command.stdin) for command in runner.commands]
 
-    @property
-    def argv(self):
-        (argv, *_), = self.calls
-        return argv
+
+def only_argv(runner: FakeRunner) -> list[str]:
+    (argv,) = runner.argvs()
+    return argv
 
 
 # -- submit --------------------------------------------------------------------------------------------------
@@ -69,20 +52,20 @@ SCRIPT = "#!/bin/bash\n#SBATCH --partition=shared\n"
 
 
 async def test_submit_gives_the_job_id():
-    runner = FakeRunner("4711\n")
+    runner = answering("4711\n")
     assert await jobs.submit(runner, SCRIPT, user="alice", env={"JUPYTERHUB_API_TOKEN": "x"}) == "4711"
-    assert runner.calls == [(["sbatch", "--parsable"], "alice", {"JUPYTERHUB_API_TOKEN": "x"}, SCRIPT)]
+    assert calls(runner) == [(["sbatch", "--parsable"], "alice", {"JUPYTERHUB_API_TOKEN": "x"}, SCRIPT)]
 
 
 async def test_submit_on_a_federation_gives_the_id_without_the_cluster():
-    assert await jobs.submit(FakeRunner("4711;levante\n"), SCRIPT, user="alice", env={}) == "4711"
+    assert await jobs.submit(answering("4711;levante\n"), SCRIPT, user="alice", env={}) == "4711"
 
 
 @pytest.mark.parametrize("stdout", ["", "\n", "Submitted batch job 4711\n", "sbatch: warning: x\n", "47a1\n",
                                     ";levante\n"])
 async def test_submit_with_garbled_output_is_unexpected_output(stdout):
     with pytest.raises(UnexpectedOutput, match="sbatch"):
-        await jobs.submit(FakeRunner(stdout), SCRIPT, user="alice", env={})
+        await jobs.submit(answering(stdout), SCRIPT, user="alice", env={})
 
 
 @pytest.mark.parametrize("error", [SlurmRejected(["sbatch"], 1, "sbatch: error: Batch job submission failed: "
@@ -90,7 +73,7 @@ async def test_submit_with_garbled_output_is_unexpected_output(stdout):
                                    SlurmTimeout(["sbatch"], None, "", "sbatch did not answer within 30 s")])
 async def test_submit_raises_the_runners_errors(error):
     with pytest.raises(type(error)):
-        await jobs.submit(FakeRunner(error), SCRIPT, user="alice", env={})
+        await jobs.submit(answering(error), SCRIPT, user="alice", env={})
 
 
 # -- sbatch --test-only --------------------------------------------------------------------------------------
@@ -102,30 +85,30 @@ def test_estimate_from_test_only():
 
 async def test_test_only_returns_the_estimate_and_raises_refusals():
     script = "#!/bin/bash\n#SBATCH --partition=shared\n"
-    runner = FakeRunner(Result("", TEST_ONLY, 0.0))
+    runner = answering(Result("", TEST_ONLY, 0.0))
     assert await jobs.test_only(runner, script, user="alice", env={"A": "1"}) == "2026-11-22T04:56:21"
-    assert runner.calls == [(["sbatch", "--test-only"], "alice", {"A": "1"}, script)]
+    assert calls(runner) == [(["sbatch", "--test-only"], "alice", {"A": "1"}, script)]
     refused = SlurmRejected(["sbatch"], 1, "allocation failure: More processors requested than permitted")
     with pytest.raises(SlurmRejected):
-        await jobs.test_only(FakeRunner(refused), script, user="alice")
-    silent = FakeRunner(Result("", "", 0.0))
+        await jobs.test_only(answering(refused), script, user="alice")
+    silent = answering(Result("", "", 0.0))
     assert await jobs.test_only(silent, script, user="alice") is None
     timeout = SlurmTimeout(["sbatch"], None, "", "sbatch did not answer within 10 s")
     with pytest.raises(SlurmUnreachable):
-        await jobs.test_only(FakeRunner(timeout), script, user="alice")
+        await jobs.test_only(answering(timeout), script, user="alice")
 
 
 # -- find by tag ---------------------------------------------------------------------------------------------
 async def test_find_tagged_gives_the_tagged_job():
-    runner = FakeRunner(SQUEUE_TAGGED)
+    runner = answering(SQUEUE_TAGGED)
     assert await jobs.find_tagged(runner, "alice", "dkrzspawner:alice:7f3a") == "42"
-    assert runner.calls == [(["squeue", "-h", "-t", "all", "-u", "alice", "-o", "%i|%k"], None, None, None)], \
+    assert calls(runner) == [(["squeue", "-h", "-t", "all", "-u", "alice", "-o", "%i|%k"], None, None, None)], \
         "asked as the hub's account"
 
 
 async def test_find_tagged_says_none_only_when_slurm_answered():
-    assert await jobs.find_tagged(FakeRunner(SQUEUE_TAGGED), "alice", "dkrzspawner:alice:other") is None
-    assert await jobs.find_tagged(FakeRunner(""), "alice", "dkrzspawner:alice:7f3a") is None
+    assert await jobs.find_tagged(answering(SQUEUE_TAGGED), "alice", "dkrzspawner:alice:other") is None
+    assert await jobs.find_tagged(answering(""), "alice", "dkrzspawner:alice:7f3a") is None
 
 
 @pytest.mark.parametrize("error", [UNREACHABLE, REJECTED, SlurmTimeout(["squeue"], None, "", "timeout")],
@@ -133,115 +116,115 @@ async def test_find_tagged_says_none_only_when_slurm_answered():
 async def test_find_tagged_raises_when_squeue_failed(error):
     """A rejected or unanswered squeue is no "no job": an sbatch that timed out may have created one."""
     with pytest.raises(type(error)):
-        await jobs.find_tagged(FakeRunner(error), "alice", "dkrzspawner:alice:7f3a")
+        await jobs.find_tagged(answering(error), "alice", "dkrzspawner:alice:7f3a")
 
 
 @pytest.mark.parametrize("text", ["slurm_load_jobs error: something\n", "42 dkrzspawner:alice:7f3a\n",
                                   "x42|dkrzspawner:alice:7f3a\n"])
 async def test_find_tagged_with_garbled_output_is_unexpected_output(text):
     with pytest.raises(UnexpectedOutput, match="squeue"):
-        await jobs.find_tagged(FakeRunner(text), "alice", "dkrzspawner:alice:7f3a")
+        await jobs.find_tagged(answering(text), "alice", "dkrzspawner:alice:7f3a")
 
 
 async def test_find_tagged_never_asks_for_a_bad_user_name():
-    runner = FakeRunner(SQUEUE_TAGGED)
+    runner = answering(SQUEUE_TAGGED)
     with pytest.raises(BadUserName):
         await jobs.find_tagged(runner, "alice,bob", "tag")
-    assert runner.calls == []
+    assert runner.commands == []
 
 
 # -- cancel --------------------------------------------------------------------------------------------------
 async def test_cancel_as_the_user():
-    runner = FakeRunner()
+    runner = answering()
     assert await jobs.cancel(runner, "4711", user="alice") is None
-    assert runner.calls == [(["scancel", "4711"], "alice", None, None)]
+    assert calls(runner) == [(["scancel", "4711"], "alice", None, None)]
 
 
 async def test_cancel_several_and_steps_with_a_signal():
-    runner = FakeRunner()
+    runner = answering()
     await jobs.cancel(runner, ["12", "13"])
     await jobs.cancel(runner, ["12.3"], signal="INT")
-    assert [argv for argv, *_ in runner.calls] == [["scancel", "12", "13"], ["scancel", "--signal=INT", "12.3"]]
+    assert [argv for argv, *_ in calls(runner)] == [["scancel", "12", "13"], ["scancel", "--signal=INT", "12.3"]]
 
 
 @pytest.mark.parametrize("job_ids", ["", "--user=alice", "1 2", "12.", "12.3.4", "-1", "12_3", [], ["1", "x"],
                                      "1\n2", None])
 async def test_cancel_refuses_what_is_no_job_id_before_anything_runs(job_ids):
-    runner = FakeRunner()
+    runner = answering()
     with pytest.raises(ValueError):
         await jobs.cancel(runner, job_ids, user="alice")
-    assert runner.calls == []
+    assert runner.commands == []
 
 
 @pytest.mark.parametrize("signal", ["", "INT KILL", "-9", "int;x", "KILL\n"])
 async def test_cancel_refuses_what_is_no_signal(signal):
-    runner = FakeRunner()
+    runner = answering()
     with pytest.raises(ValueError):
         await jobs.cancel(runner, "12", signal=signal)
-    assert runner.calls == []
+    assert runner.commands == []
 
 
 async def test_cancel_raises_the_runners_errors():
     with pytest.raises(JobUnknown):
-        await jobs.cancel(FakeRunner(JobUnknown(["scancel"], 1, "scancel: error: Kill job error on job id 9: "
+        await jobs.cancel(answering(JobUnknown(["scancel"], 1, "scancel: error: Kill job error on job id 9: "
                                                                "Invalid job id specified")), "9")
 
 
 # -- the watcher's queries -----------------------------------------------------------------------------------
 async def test_job_states_is_one_squeue_for_many_jobs():
-    runner = FakeRunner(SQUEUE_RUNNING + SQUEUE_PENDING)
+    runner = answering(SQUEUE_RUNNING + SQUEUE_PENDING)
     found = await jobs.job_states(runner, ["8", "10", "11"], user="alice")
-    assert runner.calls == [(["squeue", "-h", "-t", "all", "-j", "8,10,11", "-o", SQUEUE_FORMAT], "alice", None,
+    assert calls(runner) == [(["squeue", "-h", "-t", "all", "-j", "8,10,11", "-o", SQUEUE_FORMAT], "alice", None,
                              None)]
     assert {job_id: status.state for job_id, status in found.items()} == {"8": "RUNNING", "10": "PENDING"}
 
 
 async def test_job_states_with_another_program_and_errors():
-    runner = FakeRunner("")
+    runner = answering("")
     assert await jobs.job_states(runner, ["8"], program="/opt/slurm/bin/squeue") == {}
-    assert runner.argv[0] == "/opt/slurm/bin/squeue"
+    assert only_argv(runner)[0] == "/opt/slurm/bin/squeue"
     with pytest.raises(UnexpectedOutput):
-        await jobs.job_states(FakeRunner("garbage\n"), ["8"])
+        await jobs.job_states(answering("garbage\n"), ["8"])
     with pytest.raises(JobUnknown):
-        await jobs.job_states(FakeRunner(JobUnknown(["squeue"], 1, "Invalid job id specified")), ["8"])
+        await jobs.job_states(answering(JobUnknown(["squeue"], 1, "Invalid job id specified")), ["8"])
     with pytest.raises(ValueError):
-        await jobs.job_states(FakeRunner(""), ["8,9"])
+        await jobs.job_states(answering(""), ["8,9"])
 
 
 async def test_queue_order():
-    runner = FakeRunner(SQUEUE_QUEUE)
+    runner = answering(SQUEUE_QUEUE)
     assert await jobs.queue_order(runner, ["gpu", "shared"]) == {"gpu": ["12", "11"], "shared": ["10", "11"]}
-    assert runner.calls == [(["squeue", "-h", "-t", "PD", "-p", "gpu,shared", "-S", "-p,i", "-o", "%i|%P"], None,
+    assert calls(runner) == [(["squeue", "-h", "-t", "PD", "-p", "gpu,shared", "-S", "-p,i", "-o", "%i|%P"], None,
                              None, None)]
     with pytest.raises(UnexpectedOutput):
-        await jobs.queue_order(FakeRunner("PARTITION\n"), ["gpu"])
+        await jobs.queue_order(answering("PARTITION\n"), ["gpu"])
 
 
 async def test_accounted_states():
-    runner = FakeRunner(SACCT["COMPLETED"].format(id="20") + SACCT["CANCELLED"].format(id="21"))
+    runner = answering(SACCT["COMPLETED"].format(id="20") + SACCT["CANCELLED"].format(id="21"))
     found = await jobs.accounted_states(runner, ["20", "21", "22"], user="alice")
-    assert runner.calls == [(["sacct", "-X", "-n", "-P", "-j", "20,21,22", "-o", SACCT_FORMAT], "alice", None, None)]
+    assert calls(runner) == [(["sacct", "-X", "-n", "-P", "-j", "20,21,22", "-o", SACCT_FORMAT], "alice", None, None)]
     assert (found["20"].state, found["21"].state, found["21"].cancelled_by) == ("COMPLETED", "CANCELLED", "1001")
     assert "22" not in found
     with pytest.raises(SlurmUnreachable):
-        await jobs.accounted_states(FakeRunner(SACCT_UNREACHABLE), ["20"])
+        await jobs.accounted_states(answering(SACCT_UNREACHABLE), ["20"])
 
 
 # -- a job's final state -------------------------------------------------------------------------------------
 async def test_final_state_from_sacct():
-    runner = FakeRunner(SACCT["TIMEOUT"].format(id="16"))
+    runner = answering(SACCT["TIMEOUT"].format(id="16"))
     final = await jobs.final_state(runner, "16")
-    assert runner.calls == [(["sacct", "-X", "-n", "-P", "-j", "16", "-o", SACCT_FORMAT], None, None, None)]
+    assert calls(runner) == [(["sacct", "-X", "-n", "-P", "-j", "16", "-o", SACCT_FORMAT], None, None, None)]
     assert (final.job_id, final.state, final.exit_code, final.ended) == ("16", "TIMEOUT", "0:15", True)
 
 
 async def test_final_state_without_a_record_is_none():
-    assert await jobs.final_state(FakeRunner(""), "16") is None
-    assert await jobs.final_state(FakeRunner(SACCT["COMPLETED"].format(id="17")), "16") is None
+    assert await jobs.final_state(answering(""), "16") is None
+    assert await jobs.final_state(answering(SACCT["COMPLETED"].format(id="17")), "16") is None
 
 
 async def test_final_state_still_running_is_said_so():
-    assert (await jobs.final_state(FakeRunner(SACCT["RUNNING"].format(id="16")), "16")).state == "RUNNING"
+    assert (await jobs.final_state(answering(SACCT["RUNNING"].format(id="16")), "16")).state == "RUNNING"
 
 
 @pytest.mark.parametrize("answer, error", [
@@ -251,7 +234,7 @@ async def test_final_state_still_running_is_said_so():
 ])
 async def test_final_state_failures_are_typed(answer, error):
     with pytest.raises(error):
-        await jobs.final_state(FakeRunner(answer), "16")
+        await jobs.final_state(answering(answer), "16")
 
 
 # -- the output's tail (real find and dd on real files) ------------------------------------------------------
@@ -415,15 +398,15 @@ def allowed(argv) -> bool:
 
 
 async def test_what_runs_as_a_user_is_what_the_sudoers_rules_allow():
-    runner = FakeRunner("100")
+    runner = answering("100")
     await jobs.submit(runner, SCRIPT, user="alice", env={})
     await jobs.test_only(runner, SCRIPT, user="alice", env={})
     await jobs.cancel(runner, "4711", user="alice")
     await jobs.output_tail(runner, "alice", "/home/alice/.jupyterhub-slurm-42.log", 20)
-    runner.answer = ""
+    runner.answers.update(squeue="", sacct="")
     await jobs.job_states(runner, ["11", "12", "13"], user="alice")
     await jobs.accounted_states(runner, ["11", "12"], user="alice")
-    as_user = [argv for argv, user, *_ in runner.calls if user is not None]
+    as_user = [argv for argv, user, *_ in calls(runner) if user is not None]
     assert [argv[0] for argv in as_user] == ["sbatch", "sbatch", "scancel", "find", "dd", "squeue", "sacct"]
     for argv in as_user:
         assert allowed(argv), f"the sudoers drop-in does not allow {argv}"

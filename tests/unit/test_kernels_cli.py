@@ -11,44 +11,9 @@ import pytest
 from dkrzspawner import siteconfig
 from dkrzspawner.kernels import cli
 from dkrzspawner.modules import ModuleCatalog
-from dkrzspawner.slurm import Result
+from tests.unit.fakeslurm import KERNEL_CLUSTER, FakeRunner
 
 REPO = Path(__file__).resolve().parents[2]
-SCONTROL = ("PartitionName={name} Default={default} DefaultTime=01:00:00 Hidden=NO MaxNodes=UNLIMITED "
-            "MaxTime={max} State=UP TotalCPUs=8 TotalNodes=1 MaxCPUsPerNode=UNLIMITED DefMemPerNode=UNLIMITED "
-            "MaxMemPerNode=UNLIMITED\n")
-PARTITIONS = (SCONTROL.format(name="shared", default="YES", max="7-00:00:00")
-              + SCONTROL.format(name="prepost", default="NO", max="12:00:00")
-              + SCONTROL.format(name="gpu", default="NO", max="12:00:00"))
-SINFO = "".join(f"{p}|vm|idle|0/8/0/8|16000|0|gpu:2|gpu:0|\n" for p in ("shared", "prepost", "gpu"))
-
-
-# lmod bash --terse avail on the local cluster (stderr)
-LMOD_AVAIL = "/var/lib/slurm-local/modulefiles:\nbroken/\nbroken/1.0\nexample/\nexample/1.0\nexample/2.0\n"
-
-
-class RecordedRunner:
-    """Answers like the local cluster (user alice, account bb1234); records every call."""
-
-    def __init__(self):
-        self.calls = []
-
-    async def run(self, argv, *, user=None, env=None, stdin=None, timeout=None):
-        self.calls.append(list(argv))
-        program = argv[0]
-        if program == "scontrol" and argv[2] == "partition":
-            return Result(PARTITIONS, "", 0.0)
-        if program == "scontrol":
-            return Result("No reservations in the system\n", "", 0.0)
-        if program == "sinfo":
-            return Result(SINFO, "", 0.0)
-        if program == "sacctmgr":
-            return Result("bb1234|bb1234|\n", "", 0.0)
-        if program == "squeue" and "-O" in argv:  # a running allocation's tasks and nodes
-            return Result("1         |1         |vm                  \n", "", 0.0)
-        if argv[1:] == ["bash", "--terse", "avail"]:  # Lmod, where the machine has it
-            return Result("", LMOD_AVAIL, 0.0)
-        raise AssertionError(f"unexpected Slurm call {argv}")
 
 
 @pytest.fixture(autouse=True)
@@ -82,19 +47,19 @@ def test_templates_render_valid_kernelspecs():
 
 
 def test_create_checks_with_slurm_then_writes(data_dir, capsys):
-    runner = RecordedRunner()
+    runner = FakeRunner(KERNEL_CLUSTER)
     assert create("--preset", "shared", "--cores", "2", "--modules", "example/2.0,broken", "--modules", "example",
                   "--tasks", "2", runner=runner) == 0
     spec = json.loads((data_dir / "kernels" / "k" / "kernel.json").read_text())
     assert spec["metadata"]["kernel_provisioner"]["config"] == {"preset": "shared", "cores": 2, "tasks": 2,
                                                                 "modules": ["example/2.0", "broken", "example"]}
     assert spec["display_name"] == "k (Slurm: preset shared, 2 cores)"
-    assert {call[0] for call in runner.calls} == {"scontrol", "sinfo", "sacctmgr", "/bin/true"}  # read-only
+    assert {call[0] for call in runner.argvs()} == {"scontrol", "sinfo", "sacctmgr", "/bin/true"}  # read-only
     assert "Created kernel k" in capsys.readouterr().out
 
 
 def test_an_unknown_module_is_refused_and_nothing_is_written(data_dir, capsys):
-    assert create("--preset", "shared", "--modules", "example/9.9", runner=RecordedRunner()) == 2
+    assert create("--preset", "shared", "--modules", "example/9.9", runner=FakeRunner(KERNEL_CLUSTER)) == 2
     assert "'example/9.9' is not a module of this cluster" in capsys.readouterr().err
     assert not (data_dir / "kernels" / "k").exists()
 
@@ -108,9 +73,9 @@ def test_an_unknown_module_is_refused_and_nothing_is_written(data_dir, capsys):
     (["--modules", "a b"], "not a module name"),
 ])
 def test_bad_shapes_refused_without_any_slurm_call(data_dir, capsys, argv, words):
-    runner = RecordedRunner()
+    runner = FakeRunner(KERNEL_CLUSTER)
     assert create(*argv, runner=runner) == 2
-    assert runner.calls == []
+    assert runner.commands == []
     err = capsys.readouterr().err
     assert err.startswith("dkrz-kernel: error: ") and words in err and err.count("\n") == 1
     assert not (data_dir / "kernels").exists()
@@ -123,23 +88,23 @@ def test_bad_shapes_refused_without_any_slurm_call(data_dir, capsys, argv, words
     (["--partition", "nosuch"], "Partition 'nosuch' is not offered"),
 ])
 def test_limits_refused_after_read_only_queries(data_dir, capsys, argv, words):
-    runner = RecordedRunner()
+    runner = FakeRunner(KERNEL_CLUSTER)
     assert create(*argv, runner=runner) == 2
     assert words in capsys.readouterr().err
-    assert not any(call[0] in ("salloc", "sbatch", "srun") for call in runner.calls)
+    assert not any(call[0] in ("salloc", "sbatch", "srun") for call in runner.argvs())
     assert not (data_dir / "kernels").exists()
 
 
 def test_job_id_needs_no_facts(data_dir):
-    runner = RecordedRunner()
-    assert create("--job-id", "1234", runner=runner) == 0 and runner.calls == []
+    runner = FakeRunner(KERNEL_CLUSTER)
+    assert create("--job-id", "1234", runner=runner) == 0 and runner.commands == []
     spec = json.loads((data_dir / "kernels" / "k" / "kernel.json").read_text())
     assert spec["metadata"]["kernel_provisioner"]["config"] == {"job_id": "1234"}
 
 
 def test_no_check_skips_slurm_but_not_the_shape(data_dir, capsys):
-    runner = RecordedRunner()
-    assert create("--partition", "gpu", "--gpus", "1", "--no-check", runner=runner) == 0 and runner.calls == []
+    runner = FakeRunner(KERNEL_CLUSTER)
+    assert create("--partition", "gpu", "--gpus", "1", "--no-check", runner=runner) == 0 and runner.commands == []
     assert create("--preset", "shared", "--cores", "3", "--no-check", "--force", runner=runner) == 2
 
 
@@ -202,14 +167,14 @@ def test_register_env_checks_for_ipykernel(data_dir, tmp_path, capsys):
 
 
 def test_node_is_checked_against_the_allocations_nodes(data_dir, capsys):
-    runner = RecordedRunner()
+    runner = FakeRunner(KERNEL_CLUSTER)
     assert create("--job-id", "1234", "--node", "vm", runner=runner) == 0
-    assert runner.calls == [["squeue", "-h", "-j", "1234", "-O", "NumTasks:|,cpus-per-task:|,NodeList:"]]
+    assert runner.argvs() == [["squeue", "-h", "-j", "1234", "-O", "NumTasks:|,cpus-per-task:|,NodeList:"]]
     spec = json.loads((data_dir / "kernels" / "k" / "kernel.json").read_text())
     assert spec["metadata"]["kernel_provisioner"]["config"] == {"job_id": "1234", "node": "vm"}
-    assert create("--job-id", "1234", "--node", "l40123", "--force", runner=RecordedRunner()) == 2
+    assert create("--job-id", "1234", "--node", "l40123", "--force", runner=FakeRunner(KERNEL_CLUSTER)) == 2
     assert "Node 'l40123' is not one of allocation 1234's nodes (vm)." in capsys.readouterr().err
-    assert create("--preset", "shared", "--node", "vm", "--force", runner=RecordedRunner()) == 2
+    assert create("--preset", "shared", "--node", "vm", "--force", runner=FakeRunner(KERNEL_CLUSTER)) == 2
     assert "Node picks a node of an existing allocation, so it needs job_id" in capsys.readouterr().err
 
 
@@ -236,7 +201,7 @@ def plain_kernel(data_dir, name="plain", **overrides) -> Path:
 def test_wrap_runs_an_installed_kernels_command_through_slurm(data_dir, capsys):
     plain_kernel(data_dir)
     assert cli.main(["create", "--wrap", "plain", "--name", "r-compute", "--job-id", "7", "--env", "PROJ_HOME=/p"],
-                    runner=RecordedRunner()) == 0
+                    runner=FakeRunner(KERNEL_CLUSTER)) == 0
     folder = data_dir / "kernels" / "r-compute"
     spec = json.loads((folder / "kernel.json").read_text())
     assert spec["argv"] == ["/opt/R/bin/R", "--slave", "-e", "IRkernel::main()", "--args", "{connection_file}"]
@@ -266,7 +231,7 @@ def test_wrap_refusals(data_dir, capsys, setup, argv, words):
         with pytest.raises(SystemExit):
             cli.main(["create", "--name", "w", "--job-id", "7", *argv])
         return
-    assert cli.main(["create", "--name", "w", "--job-id", "7", *argv], runner=RecordedRunner()) == 2
+    assert cli.main(["create", "--name", "w", "--job-id", "7", *argv], runner=FakeRunner(KERNEL_CLUSTER)) == 2
     assert words in capsys.readouterr().err
     assert not (data_dir / "kernels" / "w").exists()
 

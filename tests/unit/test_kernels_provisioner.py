@@ -15,94 +15,8 @@ from traitlets.config import LoggingConfigurable
 from dkrzspawner.kernels import options as kopts
 from dkrzspawner.kernels import provisioner as prov
 from dkrzspawner.kernels.provisioner import KernelStartError, SlurmProvisioner
-from dkrzspawner.slurm import Result, SlurmRejected, SlurmUnreachable
-
-from .test_kernels_cli import PARTITIONS, SINFO
-
-
-class FakeSalloc:
-    """salloc as asyncio sees it: messages on stderr, and a stdin pipe whose end makes it give the allocation back."""
-
-    def __init__(self, messages, exit_code=None):
-        self.stderr = asyncio.StreamReader()
-        self.stdin = FakePipe(self)
-        self.returncode = None
-        self.signals = []
-        self._ended = asyncio.Event()
-        for line in messages:
-            self.stderr.feed_data(line.encode() + b"\n")
-        if exit_code is not None:  # salloc refused and exited
-            self.end(exit_code)
-
-    def end(self, code=0):
-        if self.returncode is None:
-            self.returncode = code
-            self.stderr.feed_eof()
-            self._ended.set()
-
-    def say(self, line):
-        self.stderr.feed_data(line.encode() + b"\n")
-
-    def send_signal(self, signum):
-        self.signals.append(signum)
-        self.end(-signum)
-
-    async def wait(self):
-        await self._ended.wait()
-        return self.returncode
-
-
-class FakePipe:
-    def __init__(self, salloc):
-        self.salloc, self.closed = salloc, False
-
-    def is_closing(self):
-        return self.closed
-
-    def close(self):  # cat reads end of file; salloc relinquishes the allocation and exits
-        self.closed = True
-        self.salloc.end(0)
-
-
-GRANTED = ["salloc: Granted job allocation 77"]
-
-
-class FakeSlurm:
-    """Slurm's answers by command (and squeue's format); ``fail`` maps a format to the error squeue raises."""
-
-    def __init__(self, squeue="RUNNING|vm|2|1|59:00", salloc=GRANTED, steps="", end="RUNNING|None|1:00:00",
-                 pending="PENDING|Priority|N/A", sacct="CANCELLED by 0\n", fail=None,
-                 shape="1         |2         |vm                  "):
-        self.calls, self.sallocs = [], []
-        self.squeue, self.salloc, self.steps, self.end, self.pending = squeue, salloc, steps, end, pending
-        self.sacct, self.fail, self.shape = sacct, dict(fail or {}), shape
-
-    async def spawn(self, argv, *, user=None, env=None):
-        self.calls.append(list(argv))
-        if isinstance(self.salloc, Exception):
-            raise self.salloc
-        messages, code = self.salloc if isinstance(self.salloc, tuple) else (self.salloc, None)
-        self.sallocs.append(FakeSalloc(messages, code))
-        return self.sallocs[-1]
-
-    async def run(self, argv, *, user=None, env=None, stdin=None, timeout=None):
-        self.calls.append(list(argv))
-        program = argv[0]
-        answers = {"sinfo": SINFO, "sacctmgr": "bb1234|bb1234|\n", "scancel": "", "sacct": self.sacct}
-        if program == "scontrol":
-            return Result(PARTITIONS if argv[2] == "partition" else "No reservations in the system\n", "", 0.0)
-        if program == "squeue" and "-O" in argv:
-            return Result(self.shape, "", 0.0)
-        if program == "squeue":
-            fmt = argv[-1]
-            if fmt in self.fail:
-                raise self.fail[fmt]
-            by_format = {"%i|%j": self.steps, "%i|%k": "", "%T|%r|%l": self.end, "%T|%r|%S": self.pending}
-            return Result(by_format.get(fmt, self.squeue), "", 0.0)
-        return Result(answers[program], "", 0.0)
-
-    def programs(self):
-        return [call[0] for call in self.calls]
+from dkrzspawner.slurm import SlurmUnreachable
+from tests.unit.fakeslurm import FakeRunner, allocating
 
 
 class FakeProcess:
@@ -140,50 +54,50 @@ def make(fake, kernel_id="k1", **config) -> SlurmProvisioner:
 
 
 async def test_config_keys_become_options_and_traits_stay_traits():
-    p = make(FakeSlurm(), preset="shared", cores=2, slurm_timeout=5.0)
+    p = make(FakeRunner(allocating()), preset="shared", cores=2, slurm_timeout=5.0)
     assert p.options_config == {"preset": "shared", "cores": 2}
     assert p.slurm_timeout == 5.0
 
 
 async def test_refused_options_make_no_slurm_call():
-    fake = FakeSlurm()
+    fake = FakeRunner(allocating())
     p = make(fake, preset="shared", cores=3)
     with pytest.raises(KernelStartError, match="Cores must be one of 1, 2, 4"):
         await p.pre_launch()
-    assert fake.calls == []
+    assert fake.commands == []
 
 
 async def test_limits_refused_before_salloc():
-    fake = FakeSlurm()
+    fake = FakeRunner(allocating())
     with pytest.raises(KernelStartError, match="Cores must be between 1 and 8"):
         await make(fake, partition="shared", cores=9).pre_launch()
     assert "salloc" not in fake.programs()
 
 
 async def test_allocation_then_node_then_cancel_when_the_last_kernel_ends():
-    fake = FakeSlurm()
+    fake = FakeRunner(allocating())
     p = make(fake, preset="shared", cores=2)
     kwargs = await p.pre_launch()
     assert kwargs["cmd"][0] == "/py"
-    salloc = next(call for call in fake.calls if call[0] == "salloc")
+    salloc = next(call for call in fake.argvs() if call[0] == "salloc")
     assert salloc[:2] == ["salloc", "--kill-command=HUP"] and "--comment=dkrz-kernel:k1" in salloc
     assert salloc[-1] == "cat"  # the keeper: salloc holds the allocation while cat reads the provisioner's pipe
     assert "--cpus-per-task=2" in salloc and "--partition=shared" in salloc and "--account=bb1234" in salloc
-    assert ["squeue", "-h", "-j", "77", "-o", "%T|%N|%C|%D|%L"] in fake.calls
+    assert ["squeue", "-h", "-j", "77", "-o", "%T|%N|%C|%D|%L"] in fake.argvs()
     assert p.job_id == "77" and p.allocation.node == "vm" and p.allocation.owned
     assert p.status == {"job_id": "77", "state": "RUNNING", "reason": None, "start": None, "node": "vm",
                         "time_left": "59:00"}
     assert p.allocation.address in ("127.0.0.1", "vm")  # vm's address where it resolves (here: loopback)
     await p.cleanup(restart=True)  # a restart keeps the allocation
-    assert not fake.sallocs[0].stdin.closed
+    assert not fake.spawned[0].stdin.closed
     await p.cleanup()
-    assert fake.sallocs[0].stdin.closed and fake.sallocs[0].returncode == 0  # given back by salloc itself
+    assert fake.spawned[0].stdin.closed and fake.spawned[0].returncode == 0  # given back by salloc itself
     assert "scancel" not in fake.programs()
     assert prov.ALLOCATIONS == {}
 
 
 async def test_a_second_kernel_joins_by_job_id_and_the_allocation_outlives_the_first():
-    fake = FakeSlurm()
+    fake = FakeRunner(allocating())
     first = make(fake, "a", preset="shared")
     await first.pre_launch()
     second = make(fake, "b", job_id="77")
@@ -191,13 +105,13 @@ async def test_a_second_kernel_joins_by_job_id_and_the_allocation_outlives_the_f
     assert fake.programs().count("salloc") == 1
     assert prov.ALLOCATIONS["77"].kernels == {"a", "b"}
     await first.cleanup()
-    assert not fake.sallocs[0].stdin.closed
+    assert not fake.spawned[0].stdin.closed
     await second.cleanup()
-    assert fake.sallocs[0].stdin.closed
+    assert fake.spawned[0].stdin.closed
 
 
 async def test_an_allocation_made_elsewhere_is_never_cancelled():
-    fake = FakeSlurm()
+    fake = FakeRunner(allocating())
     one, two = make(fake, "a", job_id=90), make(fake, "b", job_id=90)
     await one.pre_launch()
     await two.pre_launch()
@@ -207,28 +121,28 @@ async def test_an_allocation_made_elsewhere_is_never_cancelled():
 
 
 async def test_an_ended_allocation_is_refused():
-    fake = FakeSlurm(squeue="")
+    fake = FakeRunner(allocating(squeue=""))
     with pytest.raises(KernelStartError, match="Allocation 90 is not running"):
         await make(fake, job_id=90).pre_launch()
 
 
 async def test_salloc_refusal_is_reported_and_leftovers_are_looked_for():
-    fake = FakeSlurm(salloc=(["salloc: error: Job submit/allocate failed: "
-                              "Invalid account or account/partition combination specified"], 1))
+    fake = FakeRunner(allocating(salloc=(["salloc: error: Job submit/allocate failed: "
+                                          "Invalid account or account/partition combination specified"], 1)))
     with pytest.raises(KernelStartError, match="Slurm refused the kernel's allocation: .*Invalid account"):
         await make(fake, preset="shared").pre_launch()
-    assert ["squeue", "-h", "--me", "-o", "%i|%k"] in fake.calls
+    assert ["squeue", "-h", "--me", "-o", "%i|%k"] in fake.argvs()
 
 
 async def test_interrupt_goes_to_the_kernels_job_step():
-    fake = FakeSlurm(steps="77.0|kernel-other\n77.1|kernel-k1\n")
+    fake = FakeRunner(allocating(steps="77.0|kernel-other\n77.1|kernel-k1\n"))
     p = make(fake, preset="shared")
     await p.pre_launch()
     p.process = FakeProcess()
     await p.send_signal(signal.SIGINT)
-    assert fake.calls[-1] == ["scancel", "--signal=INT", "77.1"]
+    assert fake.argvs()[-1] == ["scancel", "--signal=INT", "77.1"]
     await p.terminate()
-    assert fake.calls[-1] == ["scancel", "--signal=TERM", "77.1"]
+    assert fake.argvs()[-1] == ["scancel", "--signal=TERM", "77.1"]
     assert await p.poll() is None
     p.process.returncode = 1
     assert await p.poll() == 1
@@ -237,7 +151,7 @@ async def test_interrupt_goes_to_the_kernels_job_step():
 
 async def test_without_a_step_the_signal_goes_to_srun(monkeypatch):
     monkeypatch.setattr(prov.asyncio, "sleep", _no_sleep)
-    fake = FakeSlurm(steps="")
+    fake = FakeRunner(allocating(steps=""))
     p = make(fake, preset="shared")
     await p.pre_launch()
     p.process = FakeProcess()
@@ -250,21 +164,21 @@ async def _no_sleep(_seconds):
 
 
 async def test_a_failed_launch_gives_the_allocation_back():
-    fake = FakeSlurm()
+    fake = FakeRunner(allocating())
     p = make(fake, preset="shared", srun="/nonexistent/srun")
     await p.pre_launch()
     with pytest.raises(KernelStartError, match="Cannot run /nonexistent/srun"):
         await p.launch_kernel(["/py"], env={"PATH": "/usr/bin"})
-    assert fake.sallocs[0].stdin.closed and prov.ALLOCATIONS == {}
+    assert fake.spawned[0].stdin.closed and prov.ALLOCATIONS == {}
 
 
 async def test_an_owned_allocation_stays_while_kernels_of_other_processes_run_in_it():
-    fake = FakeSlurm(steps="77.0|kernel-k1\n77.4|kernel-of-another-server\n77.extern|extern\n")
+    fake = FakeRunner(allocating(steps="77.0|kernel-k1\n77.4|kernel-of-another-server\n77.extern|extern\n"))
     p = make(fake, preset="shared")
     await p.pre_launch()
     await p.cleanup()
-    assert "scancel" not in fake.programs() and not fake.sallocs[0].stdin.closed
-    assert ["squeue", "-h", "-s", "-j", "77", "-o", "%i|%j"] in fake.calls
+    assert "scancel" not in fake.programs() and not fake.spawned[0].stdin.closed
+    assert ["squeue", "-h", "-s", "-j", "77", "-o", "%i|%j"] in fake.argvs()
     assert "77" in prov.ALLOCATIONS  # it stays, with its salloc, until this server ends
 
 
@@ -282,12 +196,12 @@ class Launched:
 async def test_the_kernel_runs_on_the_chosen_node_with_the_allocations_tasks(monkeypatch):
     launched = Launched()
     monkeypatch.setattr(prov.asyncio, "create_subprocess_exec", launched)
-    fake = FakeSlurm(squeue="RUNNING|vm,other|4|2", shape="4|2|vm,other")
+    fake = FakeRunner(allocating(squeue="RUNNING|vm,other|4|2", shape="4|2|vm,other"))
     p = make(fake, job_id="90", node="other")
     await p.pre_launch()
     assert (p.node, p.allocation.node) == ("other", "vm")
     assert p.address == "other"  # a name that does not resolve stays a name
-    assert ["squeue", "-h", "-j", "90", "-O", "NumTasks:|,cpus-per-task:|,NodeList:"] in fake.calls
+    assert ["squeue", "-h", "-j", "90", "-O", "NumTasks:|,cpus-per-task:|,NodeList:"] in fake.argvs()
     await p.launch_kernel(["/py", "-f", "k.json"], env={"PATH": "/usr/bin", "SLURM_NTASKS": "8"})
     assert "--nodelist=other" in launched.argv and "--ntasks=1" in launched.argv
     assert launched.argv[-7:] == kopts.step_command(["/py", "-f", "k.json"], load_modules=False)
@@ -298,7 +212,7 @@ async def test_the_kernel_runs_on_the_chosen_node_with_the_allocations_tasks(mon
 
 
 async def test_a_node_outside_the_allocation_is_refused_and_the_allocation_kept():
-    fake = FakeSlurm()
+    fake = FakeRunner(allocating())
     p = make(fake, job_id="90", node="elsewhere")
     with pytest.raises(KernelStartError, match=r"Node 'elsewhere' is not one of allocation 90's nodes \(vm\)"):
         await p.pre_launch()
@@ -308,7 +222,7 @@ async def test_a_node_outside_the_allocation_is_refused_and_the_allocation_kept(
 async def test_modules_load_after_the_job_view(monkeypatch):
     launched = Launched()
     monkeypatch.setattr(prov.asyncio, "create_subprocess_exec", launched)
-    p = make(FakeSlurm(), preset="shared")
+    p = make(FakeRunner(allocating()), preset="shared")
     await p.pre_launch()
     p.modules = ("example/1.0",)
     await p.launch_kernel(["/py"], env={"PATH": "/usr/bin"})
@@ -334,7 +248,7 @@ async def started(fake, **config):
 
 
 async def test_an_ended_allocation_makes_the_kernel_dead_with_slurms_reason_and_no_automatic_allocation():
-    fake = FakeSlurm(end="TIMEOUT|TimeLimit|1:00")
+    fake = FakeRunner(allocating(end="TIMEOUT|TimeLimit|1:00"))
     p = await started(fake)
     model = p.parent = ServerModel(execution_state="idle")
     assert await p.poll() == 143
@@ -352,7 +266,7 @@ async def test_an_ended_allocation_makes_the_kernel_dead_with_slurms_reason_and_
         await p.pre_launch()
     assert fake.programs().count("salloc") == 1
     # the user's restart (graceful): shutdown_requested(restart=True) comes first; it gets a fresh allocation
-    fake.end = "RUNNING|None|1:00"
+    fake.answers["squeue"].end = "RUNNING|None|1:00"
     p.parent = None  # (a bare provisioner from here: no connection file to write)
     await p.shutdown_requested(restart=True)
     await p.cleanup(restart=True)
@@ -362,7 +276,7 @@ async def test_an_ended_allocation_makes_the_kernel_dead_with_slurms_reason_and_
 
 
 async def test_the_user_restart_resets_the_servers_dead_state():
-    fake = FakeSlurm(end="CANCELLED|None|1:00")
+    fake = FakeRunner(allocating(end="CANCELLED|None|1:00"))
     p = await started(fake)
     model = p.parent = ServerModel(execution_state="idle")
     await p.poll()
@@ -380,16 +294,16 @@ async def _prepared(**kwargs):
 
 
 async def test_a_crash_inside_a_running_allocation_restarts_in_the_same_allocation():
-    fake = FakeSlurm(end="RUNNING|None|1:00:00")
+    fake = FakeRunner(allocating(end="RUNNING|None|1:00:00"))
     p = await started(fake)
     assert await p.poll() == 143 and p.ended is None
     await p.cleanup(restart=True)
     await p.pre_launch()  # the restarter's restart
-    assert fake.programs().count("salloc") == 1 and p.job_id == "77" and not fake.sallocs[0].stdin.closed
+    assert fake.programs().count("salloc") == 1 and p.job_id == "77" and not fake.spawned[0].stdin.closed
 
 
 async def test_the_users_restart_keeps_a_running_allocation():
-    fake = FakeSlurm()
+    fake = FakeRunner(allocating())
     p = make(fake, preset="shared")
     await p.pre_launch()
     await p.shutdown_requested(restart=True)
@@ -399,17 +313,17 @@ async def test_the_users_restart_keeps_a_running_allocation():
 
 
 async def test_slurm_asked_once_per_death_not_on_every_poll():
-    fake = FakeSlurm(end="TIMEOUT|TimeLimit|1:00")
+    fake = FakeRunner(allocating(end="TIMEOUT|TimeLimit|1:00"))
     p = await started(fake)
     for _ in range(3):
         await p.poll()
-    assert [call for call in fake.calls if call[-1] == "%T|%r|%l"] == [
+    assert [call for call in fake.argvs() if call[-1] == "%T|%r|%l"] == [
         ["squeue", "-h", "-t", "all", "-j", "77", "-o", "%T|%r|%l"]]
 
 
 async def test_when_slurm_cannot_be_asked_nothing_is_restarted_allocated_or_cancelled():
     down = SlurmUnreachable(["squeue"], 1, "slurm_load_jobs error: Unable to contact slurm controller")
-    fake = FakeSlurm(fail={"%T|%r|%l": down})
+    fake = FakeRunner(allocating(fail={"%T|%r|%l": down}))
     p = await started(fake)
     model = p.parent = ServerModel(execution_state="idle")
     assert await p.poll() == 143 and p.ended is None and model.execution_state == "idle"
@@ -418,24 +332,25 @@ async def test_when_slurm_cannot_be_asked_nothing_is_restarted_allocated_or_canc
         await p.pre_launch()
     assert model.execution_state == "dead" and "Unable to contact slurm controller" in model.reason
     assert fake.programs().count("salloc") == 1 and "scancel" not in fake.programs()
-    assert not fake.sallocs[0].stdin.closed and "77" in prov.ALLOCATIONS
+    assert not fake.spawned[0].stdin.closed and "77" in prov.ALLOCATIONS
 
 
 async def test_a_failed_step_query_never_cancels_a_shared_allocation(caplog):
     down = SlurmUnreachable(["squeue"], 1, "slurm_load_jobs error: Unable to contact slurm controller")
-    fake = FakeSlurm(fail={"%i|%j": down})
+    fake = FakeRunner(allocating(fail={"%i|%j": down}))
     p = make(fake, preset="shared")
     await p.pre_launch()
     with caplog.at_level(logging.WARNING):
         await p.cleanup()
-    assert "scancel" not in fake.programs() and not fake.sallocs[0].stdin.closed
+    assert "scancel" not in fake.programs() and not fake.spawned[0].stdin.closed
     assert "Allocation 77 stays: Slurm cannot say whether job steps of others run in it" in caplog.text
     assert "77" in prov.ALLOCATIONS
 
 
 async def test_the_job_id_is_known_while_pending_and_the_queue_is_logged_once_per_change(caplog, monkeypatch):
-    fake = FakeSlurm(salloc=["salloc: Pending job allocation 81", "salloc: job 81 queued and waiting for resources"],
-                     pending="PENDING|Resources|2026-12-01T23:00:00")
+    fake = FakeRunner(allocating(salloc=["salloc: Pending job allocation 81",
+                                         "salloc: job 81 queued and waiting for resources"],
+                                 pending="PENDING|Resources|2026-12-01T23:00:00"))
     p = make(fake, preset="shared", queue_poll_interval=0.01)
     with caplog.at_level(logging.INFO):
         start = asyncio.ensure_future(p.pre_launch())
@@ -444,11 +359,11 @@ async def test_the_job_id_is_known_while_pending_and_the_queue_is_logged_once_pe
         assert p.status["job_id"] == "81" and p.status["state"] == "PENDING"
         assert p.status["reason"] == "it waits for cores, memory or GPUs to become free"
         assert p.status["start"] == "2026-12-01T23:00:00"
-        fake.pending = "PENDING|Priority|2026-12-01T23:00:00"
+        fake.answers["squeue"].pending = "PENDING|Priority|2026-12-01T23:00:00"
         while "higher priority" not in caplog.text:
             await asyncio.sleep(0.01)
-        fake.squeue = "RUNNING|vm|2|1|59:00"
-        fake.sallocs[0].say("salloc: Granted job allocation 81")
+        fake.answers["squeue"].squeue = "RUNNING|vm|2|1|59:00"
+        fake.spawned[0].say("salloc: Granted job allocation 81")
         await start
     waiting = [r.getMessage() for r in caplog.records if "is waiting in the queue" in r.getMessage()]
     assert len(waiting) == 2 and "Job 81 is waiting in the queue: it waits for cores" in waiting[0]
@@ -456,21 +371,21 @@ async def test_the_job_id_is_known_while_pending_and_the_queue_is_logged_once_pe
 
 
 async def test_a_request_not_granted_in_time_is_withdrawn():
-    fake = FakeSlurm(salloc=["salloc: Pending job allocation 82"])
+    fake = FakeRunner(allocating(salloc=["salloc: Pending job allocation 82"]))
     p = make(fake, preset="shared", allocation_timeout=1, queue_poll_interval=0.2)
     with pytest.raises(KernelStartError, match="did not grant the allocation within 1 s; the request was withdrawn"):
         await p.pre_launch()
-    assert ["scancel", "82"] in fake.calls and fake.sallocs[0].returncode is not None
+    assert ["scancel", "82"] in fake.argvs() and fake.spawned[0].returncode is not None
     assert prov.ALLOCATIONS == {}
 
 
 async def test_an_allocation_whose_salloc_is_gone_is_cancelled_at_the_end():
-    fake = FakeSlurm()
+    fake = FakeRunner(allocating())
     p = make(fake, preset="shared")
     await p.pre_launch()
-    fake.sallocs[0].end(-9)  # somebody killed salloc; the job may still run
+    fake.spawned[0].end(-9)  # somebody killed salloc; the job may still run
     await p.cleanup()
-    assert fake.calls[-1] == ["scancel", "77"]
+    assert fake.argvs()[-1] == ["scancel", "77"]
 
 
 def test_a_refused_restart_is_logged_in_one_line_without_its_traceback():

@@ -9,8 +9,7 @@ import pytest
 
 from dkrzspawner.kernels import cli, system
 from dkrzspawner.modules import LOAD_AND_EXEC
-
-from .test_kernels_cli import RecordedRunner
+from tests.unit.fakeslurm import KERNEL_CLUSTER, FakeRunner
 
 TOML = """
 [modules]
@@ -106,7 +105,7 @@ def test_two_kernels_of_one_name_are_refused():
 
 
 def test_install_writes_world_readable_kernelspecs(config_file, tmp_path, as_root, capsys):
-    runner = RecordedRunner()
+    runner = FakeRunner(KERNEL_CLUSTER)
     assert cli.main(["install-system", "--config", str(config_file), "--prefix", str(tmp_path / "p")],
                     runner=runner) == 0
     kernels = tmp_path / "p" / "share" / "jupyter" / "kernels"
@@ -124,24 +123,24 @@ def test_install_writes_world_readable_kernelspecs(config_file, tmp_path, as_roo
         assert (kernels / name).stat().st_mode & 0o777 == 0o755
         assert (kernels / name / "kernel.json").stat().st_mode & 0o777 == 0o644
     assert capsys.readouterr().out.count("Installed system kernel") == 2
-    programs = {call[0] for call in runner.calls}
+    programs = {call[0] for call in runner.argvs()}
     assert "/bin/true" in programs and "sinfo" in programs  # the file's Lmod; Slurm's limits for py-compute
     assert programs <= {"/bin/true", "scontrol", "sinfo", "sacctmgr", cli.ModuleCatalog(runner).lmod_command}
     # again: its own kernels are replaced; a kernel it did not write is not, unless --force
     assert cli.main(["install-system", "--config", str(config_file), "--prefix", str(tmp_path / "p")],
-                    runner=RecordedRunner()) == 0
+                    runner=FakeRunner(KERNEL_CLUSTER)) == 0
     (kernels / "py-compute" / "kernel.json").write_text(json.dumps({"argv": ["x"], "display_name": "theirs"}))
     assert cli.main(["install-system", "--config", str(config_file), "--prefix", str(tmp_path / "p")],
-                    runner=RecordedRunner()) == 2
+                    runner=FakeRunner(KERNEL_CLUSTER)) == 2
     assert "exists already" in capsys.readouterr().err
     assert cli.main(["install-system", "--config", str(config_file), "--prefix", str(tmp_path / "p"), "--force"],
-                    runner=RecordedRunner()) == 0
+                    runner=FakeRunner(KERNEL_CLUSTER)) == 0
 
 
 def test_install_refuses_before_writing_anything(config_file, tmp_path, as_root, capsys):
     config_file.write_text(TOML.replace("example/2.0", "example/9.9"))
     assert cli.main(["install-system", "--config", str(config_file), "--prefix", str(tmp_path / "p")],
-                    runner=RecordedRunner()) == 2
+                    runner=FakeRunner(KERNEL_CLUSTER)) == 2
     assert "System kernel 'py-compute': Modules: 'example/9.9' is not a module" in capsys.readouterr().err
     assert not (tmp_path / "p").exists()
 
@@ -149,7 +148,7 @@ def test_install_refuses_before_writing_anything(config_file, tmp_path, as_root,
 def test_install_refuses_a_bad_name(config_file, tmp_path, as_root, capsys):
     config_file.write_text(TOML.replace('name = "py-compute"', 'name = "../evil"'))
     assert cli.main(["install-system", "--config", str(config_file), "--prefix", str(tmp_path / "p")],
-                    runner=RecordedRunner()) == 2
+                    runner=FakeRunner(KERNEL_CLUSTER)) == 2
     assert "Name '../evil' must be" in capsys.readouterr().err and not (tmp_path / "p").exists()
 
 

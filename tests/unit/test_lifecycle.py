@@ -11,7 +11,8 @@ import pytest
 
 from dkrzspawner.lifecycle import JobRecord, ServerJob, StartFailed, Submission, Timeouts
 from dkrzspawner.slurm import JobStatus, Result, SlurmRejected, SlurmTimeout, SlurmUnreachable
-from tests.unit.test_cluster import TEST_ONLY, RecordedRunner
+from tests.unit.fakeslurm import FakeRunner
+from tests.unit.recorded import TEST_ONLY
 
 SCRIPT = "#!/bin/bash\n#SBATCH --partition=gpu\n"
 TAG = "dkrzspawner:carol:default:0123456789ab"
@@ -62,7 +63,7 @@ class ScriptedWatcher:
 
 
 def life_for(answers=None, timeouts=Timeouts(queue=5, server=5, stop=1, end_confirm=1), **kwargs):
-    runner = RecordedRunner({TEST: Result("", TEST_ONLY, 0.0), SUBMIT: Result("4242\n", "", 0.0), **(answers or {})})
+    runner = FakeRunner({TEST: Result("", TEST_ONLY, 0.0), SUBMIT: Result("4242\n", "", 0.0), **(answers or {})})
     watcher = ScriptedWatcher()
     record = JobRecord()
     saved = []
@@ -88,6 +89,11 @@ async def listening():
         await server.wait_closed()
 
 
+def calls(runner) -> list[tuple]:
+    """(argv, user, stdin) of every command the fake Slurm was given."""
+    return [(tuple(command.argv), command.user, command.stdin) for command in runner.commands]
+
+
 def messages(life) -> list[str]:
     return [event["message"] for event in life.progress.events]
 
@@ -97,7 +103,7 @@ async def test_preflight_keeps_slurms_estimate():
     life, runner, _, _ = life_for()
     await life.preflight(submission())
     assert life.estimated_start == "2026-11-22T04:56:21"
-    assert runner.calls[-1] == (TEST, "carol", SCRIPT), "as the user, the very script"
+    assert calls(runner)[-1] == (TEST, "carol", SCRIPT), "as the user, the very script"
     assert life.progress.events and life.progress.events[-1]["progress"] == 5
 
 
@@ -138,7 +144,7 @@ async def test_a_start_submits_as_the_user_waits_and_serves():
     life, runner, watcher, saved = life_for()
     async with listening() as port:
         assert await start_and_serve(life, watcher, port) == ("127.0.0.1", port)
-    assert [call[:2] for call in runner.calls] == [(TEST, "carol"), (SUBMIT, "carol")]
+    assert [call[:2] for call in calls(runner)] == [(TEST, "carol"), (SUBMIT, "carol")]
     assert saved[0] == {"job_comment": TAG, "job_partition": "gpu"}, "the tag is saved before sbatch runs"
     assert saved[-1] == {"job_id": "4242", "job_host": "127.0.0.1", "job_port": port, "job_comment": TAG,
                          "job_partition": "gpu"}
@@ -162,7 +168,7 @@ async def test_a_timed_out_sbatch_that_created_the_job_is_adopted():
     async with listening() as port:
         await start_and_serve(life, watcher, port)
     assert life.record.job_id == "4242"
-    assert runner.calls[2][:2] == (TAGGED, None), "looked for by its tag, as the hub's account"
+    assert calls(runner)[2][:2] == (TAGGED, None), "looked for by its tag, as the hub's account"
     assert "Slurm did not answer the submission (sbatch did not answer); looking for the job." in messages(life)
 
 
@@ -192,22 +198,12 @@ async def test_a_failed_tag_query_is_never_read_as_no_job(answer):
 async def test_an_unanswered_tag_query_is_asked_again_until_slurm_answers(monkeypatch):
     monkeypatch.setattr("dkrzspawner.lifecycle.FIND_RETRY_SECONDS", 0.01)
     answers = [SlurmUnreachable(["squeue"], 1, "Unable to contact slurm controller"), Result(f"4242|{TAG}\n", "", 0.0)]
-    life, runner, watcher, _ = life_for({SUBMIT: SlurmTimeout(["sbatch"], None, "", "sbatch did not answer")})
-    original = runner.run
-
-    async def run(argv, **kwargs):
-        if tuple(argv) == TAGGED:
-            runner.calls.append((tuple(argv), kwargs.get("user"), None))
-            answer = answers.pop(0)
-            if isinstance(answer, Exception):
-                raise answer
-            return answer
-        return await original(argv, **kwargs)
-
-    runner.run = run
+    life, runner, watcher, _ = life_for({SUBMIT: SlurmTimeout(["sbatch"], None, "", "sbatch did not answer"),
+                                         TAGGED: lambda argv: answers.pop(0)})
     async with listening() as port:
         await start_and_serve(life, watcher, port)
     assert life.record.job_id == "4242" and not answers
+    assert runner.count(TAGGED) == 2
 
 
 async def test_slurms_refusal_of_the_job_is_said_and_nothing_is_cancelled():
@@ -216,7 +212,7 @@ async def test_slurms_refusal_of_the_job_is_said_and_nothing_is_cancelled():
     with pytest.raises(StartFailed) as failed:
         await life.start(submission())
     assert failed.value.message == "Slurm refused the job: Batch job submission failed: Job violates accounting"
-    assert not [call for call in runner.calls if call[0][0] == "scancel"], "no job, nothing to cancel"
+    assert not [call for call in calls(runner) if call[0][0] == "scancel"], "no job, nothing to cancel"
 
 
 async def test_a_job_that_ends_before_its_server_answers_says_why_with_its_output_cancelled_once():
@@ -237,7 +233,7 @@ async def test_a_job_that_ends_before_its_server_answers_says_why_with_its_outpu
         "Job 4242 ended before its Jupyter server started: The job failed (exit code 1). Last lines of its output:\n"
         "    Loading python3\n    [31mModuleNotFoundError: No module named 'jupyterhub'\n    bye")
     assert life.record.last_end["state"] == "FAILED" and life.record.last_end["job_id"] == "4242"
-    assert [call[:2] for call in runner.calls if call[0][0] == "scancel"] == [(("scancel", "4242"), "carol")]
+    assert [call[:2] for call in calls(runner) if call[0][0] == "scancel"] == [(("scancel", "4242"), "carol")]
 
 
 async def test_the_queue_wait_has_a_limit_and_the_job_is_cancelled():
@@ -253,7 +249,7 @@ async def test_the_queue_wait_has_a_limit_and_the_job_is_cancelled():
         await asyncio.wait_for(start, 10)
     assert failed.value.reason == "queue_timeout"
     assert failed.value.message == "Job 4242 waited longer than 0.2 s in the queue; it was cancelled."
-    assert (("scancel", "4242"), "carol", None) in runner.calls
+    assert (("scancel", "4242"), "carol", None) in calls(runner)
 
 
 async def test_a_server_that_never_answers_has_a_limit():
@@ -282,7 +278,7 @@ async def test_a_hub_restart_resumes_the_wait_for_the_recorded_job():
         await asyncio.sleep(0.02)
         assert life.receive_port(port)
         assert await asyncio.wait_for(resumed, 10) == ("127.0.0.1", port)
-    assert runner.calls == [], "nothing submitted again"
+    assert runner.commands == [], "nothing submitted again"
 
 
 # -- polling, stopping, cancelling ---------------------------------------------------------------------------
@@ -312,7 +308,7 @@ async def test_stop_cancels_as_the_user_and_waits_for_slurms_word():
     await asyncio.sleep(0.05)
     watcher.say("4242", "CANCELLED")
     await asyncio.wait_for(stopping, 5)
-    assert (("scancel", "4242"), "carol", None) in runner.calls
+    assert (("scancel", "4242"), "carol", None) in calls(runner)
     assert life.record.last_end["state"] == "CANCELLED"
 
 
@@ -320,7 +316,7 @@ async def test_an_unconfirmed_submission_is_cancelled_after_a_restart():
     life, runner, _, saved = life_for({TAGGED: Result(f"4242|{TAG}\n", "", 0.0), ("scancel", "4242"): Result("", "", 0.0)})
     life.record.job_comment = TAG
     assert await life.poll(wait=0.1) == 0
-    assert (("scancel", "4242"), "carol", None) in runner.calls
+    assert (("scancel", "4242"), "carol", None) in calls(runner)
     assert life.record.job_comment is None and life.record.job_id is None and saved
 
 
@@ -329,7 +325,7 @@ async def test_an_unconfirmed_submission_keeps_its_tag_while_slurm_cannot_tell()
     life.record.job_comment = TAG
     await life.poll(wait=0.1)
     assert life.record.job_comment == TAG, "asked again at the next poll: no orphan"
-    assert not [call for call in runner.calls if call[0][0] == "scancel"]
+    assert not [call for call in calls(runner) if call[0][0] == "scancel"]
 
 
 async def test_an_unreadable_output_is_said_not_swallowed(caplog):

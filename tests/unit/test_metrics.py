@@ -11,8 +11,9 @@ from prometheus_client import REGISTRY, generate_latest
 from dkrzspawner import metrics
 from dkrzspawner.slurm import SlurmRejected, SlurmRunner, SlurmTimeout, SlurmUnreachable
 from dkrzspawner.slurm import JobStatus
-from tests.unit.test_spawner import make_spawner
-from tests.unit.test_watcher import FakeRunner, make_watcher, polled, squeue_line  # noqa: F401 (a fixture)
+from tests.unit.builders import make_spawner, polled
+from tests.unit.fakeslurm import FakeRunner
+from tests.unit.recorded import squeue_line
 
 
 def value(name, **labels) -> float:
@@ -44,7 +45,7 @@ async def test_slurm_commands_are_timed_and_errors_counted_by_kind():
     assert runner.failures == {"false": 1, "sleep": 1, "no-such-program": 1}
 
 
-async def test_watcher_cycles_are_timed_and_servers_counted(make_watcher):  # noqa: F811
+async def test_watcher_cycles_are_timed_and_servers_counted(make_watcher):
     def squeue(argv):
         return squeue_line("201") + squeue_line("202", state="PENDING", host="", reason="Resources")
 

@@ -11,20 +11,9 @@ from dkrzspawner.form import options_from_form
 from dkrzspawner.offer import Facts, PartitionLimits
 from dkrzspawner.options import OptionsError, check_modules, validate
 from dkrzspawner.slurm import Result, SlurmUnreachable
+from tests.unit.fakeslurm import FakeRunner
+from tests.unit.recorded import LMOD_AVAIL
 
-# lmod bash --terse avail, recorded on the local cluster (Lmod 8.6.19 writes the list to stderr)
-AVAIL = """/var/lib/slurm-local/modulefiles:
-broken/
-broken/1.0
-example/
-example/1.0
-example/2.0(default)
-jobpython/
-jobpython/3.11
-tools/
-tools/1.0
-/usr/share/lmod/lmod/modulefiles:
-"""
 OFFERED = ("broken", "broken/1.0", "example", "example/1.0", "example/2.0", "jobpython", "jobpython/3.11",
            "tools", "tools/1.0")
 PRESETS = options.load_presets({
@@ -43,7 +32,7 @@ def facts(offered=OFFERED):
 
 # -- Lmod's list -------------------------------------------------------------------------------------------
 def test_parse_avail_keeps_names_and_versions_drops_headers_and_markers():
-    assert modules.parse_avail(AVAIL) == OFFERED
+    assert modules.parse_avail(LMOD_AVAIL) == OFFERED
     assert modules.parse_avail("") == ()
     assert modules.parse_avail("/x:\n  weird name with spaces\nok/1\n") == ("ok/1",)
 
@@ -57,31 +46,27 @@ def test_default_module_path_reads_lmods_file(tmp_path):
     assert modules.default_module_path(tmp_path / "missing") == []
 
 
-class LmodRunner:
-    def __init__(self, answer):
-        self.answer, self.calls = answer, []
-
-    async def run(self, argv, *, user=None, env=None, stdin=None, timeout=None):
-        self.calls.append((list(argv), dict(env or {})))
-        if isinstance(self.answer, Exception):
-            raise self.answer
-        return Result("", self.answer, 0.01)
+def lmod(answer) -> FakeRunner:
+    """A runner whose Lmod (``/bin/true``) lists ``answer`` on stderr (an exception: raised)."""
+    return FakeRunner({("true", "bash", "--terse", "avail"): answer if isinstance(answer, Exception)
+                       else Result("", answer, 0.01)})
 
 
 async def test_the_catalog_asks_lmod_once_with_the_module_path():
-    runner = LmodRunner(AVAIL)
+    runner = lmod(LMOD_AVAIL)
     catalog = modules.ModuleCatalog(runner, lmod_command="/bin/true", module_path=["/a", "/b"])
     assert await catalog.offered(logging.getLogger()) == OFFERED
     assert await catalog.available() == OFFERED
-    assert runner.calls == [(["/bin/true", "bash", "--terse", "avail"], {"MODULEPATH": "/a:/b"})]
+    assert [(c.argv, c.env) for c in runner.commands] == [(["/bin/true", "bash", "--terse", "avail"],
+                                                           {"MODULEPATH": "/a:/b"})]
 
 
 async def test_no_lmod_or_a_failing_lmod_offers_nothing(caplog):
-    assert await modules.ModuleCatalog(LmodRunner(AVAIL), lmod_command="/nonexistent/lmod",
+    assert await modules.ModuleCatalog(lmod(LMOD_AVAIL), lmod_command="/nonexistent/lmod",
                                        module_path=["/a"]).offered(logging.getLogger()) is None
-    assert await modules.ModuleCatalog(LmodRunner(AVAIL), lmod_command="/bin/true",
+    assert await modules.ModuleCatalog(lmod(LMOD_AVAIL), lmod_command="/bin/true",
                                        module_path=[]).offered(logging.getLogger()) is None
-    failing = LmodRunner(SlurmUnreachable(["lmod"], None, "", "cannot run lmod"))
+    failing = lmod(SlurmUnreachable(["lmod"], None, "", "cannot run lmod"))
     assert await modules.ModuleCatalog(failing, lmod_command="/bin/true",
                                        module_path=["/a"]).offered(logging.getLogger()) is None
     assert "modules is not available: cannot run lmod" in caplog.text

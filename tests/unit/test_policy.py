@@ -15,7 +15,7 @@ from dkrzspawner.lifecycle import JobRecord
 from dkrzspawner.registry import REGISTRY
 from dkrzspawner.options import DKRZ_PRESETS, OptionsError, load_presets, unwrap
 from dkrzspawner.policy import Allowance, allowance_for, check_server_counts, load_policy
-from tests.unit.test_spawner import PageSpawner, make_spawner
+from tests.unit.builders import PageSpawner, make_spawner
 
 PRESETS = load_presets({**DKRZ_PRESETS, "big": {"display_name": "Big", "partition": "shared", "cores": [8]}})
 POLICY = {

@@ -20,12 +20,11 @@ from dkrzspawner.kernels import cli
 from dkrzspawner.kernels import options as kopts
 from dkrzspawner.kernels import provisioner as prov
 from dkrzspawner.options import OptionsError
-from dkrzspawner.slurm import Result, SlurmRunner
+from dkrzspawner.slurm import SlurmRunner
 from dkrzspawner.registry import REGISTRY
 from dkrzspawner.spawner import DKRZSpawner
-from tests.unit.test_kernels_cli import RecordedRunner as KernelRunner
-from tests.unit.test_kernels_provisioner import FakeSlurm
-from tests.unit.test_spawner import make_spawner
+from tests.unit.builders import make_spawner
+from tests.unit.fakeslurm import KERNEL_CLUSTER, FakeRunner, allocating
 
 #: a site that is not DKRZ: its own presets, partition policy and group policy
 SITE = """\
@@ -158,7 +157,7 @@ def test_kernel_groups_are_unix_groups_and_the_hub_groups_passed_to_the_job(monk
 
 # -- kernels: the site's presets, partitions and group policy, in the hub's words --------------------------------
 async def kernel_facts(offer):
-    return offer.facts_from(await Cluster(KernelRunner(), ttl=0).snapshot("alice"))
+    return offer.facts_from(await Cluster(FakeRunner(KERNEL_CLUSTER), ttl=0).snapshot("alice"))
 
 
 async def test_a_kernel_gets_a_preset_that_is_not_dkrzs(site_file):
@@ -243,7 +242,7 @@ def data_dir(tmp_path, monkeypatch):
 
 def test_dkrz_kernel_create_uses_the_hubs_site_file(monkeypatch, site_file, data_dir, capsys):
     monkeypatch.setenv(siteconfig.ENV_PATH, str(site_file))
-    runner = KernelRunner()
+    runner = FakeRunner(KERNEL_CLUSTER)
     argv = ["create", "--template", "python-slurm", "--name", "t", "--preset", "tiny"]
     assert cli.main(argv, runner=runner) == 0
     spec = json.loads((data_dir / "kernels" / "t" / "kernel.json").read_text())
@@ -256,17 +255,17 @@ def test_dkrz_kernel_create_uses_the_hubs_site_file(monkeypatch, site_file, data
 
 def test_dkrz_kernel_create_refuses_with_a_bad_site_file(monkeypatch, tmp_path, data_dir, capsys):
     monkeypatch.setenv(siteconfig.ENV_PATH, write(tmp_path, "[presets.tiny]\npartition = 'prepost'\n"))
-    runner = KernelRunner()
+    runner = FakeRunner(KERNEL_CLUSTER)
     assert cli.main(["create", "--template", "python-slurm", "--name", "t", "--no-check"], runner=runner) == 2
     err = capsys.readouterr().err
     assert err.startswith("dkrz-kernel: error: Site config ") and "preset 'tiny': display_name: " in err
-    assert err.count("\n") == 1 and runner.calls == [] and not (data_dir / "kernels").exists()
+    assert err.count("\n") == 1 and runner.commands == [] and not (data_dir / "kernels").exists()
 
 
 def provisioner(config=None, **kernel_config) -> prov.SlurmProvisioner:
     spec = KernelSpec(argv=["/py", "-m", "ipykernel_launcher", "-f", "{connection_file}"], display_name="t",
                       language="python")
-    prov.SlurmProvisioner.runner_factory = FakeSlurm
+    prov.SlurmProvisioner.runner_factory = lambda: FakeRunner(allocating())
     try:
         return prov.SlurmProvisioner(kernel_id="k1", kernel_spec=spec, parent=None, config=config or Config(),
                                      **kernel_config)
@@ -276,12 +275,12 @@ def provisioner(config=None, **kernel_config) -> prov.SlurmProvisioner:
 
 async def test_the_provisioner_validates_against_the_site_file(monkeypatch, site_file):
     monkeypatch.setenv(siteconfig.ENV_PATH, str(site_file))
-    fake = FakeSlurm()
+    fake = FakeRunner(allocating())
     monkeypatch.setattr(prov.SlurmProvisioner, "runner_factory", lambda: fake)
     spec = KernelSpec(argv=["/py"], display_name="t", language="python")
     kernel = prov.SlurmProvisioner(kernel_id="k1", kernel_spec=spec, parent=None, lmod_command="", preset="tiny")
     allocation = await kernel._allocate(kernel.kernel_options())
-    salloc = next(call for call in fake.calls if call[0] == "salloc")
+    salloc = next(call for call in fake.argvs() if call[0] == "salloc")
     assert "--partition=prepost" in salloc and "--mem=1000M" in salloc and "--cpus-per-task=1" in salloc
     assert allocation.job_id == "77"
     refused = provisioner(lmod_command="", preset="shared")
@@ -376,23 +375,9 @@ def test_the_site_file_must_be_an_absolute_path(monkeypatch):
         make_spawner(monkeypatch, site_config_file="site.toml")
 
 
-class SubmitRunner(KernelRunner):
-    """Takes sbatch as the user; records what each submission got."""
-
-    def __init__(self):
-        super().__init__()
-        self.submitted = []
-
-    async def run(self, argv, *, user=None, env=None, stdin=None, timeout=None):
-        if argv[0] == "sbatch":
-            self.submitted.append({"argv": list(argv), "user": user, "env": dict(env), "script": stdin})
-            return Result("", "", 0.0) if "--test-only" in argv else Result("4242\n", "", 0.0)
-        return await super().run(argv, user=user, env=env, stdin=stdin, timeout=timeout)
-
-
 async def submit(monkeypatch, hub_groups=(), **config):
     spawner, _ = make_spawner(monkeypatch, **config)
-    runner = SubmitRunner()
+    runner = FakeRunner(KERNEL_CLUSTER, {("sbatch", "--test-only"): "", "sbatch": "4242\n"})  # sbatch taken
     spawner.user.groups = [SimpleNamespace(name=name) for name in hub_groups]
     monkeypatch.setattr(DKRZSpawner, "runner", property(lambda self: runner))
     monkeypatch.setattr(DKRZSpawner, "watcher", property(lambda self: SimpleNamespace(watch=lambda *a, **k: None)))
@@ -401,7 +386,8 @@ async def submit(monkeypatch, hub_groups=(), **config):
     submission = spawner.submission(await spawner.validate_options({}))
     await spawner.life.preflight(submission)
     await spawner.life._submit(submission)
-    return runner.submitted
+    return [{"argv": c.argv, "user": c.user, "env": c.env, "script": c.stdin} for c in runner.commands
+            if c.argv[0] == "sbatch"]
 
 
 async def test_the_hub_passes_its_site_file_and_the_policys_hub_groups_to_the_job(monkeypatch, site_file):

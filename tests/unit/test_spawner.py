@@ -12,37 +12,9 @@ from tornado import web
 from dkrzspawner import spawner as spawner_module
 from dkrzspawner.slurm import Result, SlurmRejected, SlurmTimeout
 from dkrzspawner.spawner import DKRZSpawner
-from tests.unit.test_cluster import TEST_ONLY, RecordedRunner
+from tests.unit.builders import PageSpawner, make_spawner
+from tests.unit.recorded import TEST_ONLY
 
-class FakeUser(SimpleNamespace):
-    """What the spawner uses of JupyterHub's User: name, orm_spawners, spawners."""
-
-
-class PageSpawner(DKRZSpawner):
-    """A DKRZSpawner without JupyterHub's database: the server's name and last options are given."""
-
-    server_name = ""
-    last_options = None
-
-    @property
-    def name(self):
-        return self.server_name
-
-    def last_user_options(self):
-        return self.last_options
-
-
-def make_spawner(monkeypatch, user="carol", name="", last_options=None, answers=None, **config):
-    runner = RecordedRunner(answers)
-    monkeypatch.setattr(DKRZSpawner, "runner", property(lambda self: runner))
-    owner = FakeUser(name=user, orm_spawners={}, spawners={})
-    config.setdefault("lmod_command", "")  # no modules unless a test offers them
-    spawner = PageSpawner(user=owner, hub=SimpleNamespace(base_url="/hub/"),
-                          partitions={"*": {"max_gpus": 0}, "gpu": {"max_gpus": 2}}, **config)
-    spawner.server_name, spawner.last_options = name, last_options
-    owner.spawners[name] = spawner
-    owner.orm_spawners[name] = object()
-    return spawner, runner
 
 
 async def test_the_defaults_are_ours(monkeypatch):
@@ -98,9 +70,9 @@ async def test_the_form_preselects_this_servers_last_options(monkeypatch):
     assert "your server <strong>second</strong>" in html
     assert re.search(r'id="dkrz-mode-advanced"[^>]*checked', html)
     assert re.search(r'id="dkrz-cores"\s+value="3"', html)
-    before = len(runner.calls)
+    before = len(runner.commands)
     await spawner.render_options_form()
-    assert len(runner.calls) == before, "the second render is served from the cache"
+    assert len(runner.commands) == before, "the second render is served from the cache"
 
 
 async def test_the_form_for_the_server_in_the_url(monkeypatch):
@@ -148,9 +120,9 @@ async def test_a_preflight_refusal_is_a_400_with_the_plain_message_and_no_submis
     assert refused.value.jupyterhub_message == \
         "Slurm would refuse this request: your Slurm account may not be used in this partition."
     assert spawner.estimated_start is None and spawner.start_estimate_text == ""
-    script = runner.calls[-1][2]
-    assert runner.calls[-1][:2] == (("sbatch", "--test-only"), "carol") and "#SBATCH --cpus-per-task=2" in script
-    assert not [call for call in runner.calls if call[0] == ("sbatch", "--parsable")], "no job"
+    last = runner.commands[-1]
+    assert (last.argv, last.user) == (["sbatch", "--test-only"], "carol") and "#SBATCH --cpus-per-task=2" in last.stdin
+    assert not [c for c in runner.commands if c.argv[:2] == ["sbatch", "--parsable"]], "no job"
 
 
 async def test_a_hub_user_whose_name_is_no_unix_name_gets_why_and_no_slurm_command(monkeypatch):
@@ -161,7 +133,7 @@ async def test_a_hub_user_whose_name_is_no_unix_name_gets_why_and_no_slurm_comma
     assert "'alice,carol' is not a Unix user name" in refused.value.log_message
     page = await spawner.render_options_form()
     assert "is not a Unix user name" in page and "<form" not in page and "&#x27;alice,carol&#x27;" in page
-    assert runner.calls == [], "nothing was asked of Slurm"
+    assert runner.commands == [], "nothing was asked of Slurm"
 
 
 # -- spawn links pre-fill the form, never start a job (issue 18 item 3) ---------------------------------------
@@ -181,7 +153,7 @@ async def test_a_spawn_link_never_starts_a_job_it_fills_in_the_form(monkeypatch)
     assert spawner.link_options() == {"partition": "gpu", "gpus": 2, "runtime": "02:00:00"}
     html = await spawner.render_options_form()
     assert re.search(r'<option value="gpu"[^>]*selected', html)
-    assert not [call for call in runner.calls if call[0][0] == "sbatch"], "nothing submitted, not even a test"
+    assert not [call for call in runner.argvs() if call[0] == "sbatch"], "nothing submitted, not even a test"
 
 
 async def test_a_link_that_cannot_be_read_is_refused_by_name_and_a_post_is_not_a_link(monkeypatch):

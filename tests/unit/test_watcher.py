@@ -8,24 +8,13 @@ import time
 import pytest
 
 from dkrzspawner import watcher as watcher_module
-from dkrzspawner.slurm import (MISSES_BEFORE_GONE, SACCT_FORMAT, SQUEUE_FORMAT, JobUnknown, Result, SlurmRejected,
+from dkrzspawner.slurm import (MISSES_BEFORE_GONE, SACCT_FORMAT, SQUEUE_FORMAT, JobUnknown, SlurmRejected,
                                SlurmTimeout, SlurmUnreachable)
 from dkrzspawner.watcher import JobWatcher
+from tests.unit.builders import polled
+from tests.unit.fakeslurm import FakeRunner
+from tests.unit.recorded import SACCT, SQUEUE_PENDING, SQUEUE_RUNNING, SQUEUE_TIMEOUT, squeue_line
 
-# Recorded on the local Slurm 22.05 (squeue -h -t all -j IDS -o SQUEUE_FORMAT: '%i|%T|%B|%r|%S|%e|%P|%u')
-SQUEUE_RUNNING = "8|RUNNING|vm|None|2026-11-22T03:01:06|2026-11-22T04:01:06|gpu|alice\n"
-SQUEUE_PENDING = "10|PENDING|n/a|PartitionTimeLimit|N/A|N/A|prepost|alice\n"
-SQUEUE_TIMEOUT = "16|TIMEOUT|vm|TimeLimit|2026-11-22T03:01:31|2026-11-22T03:02:59|shared|alice\n"
-# sacct -X -n -P -j IDS -o JobIDRaw,State,ExitCode,Elapsed,Timelimit
-SACCT = {
-    "COMPLETED": "{id}|COMPLETED|0:0|00:10:02|06:00:00\n",
-    "CANCELLED": "{id}|CANCELLED by 1001|0:15|00:00:10|06:00:00\n",
-    "TIMEOUT": "{id}|TIMEOUT|0:15|00:01:28|00:01:00\n",
-    "OUT_OF_MEMORY": "{id}|OUT_OF_MEMORY|0:125|00:00:03|06:00:00\n",
-    "FAILED": "{id}|FAILED|1:0|00:00:01|06:00:00\n",
-    "RUNNING": "{id}|RUNNING|0:0|00:05:00|06:00:00\n",
-    "PENDING": "{id}|PENDING|0:0|00:00:00|06:00:00\n",
-}
 UNREACHABLE = SlurmUnreachable(["squeue"], 1, "slurm_load_jobs error: Unable to contact slurm controller "
                                               "(connect failure)")
 HUNG = SlurmUnreachable(["squeue"], 1, "slurm_load_jobs error: Socket timed out on send/recv operation")
@@ -35,83 +24,16 @@ SACCT_UNREACHABLE = SlurmUnreachable(["sacct"], 1, "sacct: error: slurmdbd: Gett
                                                    "DBD_GET_JOBS_COND connection refused")
 
 
-def squeue_line(job_id, state="RUNNING", host="vm", reason="None"):
-    return f"{job_id}|{state}|{host}|{reason}|2026-11-22T03:01:06|2026-11-22T09:01:06|shared|alice\n"
 
 
 # -- the watcher with a fake runner ------------------------------------------------------------------------
-class FakeRunner:
-    """Answers like SlurmRunner.run, from recorded outputs; ``squeue``/``sacct`` are callables or values.
-
-    A value that is an exception is raised; a str is returned as stdout.
-    """
-
-    def __init__(self, squeue="", sacct="", queue=""):
-        self.squeue = squeue
-        self.sacct = sacct
-        self.queue = queue  # squeue without -j: the queue-position query, kept apart from the status queries
-        self.calls: list[list[str]] = []
-        self.queue_calls: list[list[str]] = []
-        self.delay = 0.0
-
-    def count(self, program):
-        return sum(1 for argv in self.calls if argv[0] == program)
-
-    async def run(self, argv, **kw):
-        assert not kw.get("user"), "the watcher asks as the hub, for everyone at once"
-        if argv[0] == "squeue" and "-j" not in argv:
-            self.queue_calls.append(list(argv))
-            answer = self.queue
-        else:
-            self.calls.append(list(argv))
-            answer = self.squeue if argv[0] == "squeue" else self.sacct
-        if callable(answer):
-            answer = answer(argv)
-        if self.delay:
-            await asyncio.sleep(self.delay)
-        if isinstance(answer, BaseException):
-            raise answer
-        return Result(answer, "", 0.01)
-
-
 def ids_of(argv) -> list[str]:
     return argv[argv.index("-j") + 1].split(",")
-
-
-@pytest.fixture
-async def make_watcher():
-    made = []
-
-    def make(runner, **kw):
-        kw.setdefault("interval", 3600)
-        kw.setdefault("fast_interval", 3600)
-        kw.setdefault("jitter", 0)
-        w = JobWatcher(runner, **kw)
-        made.append(w)
-        return w
-
-    yield make
-    for w in made:
-        if w._task is not None:
-            w._task.cancel()
-            try:
-                await w._task
-            except (asyncio.CancelledError, Exception):
-                pass
 
 
 async def refresh(w):
     """Ask now and wait for the answer of a query that started after this call."""
     await asyncio.wait_for(w.refresh(), 5)
-
-
-async def polled(w, cycles=1):
-    """Wait until the watcher has finished ``cycles`` queries in all (watch() starts the first one by itself)."""
-    for _ in range(500):
-        if w.cycles >= cycles:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"the watcher made {w.cycles} queries, not {cycles}")
 
 
 async def test_one_squeue_for_twenty_jobs(make_watcher):
@@ -124,7 +46,7 @@ async def test_one_squeue_for_twenty_jobs(make_watcher):
     await polled(w)
     assert runner.count("squeue") == 1
     assert runner.count("sacct") == 0
-    argv = runner.calls[0]
+    argv = runner.argvs("squeue", "sacct")[0]
     assert argv == ["squeue", "-h", "-t", "all", "-j", ",".join(job_ids), "-o", SQUEUE_FORMAT]
     assert all(w.status(job_id).running for job_id in job_ids)
     assert w.status(105).host == "vm"  # ids may be given as ints
@@ -150,12 +72,12 @@ async def test_a_hundred_spawners_asking_after_a_restart_share_the_first_query(m
 
 async def test_ids_are_sorted_numerically(make_watcher):
     runner = FakeRunner()
-    runner.sacct = ""
+    runner.answers["sacct"] = ""
     w = make_watcher(runner, accounting=False)
     for job_id in ("100", "9", "1000", "99"):
         w.watch(job_id)
     await polled(w)
-    assert ids_of(runner.calls[0]) == ["9", "99", "100", "1000"]
+    assert ids_of(runner.argvs("squeue", "sacct")[0]) == ["9", "99", "100", "1000"]
 
 
 async def test_status_is_none_until_slurm_answers(make_watcher):
@@ -180,7 +102,7 @@ async def test_failed_query_changes_nothing(make_watcher, failure):
     await polled(w)
     before = {job_id: w.status(job_id) for job_id in ("8", "10", "11")}
     assert before["8"].running and before["10"].state == "PENDING" and before["11"] is None
-    runner.squeue = failure
+    runner.answers["squeue"] = failure
     for _ in range(MISSES_BEFORE_GONE + 2):
         await refresh(w)
     after = {job_id: w.status(job_id) for job_id in ("8", "10", "11")}
@@ -190,7 +112,7 @@ async def test_failed_query_changes_nothing(make_watcher, failure):
     if not isinstance(failure, str):
         assert w.last_error is failure
     # and 11 was not pushed towards GONE by the failures: one more successful miss is needed
-    runner.squeue = SQUEUE_RUNNING + SQUEUE_PENDING
+    runner.answers["squeue"] = SQUEUE_RUNNING + SQUEUE_PENDING
     await refresh(w)
     assert w.last_error is None
     assert w.status("11").state == "GONE"
@@ -212,10 +134,10 @@ async def test_job_missing_from_squeue_is_settled_by_sacct(make_watcher, state):
     w.watch("20")
     await polled(w)
     assert w.status("20").running
-    runner.squeue = SQUEUE_RUNNING  # 20 is gone from slurmctld's memory; 8 is still there
-    runner.sacct = lambda argv: SACCT[state].format(id="20")
+    runner.answers["squeue"] = SQUEUE_RUNNING  # 20 is gone from slurmctld's memory; 8 is still there
+    runner.answers["sacct"] = lambda argv: SACCT[state].format(id="20")
     await refresh(w)
-    sacct_calls = [argv for argv in runner.calls if argv[0] == "sacct"]
+    sacct_calls = [argv for argv in runner.argvs("squeue", "sacct") if argv[0] == "sacct"]
     assert sacct_calls == [["sacct", "-X", "-n", "-P", "-j", "20", "-o", SACCT_FORMAT]]
     status = w.status("20")
     assert status.state == state and status.ended
@@ -240,7 +162,7 @@ async def test_whole_query_unknown_goes_to_sacct(make_watcher):
         w.watch(job_id)
     await polled(w)
     assert runner.count("sacct") == 1
-    assert ids_of(runner.calls[-1]) == ["30", "31", "32"]
+    assert ids_of(runner.argvs("squeue", "sacct")[-1]) == ["30", "31", "32"]
     assert w.status("30").state == "COMPLETED"
     assert w.status("31").state == "CANCELLED" and w.status("31").cancelled_by == "1001"
     assert w.status("32") is None  # unknown to both
@@ -256,8 +178,8 @@ async def test_sacct_saying_alive_keeps_the_job(make_watcher, alive):
     w.watch("8")
     await polled(w)
     seen = w.status("8")
-    runner.squeue = ""  # e.g. a flaky slurmctld answer, or the job is between states
-    runner.sacct = SACCT[alive].format(id="8")
+    runner.answers["squeue"] = ""  # e.g. a flaky slurmctld answer, or the job is between states
+    runner.answers["sacct"] = SACCT[alive].format(id="8")
     for _ in range(MISSES_BEFORE_GONE + 3):
         await refresh(w)
     assert w.status("8") is seen
@@ -271,15 +193,15 @@ async def test_no_accounting_gone_after_two_consecutive_successful_misses(make_w
     w.watch("8")
     await polled(w)
     running = w.status("8")
-    runner.squeue = ""
+    runner.answers["squeue"] = ""
     await refresh(w)  # miss 1
     assert w.status("8") is running
-    runner.squeue = UNREACHABLE
+    runner.answers["squeue"] = UNREACHABLE
     await refresh(w)  # a failure is not a miss
     assert w.status("8") is running
-    runner.squeue = SQUEUE_RUNNING
+    runner.answers["squeue"] = SQUEUE_RUNNING
     await refresh(w)  # seen again: the count starts over
-    runner.squeue = ""
+    runner.answers["squeue"] = ""
     await refresh(w)  # miss 1
     assert w.status("8").running
     await refresh(w)  # miss 2
@@ -295,7 +217,7 @@ async def test_accounting_without_a_record_keeps_the_job(make_watcher, caplog):
     w = make_watcher(runner)
     w.watch("8")
     await polled(w)
-    runner.squeue = ""
+    runner.answers["squeue"] = ""
     for _ in range(MISSES_BEFORE_GONE + 3):
         await refresh(w)
     assert w.status("8").running
@@ -312,13 +234,13 @@ async def test_failed_sacct_changes_nothing(make_watcher, failure):
     w.watch("8")
     await polled(w)
     running = w.status("8")
-    runner.squeue = ""
+    runner.answers["squeue"] = ""
     for _ in range(MISSES_BEFORE_GONE + 2):
         await refresh(w)
     assert w.status("8") is running
     if not isinstance(failure, str):
         assert w.last_error is failure
-    runner.sacct = ""  # sacct works again and has no record: still kept (hidden, not gone)
+    runner.answers["sacct"] = ""  # sacct works again and has no record: still kept (hidden, not gone)
     for _ in range(MISSES_BEFORE_GONE + 1):
         await refresh(w)
     assert w.status("8") is running
@@ -333,11 +255,11 @@ async def test_unwatch_forgets_the_job_and_stops_the_loop(make_watcher):
     w.unwatch("10")
     assert w.status("10") is None
     await refresh(w)
-    assert ids_of(runner.calls[-1]) == ["8"]
+    assert ids_of(runner.argvs("squeue", "sacct")[-1]) == ["8"]
     w.unwatch("8")
     w.unwatch("8")  # idempotent
     await asyncio.wait_for(w.poll_once(), 5)  # no jobs: no query
-    assert len(runner.calls) == 2
+    assert len(runner.argvs("squeue", "sacct")) == 2
     w._wake.set()  # the loop wakes, finds no jobs and ends
     for _ in range(100):
         if w._task is None:
@@ -346,7 +268,7 @@ async def test_unwatch_forgets_the_job_and_stops_the_loop(make_watcher):
     assert w._task is None
     w.watch("8")  # watching again restarts it, with a first query at once
     await polled(w, w.cycles + 1)
-    assert len(runner.calls) == 3
+    assert len(runner.argvs("squeue", "sacct")) == 3
 
 
 @pytest.mark.parametrize("during", ["unwatch", "rewatch"])
@@ -357,7 +279,7 @@ async def test_job_unwatched_during_a_query_is_not_resurrected(make_watcher, dur
     w.watch("10")
     await polled(w)
     runner.delay = 0.1
-    runner.squeue = SQUEUE_PENDING  # 8 is missing from this answer
+    runner.answers["squeue"] = SQUEUE_PENDING  # 8 is missing from this answer
     poll = asyncio.ensure_future(w.refresh())
     await asyncio.sleep(0.03)  # the query is under way
     w.unwatch("8")
@@ -391,7 +313,7 @@ async def test_refresh_waits_for_a_poll_that_starts_after_it(make_watcher):
     w = make_watcher(runner)
     w.watch("10")
     await asyncio.sleep(0.03)  # the first query is under way, with the old answer
-    runner.squeue = SQUEUE_PENDING.replace("PENDING", "RUNNING").replace("n/a", "vm")
+    runner.answers["squeue"] = SQUEUE_PENDING.replace("PENDING", "RUNNING").replace("n/a", "vm")
     await refresh(w)  # must not return with the answer of the query that was already running
     assert w.status("10").running
     assert runner.count("squeue") == 2
@@ -461,7 +383,7 @@ async def test_urgent_pending_job_polls_at_the_pending_interval(make_watcher):
     with w.urgent("10"):
         await asyncio.sleep(0.2)
         assert runner.count("squeue") == 2  # the wake-up only: a queued job needs no fast polling
-        runner.squeue = SQUEUE_PENDING.replace("PENDING", "RUNNING").replace("n/a", "vm")
+        runner.answers["squeue"] = SQUEUE_PENDING.replace("PENDING", "RUNNING").replace("n/a", "vm")
         await refresh(w)
         await asyncio.sleep(0.2)
         assert runner.count("squeue") >= 5  # running now: the fast cadence
@@ -504,6 +426,6 @@ async def test_loop_survives_an_unexpected_error(make_watcher):
     w = make_watcher(runner)
     w.watch("8")
     await polled(w)  # the first query meets the error
-    runner.squeue = SQUEUE_RUNNING
+    runner.answers["squeue"] = SQUEUE_RUNNING
     await asyncio.wait_for(w.refresh(), 0.5)  # times out (asyncio.TimeoutError) while the bug exists
     assert w.status("8").running
