@@ -18,7 +18,7 @@ from traitlets import Bool, Dict, Float, Integer, List, TraitError, Unicode, def
 
 from . import handlers, jobcerts, metrics, options, reasons, script
 from .errors import quiet_link_confirmations, spawn_error
-from .spawnmodules import ModulesMixin
+from .modules import ModuleCatalog, ModuleSettings
 from .spawnpage import SpawnPageMixin
 from .spawnpolicy import PolicyMixin
 from .spawnsite import SiteFileMixin
@@ -29,9 +29,10 @@ handlers.register()
 quiet_link_confirmations()
 
 _shared: dict[tuple, tuple[SlurmRunner, JobWatcher]] = {}
+_module_catalogs: dict[tuple, ModuleCatalog] = {}
 
 
-class DKRZSpawner(SiteFileMixin, SpawnPageMixin, PolicyMixin, ModulesMixin, Spawner):
+class DKRZSpawner(SiteFileMixin, SpawnPageMixin, PolicyMixin, ModuleSettings, Spawner):
     """Starts each Jupyter server as a Slurm job of the user, from a preset or an advanced request."""
 
     presets = Dict(
@@ -253,6 +254,18 @@ class DKRZSpawner(SiteFileMixin, SpawnPageMixin, PolicyMixin, ModulesMixin, Spaw
     @property
     def watcher(self) -> JobWatcher:
         return self._shared_parts()[1]
+
+    @property
+    def module_catalog(self) -> ModuleCatalog:
+        """The hub-wide cache of the modules the cluster offers."""
+        key = (id(self.runner), *self.module_catalog_key)
+        if key not in _module_catalogs:
+            _module_catalogs[key] = self.new_module_catalog(self.runner, timeout=min(self.slurm_timeout, 10.0))
+        return _module_catalogs[key]
+
+    async def offered_modules(self) -> tuple[str, ...] | None:
+        """The modules users may pick, or None when none are offered (no Lmod) or Lmod did not answer."""
+        return await self.module_catalog.offered(self.log)
 
     # -- options: validate_options, the form and the pre-flight are in spawnpage.SpawnPageMixin -------
 

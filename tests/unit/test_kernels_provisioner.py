@@ -12,7 +12,7 @@ from jupyter_client.kernelspec import KernelSpec
 from traitlets import Unicode
 from traitlets.config import LoggingConfigurable
 
-from dkrzspawner.kernels import options as kopts
+from dkrzspawner.kernels import step
 from dkrzspawner.kernels import provisioner as prov
 from dkrzspawner.kernels.provisioner import KernelStartError, SlurmProvisioner
 from dkrzspawner.slurm import Result, SlurmRejected, SlurmUnreachable
@@ -290,7 +290,7 @@ async def test_the_kernel_runs_on_the_chosen_node_with_the_allocations_tasks(mon
     assert ["squeue", "-h", "-j", "90", "-O", "NumTasks:|,cpus-per-task:|,NodeList:"] in fake.calls
     await p.launch_kernel(["/py", "-f", "k.json"], env={"PATH": "/usr/bin", "SLURM_NTASKS": "8"})
     assert "--nodelist=other" in launched.argv and "--ntasks=1" in launched.argv
-    assert launched.argv[-7:] == kopts.step_command(["/py", "-f", "k.json"], load_modules=False)
+    assert launched.argv[-7:] == step.step_command(["/py", "-f", "k.json"], load_modules=False)
     assert {k: v for k, v in launched.env.items() if k.startswith(("DKRZ_", "SLURM_"))} == {
         "DKRZ_JOB_NTASKS": "4", "DKRZ_JOB_CPUS_PER_TASK": "2", "DKRZ_JOB_NNODES": "2",
         "DKRZ_JOB_NODELIST": "vm,other"}  # the server's own SLURM_* are dropped
@@ -312,7 +312,7 @@ async def test_modules_load_after_the_job_view(monkeypatch):
     await p.pre_launch()
     p.modules = ("example/1.0",)
     await p.launch_kernel(["/py"], env={"PATH": "/usr/bin"})
-    assert launched.argv[-5:] == kopts.step_command(["/py"], load_modules=True)
+    assert launched.argv[-5:] == step.step_command(["/py"], load_modules=True)
     assert launched.env["DKRZ_MODULES"] == "example/1.0" and launched.env["DKRZ_JOB_NTASKS"] == "1"
 
 
