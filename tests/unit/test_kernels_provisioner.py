@@ -15,7 +15,7 @@ from traitlets.config import LoggingConfigurable
 from dkrzspawner.kernels import step
 from dkrzspawner.kernels import provisioner as prov
 from dkrzspawner.kernels.provisioner import KernelStartError, SlurmProvisioner
-from dkrzspawner.slurm import Result, SlurmRejected, SlurmUnreachable
+from dkrzspawner.slurm import JobUnknown, Result, SlurmRejected, SlurmUnreachable
 
 from .test_kernels_cli import PARTITIONS, SINFO
 
@@ -421,16 +421,33 @@ async def test_when_slurm_cannot_be_asked_nothing_is_restarted_allocated_or_canc
     assert not fake.sallocs[0].stdin.closed and "77" in prov.ALLOCATIONS
 
 
-async def test_a_failed_step_query_never_cancels_a_shared_allocation(caplog):
-    down = SlurmUnreachable(["squeue"], 1, "slurm_load_jobs error: Unable to contact slurm controller")
-    fake = FakeSlurm(fail={"%i|%j": down})
+@pytest.mark.parametrize("answer, why", [
+    ({"fail": {"%i|%j": SlurmUnreachable(["squeue"], 1, "slurm_get_job_steps error: Unable to contact slurm "
+                                                        "controller (connect failure)")}},
+     "Unable to contact slurm controller"),
+    ({"fail": {"%i|%j": SlurmRejected(["squeue"], 1, "squeue: error: Invalid user: 1001")}}, "Invalid user"),
+    ({"steps": "slurm_get_job_steps: garbled\n"}, "unexpected job step line"),
+    ({"steps": "77.0 kernel-k1\n77.4 kernel-of-another-server\n"}, "unexpected job step line"),
+])
+async def test_a_failed_step_query_never_cancels_a_shared_allocation(caplog, answer, why):
+    fake = FakeSlurm(**answer)
     p = make(fake, preset="shared")
     await p.pre_launch()
     with caplog.at_level(logging.WARNING):
         await p.cleanup()
     assert "scancel" not in fake.programs() and not fake.sallocs[0].stdin.closed
     assert "Allocation 77 stays: Slurm cannot say whether job steps of others run in it" in caplog.text
+    assert why in caplog.text  # the log says why
     assert "77" in prov.ALLOCATIONS
+
+
+async def test_an_allocation_slurm_no_longer_knows_is_given_back():
+    unknown = JobUnknown(["squeue"], 1, "slurm_load_jobs error: Invalid job id specified")
+    fake = FakeSlurm(fail={"%i|%j": unknown})
+    p = make(fake, preset="shared")
+    await p.pre_launch()
+    await p.cleanup()
+    assert fake.sallocs[0].stdin.closed and prov.ALLOCATIONS == {}  # Slurm said so: nothing runs in it
 
 
 async def test_the_job_id_is_known_while_pending_and_the_queue_is_logged_once_per_change(caplog, monkeypatch):
