@@ -1,8 +1,11 @@
 """What Slurm says about the cluster: partitions and their limits, what is free right now, each user's
-accounts, and the reservations. Asked through the :class:`~dkrzspawner.slurm.SlurmRunner`, cached for a short
-time and shared: every spawner of a hub reads the same answers, and concurrent callers share one query.
+accounts, and the reservations; the facts a spawn form and its validation are built from (jobs are
+:mod:`dkrzspawner.slurm.jobs`' business).
 
-Knows no spawner and no JupyterHub. The parsers are pure functions, tested with recorded outputs.
+First the data classes, then their pure parsers (tested with recorded outputs), then :class:`Cluster`: the fact
+queries, asked through the :class:`~dkrzspawner.slurm.SlurmRunner`, cached for a short time and shared (every
+spawner of a hub reads the same answers, concurrent callers share one query). Knows no spawner and no
+JupyterHub; imports only :mod:`dkrzspawner.slurm`, :mod:`dkrzspawner.cache` and :mod:`dkrzspawner.units`.
 """
 
 from __future__ import annotations
@@ -11,12 +14,11 @@ import asyncio
 import datetime
 import logging
 import re
-import time
 from dataclasses import dataclass, field, replace
 
 from .cache import TTLCache
-from .slurm import SlurmError, UnexpectedOutput, check_user_name, parsed
-from .units import slurm_duration_seconds, slurm_memory_mb, unset
+from .slurm import SlurmError, check_user_name, parsed
+from .units import slurm_duration_seconds, slurm_memory_mb, unset, value_or_none
 
 log = logging.getLogger("dkrzspawner.cluster")
 
@@ -35,42 +37,7 @@ def associations_argv(user: str) -> tuple[str, ...]:
             "format=defaultaccount,account,partition")
 
 
-# -- parsing helpers ---------------------------------------------------------------------------------------
-_PAIR = re.compile(r"(\w+)=(\S*)")
-
-
-def pairs(line: str) -> dict[str, str]:
-    """``Key=Value`` tokens of one ``scontrol ... -o`` line (the first occurrence of a key wins)."""
-    found: dict[str, str] = {}
-    for key, value in _PAIR.findall(line):
-        found.setdefault(key, value)
-    return found
-
-
-def _count(text: str) -> int | None:
-    """An integer field, None for UNLIMITED and the like."""
-    return None if unset(text) else int(text.strip())
-
-
-def _names(text: str | None) -> tuple[str, ...] | None:
-    """A comma-separated list; None when Slurm puts no restriction (``ALL``, ``(null)``)."""
-    if text is None or text.strip() in ("ALL", "(null)", ""):
-        return None
-    return tuple(name for name in text.split(",") if name)
-
-
-def gpu_count(gres: str) -> int:
-    """GPUs in a gres string: ``gpu:2``, ``gpu:a100:4(S:0-1)``, ``gpu:a100:1(IDX:0),gpu:v100:2``; 0 for none."""
-    total = 0
-    for entry in re.sub(r"\([^)]*\)", "", gres or "").split(","):
-        parts = entry.strip().split(":")
-        if parts[0] != "gpu":
-            continue
-        total += int(parts[-1]) if len(parts) > 1 and parts[-1].isdigit() else 1
-    return total
-
-
-# -- partitions --------------------------------------------------------------------------------------------
+# -- what Slurm says: the data classes ------------------------------------------------------------------------
 class PartitionAccess:
     """The rules every view of a partition shares: is it up, may an account use it.
 
@@ -124,6 +91,123 @@ class Partition(PartitionAccess):
     usable_nodes: int = 0
 
 
+@dataclass
+class NodeUsage:
+    """What the nodes of one partition have (the largest node) and what of it is free (usable nodes only), from
+    ``sinfo``; :func:`merge` puts it into the :class:`Partition`."""
+
+    cpus: int = 0
+    memory: int = 0
+    gpus: int = 0
+    idle_cpus: int = 0
+    free_gpus: int = 0
+    total_gpus: int = 0
+    free_memory: int = 0
+    usable_nodes: int = 0
+
+
+@dataclass(frozen=True)
+class Access:
+    """A user's Slurm associations: which accounts, in which partitions, and the default account."""
+
+    user: str
+    default_account: str | None = None
+    associations: tuple[tuple[str, str], ...] = ()  # (account, partition or "" for every partition)
+
+    @property
+    def accounts(self) -> tuple[str, ...]:
+        """Every account of the user, the default first."""
+        seen = [self.default_account] if self.default_account in {a for a, _ in self.associations} else []
+        for account, _ in self.associations:
+            if account not in seen:
+                seen.append(account)
+        return tuple(seen)
+
+    def accounts_for(self, partition: str) -> tuple[str, ...]:
+        """The accounts the user may charge a job in ``partition`` to, the default first."""
+        allowed = {account for account, part in self.associations if part in ("", partition)}
+        return tuple(account for account in self.accounts if account in allowed)
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """A Slurm reservation and who may use it."""
+
+    name: str
+    state: str = "ACTIVE"
+    start: str = ""
+    end: str = ""
+    partition: str | None = None
+    users: tuple[str, ...] | None = None  # None: no user list
+    users_excluded: bool = False  # the list names who may NOT use it (``Users=-bob``)
+    accounts: tuple[str, ...] | None = None
+    accounts_excluded: bool = False
+    flags: tuple[str, ...] = ()
+
+    def allows(self, user: str, account: str | None) -> bool:
+        """Whether ``user`` charging ``account`` may use it: every list Slurm has must match."""
+        if self.users is None and self.accounts is None:
+            return False  # group-only or license-only reservations: not offered, Slurm would decide
+        if self.users is not None and (user in self.users) == self.users_excluded:
+            return False
+        if self.accounts is not None:
+            if account is None or (account in self.accounts) == self.accounts_excluded:
+                return False
+        return True
+
+    def ended(self, now: datetime.datetime) -> bool:
+        try:
+            return datetime.datetime.strptime(self.end, "%Y-%m-%dT%H:%M:%S") <= now
+        except ValueError:
+            return False
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything the cluster says for one user; a part is None when Slurm did not answer for it."""
+
+    user: str
+    partitions: dict[str, Partition] | None = None
+    access: Access | None = None
+    reservations: tuple[Reservation, ...] | None = None
+    errors: tuple[str, ...] = field(default=())
+    as_of: str = ""  # wall-clock time (HH:MM:SS) of the partition data
+
+
+# -- parsers of recorded output (pure) ------------------------------------------------------------------------
+_PAIR = re.compile(r"(\w+)=(\S*)")
+
+
+def pairs(line: str) -> dict[str, str]:
+    """``Key=Value`` tokens of one ``scontrol ... -o`` line (the first occurrence of a key wins)."""
+    found: dict[str, str] = {}
+    for key, value in _PAIR.findall(line):
+        found.setdefault(key, value)
+    return found
+
+
+def _count(text: str) -> int | None:
+    """An integer field, None for UNLIMITED and the like."""
+    return None if unset(text) else int(text.strip())
+
+
+def _names(text: str | None) -> tuple[str, ...] | None:
+    """A comma-separated list; None when Slurm puts no restriction (``ALL``, or unset: ``(null)``)."""
+    if unset(text) or text.strip() == "ALL":
+        return None
+    return tuple(name for name in text.split(",") if name)
+
+
+def gpu_count(gres: str) -> int:
+    """GPUs in a gres string: ``gpu:2``, ``gpu:a100:4(S:0-1)``, ``gpu:a100:1(IDX:0),gpu:v100:2``; 0 for none."""
+    total = 0
+    for entry in re.sub(r"\([^)]*\)", "", gres or "").split(","):
+        parts = entry.strip().split(":")
+        if parts[0] != "gpu":
+            continue
+        total += int(parts[-1]) if len(parts) > 1 and parts[-1].isdigit() else 1
+    return total
+
 
 def parse_partitions(text: str) -> dict[str, Partition]:
     """Parse ``scontrol show partition -o``; ValueError on a line that does not fit."""
@@ -159,24 +243,12 @@ def parse_partitions(text: str) -> dict[str, Partition]:
     return partitions
 
 
-@dataclass
-class _Usage:
-    cpus: int = 0
-    memory: int = 0
-    gpus: int = 0
-    idle_cpus: int = 0
-    free_gpus: int = 0
-    total_gpus: int = 0
-    free_memory: int = 0
-    usable_nodes: int = 0
-
-
 _UNUSABLE_NODE = re.compile(r"down|drain|drng|fail|maint|reserved|resv|unk|npc|pow|boot|inval|futr|plnd", re.I)
 
 
-def parse_sinfo(text: str) -> dict[str, _Usage]:
+def parse_sinfo(text: str) -> dict[str, NodeUsage]:
     """Parse ``sinfo -h -N -O SINFO_FIELDS`` (``|``-separated) into per-partition capacity and free resources."""
-    usage: dict[str, _Usage] = {}
+    usage: dict[str, NodeUsage] = {}
     for line in text.splitlines():
         if not line.strip():
             continue
@@ -191,7 +263,7 @@ def parse_sinfo(text: str) -> dict[str, _Usage]:
         except ValueError:
             raise ValueError(f"unexpected sinfo line: {line!r}") from None
         gpus, used_gpus = gpu_count(gres), gpu_count(gres_used)
-        entry = usage.setdefault(partition.rstrip("*"), _Usage())
+        entry = usage.setdefault(partition.rstrip("*"), NodeUsage())
         entry.cpus = max(entry.cpus, total)
         entry.memory = max(entry.memory, node_memory)
         entry.gpus = max(entry.gpus, gpus)
@@ -205,41 +277,17 @@ def parse_sinfo(text: str) -> dict[str, _Usage]:
     return usage
 
 
-def merge(partitions: dict[str, Partition], usage: dict[str, _Usage]) -> dict[str, Partition]:
+def merge(partitions: dict[str, Partition], usage: dict[str, NodeUsage]) -> dict[str, Partition]:
     """Partitions with their nodes' capacity and free resources filled in."""
     merged = {}
     for name, partition in partitions.items():
-        use = usage.get(name, _Usage())
+        use = usage.get(name, NodeUsage())
         merged[name] = replace(
             partition, cpus_per_node=use.cpus, memory_per_node=use.memory, gpus_per_node=use.gpus,
             idle_cpus=use.idle_cpus, free_gpus=use.free_gpus, total_gpus=use.total_gpus,
             free_memory=use.free_memory, usable_nodes=use.usable_nodes,
         )
     return merged
-
-
-# -- the user's associations -------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Access:
-    """A user's Slurm associations: which accounts, in which partitions, and the default account."""
-
-    user: str
-    default_account: str | None = None
-    associations: tuple[tuple[str, str], ...] = ()  # (account, partition or "" for every partition)
-
-    @property
-    def accounts(self) -> tuple[str, ...]:
-        """Every account of the user, the default first."""
-        seen = [self.default_account] if self.default_account in {a for a, _ in self.associations} else []
-        for account, _ in self.associations:
-            if account not in seen:
-                seen.append(account)
-        return tuple(seen)
-
-    def accounts_for(self, partition: str) -> tuple[str, ...]:
-        """The accounts the user may charge a job in ``partition`` to, the default first."""
-        allowed = {account for account, part in self.associations if part in ("", partition)}
-        return tuple(account for account in self.accounts if account in allowed)
 
 
 def parse_associations(user: str, text: str) -> Access:
@@ -257,44 +305,6 @@ def parse_associations(user: str, text: str) -> Access:
         if account and (account, partition) not in associations:
             associations.append((account, partition))
     return Access(user=user, default_account=default, associations=tuple(associations))
-
-
-# -- reservations ------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Reservation:
-    """A Slurm reservation and who may use it."""
-
-    name: str
-    state: str = "ACTIVE"
-    start: str = ""
-    end: str = ""
-    partition: str | None = None
-    users: tuple[str, ...] | None = None  # None: no user list
-    users_excluded: bool = False  # the list names who may NOT use it (``Users=-bob``)
-    accounts: tuple[str, ...] | None = None
-    accounts_excluded: bool = False
-    flags: tuple[str, ...] = ()
-
-    def allows(self, user: str, account: str | None) -> bool:
-        """Whether ``user`` charging ``account`` may use it: every list Slurm has must match."""
-        if self.users is None and self.accounts is None:
-            return False  # group-only or license-only reservations: not offered, Slurm would decide
-        if self.users is not None and (user in self.users) == self.users_excluded:
-            return False
-        if self.accounts is not None:
-            if account is None or (account in self.accounts) == self.accounts_excluded:
-                return False
-        return True
-
-    def ended(self, now: datetime.datetime) -> bool:
-        try:
-            return datetime.datetime.strptime(self.end, "%Y-%m-%dT%H:%M:%S") <= now
-        except ValueError:
-            return False
-
-
-def _one(text: str | None) -> str | None:
-    return None if text is None or text in ("(null)", "") else text
 
 
 def _signed_names(text: str | None) -> tuple[tuple[str, ...] | None, bool]:
@@ -317,63 +327,14 @@ def parse_reservations(text: str) -> tuple[Reservation, ...]:
         accounts, accounts_excluded = _signed_names(values.get("Accounts"))
         reservations.append(Reservation(
             name=values["ReservationName"], state=values.get("State", ""), start=values.get("StartTime", ""),
-            end=values.get("EndTime", ""), partition=_one(values.get("PartitionName")), users=users,
+            end=values.get("EndTime", ""), partition=value_or_none(values.get("PartitionName")), users=users,
             users_excluded=users_excluded, accounts=accounts,
             accounts_excluded=accounts_excluded, flags=_names(values.get("Flags")) or (),
         ))
     return tuple(reservations)
 
 
-# -- sbatch --test-only ------------------------------------------------------------------------------------
-_ESTIMATE = re.compile(r"Job \d+ to start at (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)", re.ASCII)
-
-
-def parse_estimate(stderr: str) -> str | None:
-    """The start time ``sbatch --test-only`` predicts (``2026-11-22T04:56:21``), or None."""
-    match = _ESTIMATE.search(stderr or "")
-    return match.group(1) if match else None
-
-
-_REFUSALS = (
-    (re.compile(r"Invalid account or account/partition combination", re.I),
-     "your Slurm account may not be used in this partition"),
-    (re.compile(r"More processors requested than permitted", re.I), "the partition allows fewer cores per job"),
-    (re.compile(r"Memory specification can not be satisfied", re.I), "no node of the partition has that much memory"),
-    (re.compile(r"Requested node configuration is not available", re.I),
-     "no node of the partition has that many cores, that much memory or that many GPUs"),
-    (re.compile(r"Requested time limit is invalid", re.I), "the runtime is longer than the partition allows"),
-    (re.compile(r"Invalid partition name", re.I), "the partition does not exist"),
-    (re.compile(r"Node count specification invalid|Too many nodes", re.I), "the partition allows fewer nodes"),
-    (re.compile(r"Invalid qos", re.I), "your quality of service (QOS) does not allow this request"),
-    (re.compile(r"Job violates accounting/QOS policy", re.I),
-     "it exceeds a limit of your account or quality of service (QOS)"),
-    (re.compile(r"[Rr]eservation", re.I), "the reservation cannot be used for this request"),
-    (re.compile(r"Invalid generic resource|Invalid GRES", re.I), "the partition has no such GPUs"),
-)
-
-
-def explain_refusal(reason: str) -> str:
-    """Slurm's refusal of a job in plain words (lower case, no final full stop)."""
-    reason = re.sub(r"^(allocation failure|Batch job submission failed):\s*", "", reason.strip(), flags=re.I)
-    for pattern, words in _REFUSALS:
-        if pattern.search(reason):
-            return words
-    reason = re.sub(r"[\x00-\x1f\x7f]+", " ", reason).strip().rstrip(".")
-    return f"Slurm says: {reason}" if reason else "Slurm gave no reason"
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """Everything the cluster says for one user; a part is None when Slurm did not answer for it."""
-
-    user: str
-    partitions: dict[str, Partition] | None = None
-    access: Access | None = None
-    reservations: tuple[Reservation, ...] | None = None
-    errors: tuple[str, ...] = field(default=())
-    as_of: str = ""  # wall-clock time (HH:MM:SS) of the partition data
-
-
+# -- the shared, cached fact queries --------------------------------------------------------------------------
 class Cluster:
     """Cached, shared answers from Slurm. One instance per runner serves every spawner of the hub."""
 
@@ -418,7 +379,7 @@ class Cluster:
         errors = []
         for result in results:
             if isinstance(result, SlurmError):
-                errors.append(getattr(result, "reason", str(result)))
+                errors.append(result.reason)
             elif isinstance(result, BaseException):
                 raise result
         partitions, access, reservations = (None if isinstance(r, SlurmError) else r for r in results)
@@ -426,14 +387,3 @@ class Cluster:
             log.warning("Slurm did not answer every cluster query for %s: %s", user, "; ".join(errors))
         return Snapshot(user=user, partitions=partitions, access=access, reservations=reservations,
                         errors=tuple(errors), as_of=self.partitions_as_of if partitions is not None else "")
-
-
-async def submit_test_only(runner, script: str, *, user: str, env=None, timeout: float | None = None) -> str | None:
-    """``sbatch --test-only`` with ``script`` on stdin, as ``user``: no job is created.
-
-    Returns Slurm's estimated start (or None if it gave none); raises the runner's typed errors, e.g.
-    :class:`~dkrzspawner.slurm.SlurmRejected` when Slurm would refuse the job.
-    """
-    result = await runner.run(["sbatch", "--test-only"], user=user, env=env, stdin=script, timeout=timeout)
-    return parse_estimate(result.stderr + "\n" + result.stdout)
-

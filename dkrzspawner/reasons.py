@@ -1,4 +1,9 @@
-"""Slurm's job states and reasons in plain words: small pure functions, trivial to test."""
+"""Every sentence that turns Slurm's words into plain words: why a job waits (its pending reason, its estimated
+start, its place in the queue), why it ended (its final state, exit code, who cancelled it, an out-of-memory
+kill in its output), why a kernel's allocation ended, and why Slurm refused a submission.
+
+Small pure functions over Slurm's words, trivial to test; imports only :mod:`dkrzspawner.units`.
+"""
 
 from __future__ import annotations
 
@@ -179,3 +184,32 @@ def explain_allocation_end(job_id: str, state: str, reason: str | None = None, t
     if state == "CANCELLED" and cancelled_by:
         text += f" (by {cancelled_by})"
     return f"Allocation {job_id} {text}."
+
+
+# -- refusals of a submission (sbatch, sbatch --test-only) ------------------------------------------------
+_REFUSALS = (
+    (re.compile(r"Invalid account or account/partition combination", re.I),
+     "your Slurm account may not be used in this partition"),
+    (re.compile(r"More processors requested than permitted", re.I), "the partition allows fewer cores per job"),
+    (re.compile(r"Memory specification can not be satisfied", re.I), "no node of the partition has that much memory"),
+    (re.compile(r"Requested node configuration is not available", re.I),
+     "no node of the partition has that many cores, that much memory or that many GPUs"),
+    (re.compile(r"Requested time limit is invalid", re.I), "the runtime is longer than the partition allows"),
+    (re.compile(r"Invalid partition name", re.I), "the partition does not exist"),
+    (re.compile(r"Node count specification invalid|Too many nodes", re.I), "the partition allows fewer nodes"),
+    (re.compile(r"Invalid qos", re.I), "your quality of service (QOS) does not allow this request"),
+    (re.compile(r"Job violates accounting/QOS policy", re.I),
+     "it exceeds a limit of your account or quality of service (QOS)"),
+    (re.compile(r"[Rr]eservation", re.I), "the reservation cannot be used for this request"),
+    (re.compile(r"Invalid generic resource|Invalid GRES", re.I), "the partition has no such GPUs"),
+)
+
+
+def explain_refusal(reason: str) -> str:
+    """Slurm's refusal of a job in plain words (lower case, no final full stop)."""
+    reason = re.sub(r"^(allocation failure|Batch job submission failed):\s*", "", reason.strip(), flags=re.I)
+    for pattern, words in _REFUSALS:
+        if pattern.search(reason):
+            return words
+    reason = re.sub(r"[\x00-\x1f\x7f]+", " ", reason).strip().rstrip(".")
+    return f"Slurm says: {reason}" if reason else "Slurm gave no reason"

@@ -23,7 +23,8 @@ from .spawnpage import SpawnPageMixin
 from .spawnpolicy import PolicyMixin
 from .spawnsite import SiteFileMixin
 from .slurm import SlurmError, SlurmRejected, SlurmRunner, SlurmUnreachable, check_user_name, output_tail
-from .watcher import SACCT_FORMAT, JobWatcher, parse_sacct
+from .slurm.jobs import SACCT_FORMAT, parse_sacct
+from .watcher import JobWatcher
 
 handlers.register()
 quiet_link_confirmations()

@@ -15,8 +15,8 @@ from traitlets.config import Configurable
 
 from . import cluster, form, options, policy, reasons
 from .errors import SpawnLinkToConfirm, spawn_error
-from .services.ledger import Ledger
-from .slurm import BadUserName, SlurmError, SlurmRejected, SlurmUnreachable, check_user_name
+from .budgets import Ledger
+from .slurm import BadUserName, SlurmError, SlurmRejected, SlurmUnreachable, check_user_name, jobs
 
 _clusters: dict[tuple, cluster.Cluster] = {}
 _ledgers: dict[tuple, Ledger] = {}
@@ -239,9 +239,9 @@ class SpawnPageMixin(Configurable):
         """
         self.estimated_start = None
         try:
-            estimate = await cluster.submit_test_only(self.runner, text, user=self.user.name, env=env)
+            estimate = await jobs.test_only(self.runner, text, user=self.user.name, env=env)
         except SlurmRejected as exc:
-            raise spawn_error(f"Slurm would refuse this request: {cluster.explain_refusal(exc.reason)}.",
+            raise spawn_error(f"Slurm would refuse this request: {reasons.explain_refusal(exc.reason)}.",
                               reason="slurm_rejected") from None
         except SlurmUnreachable as exc:
             self.log.warning("%s: pre-flight sbatch --test-only unanswered (%s); submitting anyway",

@@ -11,101 +11,10 @@ import asyncio
 import logging
 import random
 import time
-from dataclasses import dataclass, field
 
 from . import metrics
-from .slurm import JobUnknown, SlurmError
-from .units import value_or_none as _none
-
-
-#: final states: the job is over and its resources are free
-ENDED_STATES = frozenset(
-    "BOOT_FAIL CANCELLED COMPLETED DEADLINE FAILED NODE_FAIL OUT_OF_MEMORY PREEMPTED REVOKED TIMEOUT GONE".split()
-)
-SQUEUE_FORMAT = "%i|%T|%B|%r|%S|%e|%P|%u"
-# Pending jobs of the partitions our pending jobs wait in, most urgent first: our place in the queue.
-QUEUE_FORMAT = "%i|%P"
-SACCT_FORMAT = "JobIDRaw,State,ExitCode,Elapsed,Timelimit"
-# How many successful squeue answers may miss a job before it counts as gone when sacct cannot tell.
-MISSES_BEFORE_GONE = 2
-
-
-@dataclass
-class JobStatus:
-    """What Slurm last said about one job."""
-
-    job_id: str
-    state: str
-    host: str | None = None
-    reason: str | None = None
-    start_time: str | None = None  # actual start, or Slurm's estimate while pending
-    end_time: str | None = None  # when the walltime runs out (running jobs)
-    partition: str | None = None
-    exit_code: str | None = None
-    cancelled_by: str | None = None
-    seen: float = field(default_factory=time.time)
-
-    @property
-    def ended(self) -> bool:
-        """Slurm says the job is over."""
-        return self.state in ENDED_STATES
-
-    @property
-    def over(self) -> bool:
-        """The job's programs have ended (final state, or Slurm still cleaning up after them)."""
-        return self.ended or self.state == "COMPLETING"
-
-    @property
-    def running(self) -> bool:
-        return self.state == "RUNNING"
-
-
-def parse_squeue(text: str) -> dict[str, JobStatus]:
-    """Parse ``squeue -h -o SQUEUE_FORMAT`` output; ValueError on any line that does not fit."""
-    jobs = {}
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        parts = line.split("|")
-        if len(parts) != 8 or not parts[0].strip().isdigit() or not parts[1].strip().isupper():
-            raise ValueError(f"unexpected squeue line: {line!r}")
-        job_id, state, host, reason, start, end, partition, _user = parts
-        jobs[job_id.strip()] = JobStatus(
-            job_id=job_id.strip(), state=state.strip(), host=_none(host), reason=_none(reason),
-            start_time=_none(start), end_time=_none(end), partition=_none(partition),
-        )
-    return jobs
-
-
-def parse_queue(text: str) -> dict[str, list[str]]:
-    """Parse ``squeue -o QUEUE_FORMAT`` into the pending job ids of each partition, in queue order."""
-    queues: dict[str, list[str]] = {}
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        job_id, sep, partitions = line.partition("|")
-        if not sep or not job_id.strip().isdigit():
-            raise ValueError(f"unexpected squeue line: {line!r}")
-        for partition in partitions.strip().split(","):
-            queues.setdefault(partition, []).append(job_id.strip())
-    return queues
-
-
-def parse_sacct(text: str) -> dict[str, JobStatus]:
-    """Parse ``sacct -X -n -P -o SACCT_FORMAT``; ValueError on any line that does not fit."""
-    jobs = {}
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        parts = line.split("|")
-        if len(parts) != 5 or not parts[0].isdigit():
-            raise ValueError(f"unexpected sacct line: {line!r}")
-        job_id, state, exit_code, _elapsed, _limit = parts
-        words = state.split()
-        cancelled_by = words[2] if len(words) == 3 and words[1] == "by" else None
-        jobs[job_id] = JobStatus(job_id=job_id, state=words[0] if words else "", exit_code=exit_code,
-                                 cancelled_by=cancelled_by)
-    return jobs
+from .slurm import JobUnknown, SlurmError, jobs
+from .slurm.jobs import MISSES_BEFORE_GONE, JobStatus
 
 
 class JobWatcher:
@@ -266,12 +175,11 @@ class JobWatcher:
 
     async def _query_group(self, ids: list[str], user: str | None):
         """One squeue for ``ids``, run as ``user`` (None: the hub's own account)."""
-        argv = [self.squeue, "-h", "-t", "all", "-j", ",".join(ids), "-o", SQUEUE_FORMAT]
         try:
-            found = parse_squeue((await self.runner.run(argv, user=user)).stdout)
-        except JobUnknown:
+            found = await jobs.job_states(self.runner, ids, user=user, program=self.squeue)
+        except JobUnknown:  # Slurm knows none of them: an answer, settled below
             found = {}
-        except (SlurmError, ValueError) as exc:
+        except SlurmError as exc:
             self._failed("squeue", exc)
             return
         self.last_error = None
@@ -293,10 +201,9 @@ class JobWatcher:
             return
         self._positions_at = time.monotonic()
         partitions = sorted({p for s in pending for p in (s.partition or "").split(",") if p})
-        argv = [self.squeue, "-h", "-t", "PD", "-p", ",".join(partitions), "-S", "-p,i", "-o", QUEUE_FORMAT]
         try:
-            queues = parse_queue((await self.runner.run(argv)).stdout)
-        except (SlurmError, ValueError) as exc:
+            queues = await jobs.queue_order(self.runner, partitions, program=self.squeue)
+        except SlurmError as exc:  # positions are a courtesy: the last ones stay, job states are untouched
             self.log.warning("queue position query failed: %s", exc)
             return
         positions = {}
@@ -314,10 +221,9 @@ class JobWatcher:
         """
         final = {}
         if self.accounting:
-            argv = [self.sacct, "-X", "-n", "-P", "-j", ",".join(missing), "-o", SACCT_FORMAT]
             try:
-                final = parse_sacct((await self.runner.run(argv, user=user)).stdout)
-            except (SlurmError, ValueError) as exc:
+                final = await jobs.accounted_states(self.runner, missing, user=user, program=self.sacct)
+            except SlurmError as exc:
                 self._failed("sacct", exc)
                 return
         for job_id in missing:
@@ -337,6 +243,6 @@ class JobWatcher:
                 self.log.warning("Job %s is unknown to squeue and sacct: counting it as gone", job_id)
                 self._jobs[job_id] = JobStatus(job_id=job_id, state="GONE")
 
-    def _failed(self, what, exc):
-        self.last_error = exc if isinstance(exc, SlurmError) else SlurmError([what], 0, str(exc))
+    def _failed(self, what, exc: SlurmError):
+        self.last_error = exc
         self.log.warning("%s query failed, job states unchanged: %s", what, exc)

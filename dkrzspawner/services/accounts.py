@@ -1,5 +1,5 @@
 """The accounts service at ``/services/accounts/``: the logged-in user's Slurm accounts, core-hours used and
-the budget left (see :mod:`~dkrzspawner.services.ledger` for where the numbers come from).
+the budget left (see :mod:`~dkrzspawner.budgets` for where the numbers come from).
 
 - ``GET api/accounts``: JSON for the hub-authenticated user, never for a user named in the request;
 - the page shows the same as a table.
@@ -19,7 +19,7 @@ import os
 from tornado import web
 
 from ..slurm import BadUserName, SlurmError, SlurmRunner
-from .ledger import Ledger, period_start
+from ..budgets import Ledger, period_start
 from .web import ApiHandler, PageHandler, make_app, serve
 
 log = logging.getLogger("accounts")

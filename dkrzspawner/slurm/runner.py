@@ -274,8 +274,6 @@ class SlurmRunner:
         return out, err
 
 
-# What of a job's output file the hub reads for a failed spawn, at the most (the last lines come from this).
-OUTPUT_TAIL_BYTES = 64 * 1024
 _NOT_PRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
@@ -283,27 +281,6 @@ def printable(text: str) -> str:
     """``text`` without control characters but line breaks and tabs: nothing in it can forge a log line's
     start (a carriage return) or steer a terminal (escape sequences)."""
     return _NOT_PRINTABLE.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
-
-
-async def output_tail(runner: SlurmRunner, user: str, path: str, lines: int,
-                      max_bytes: int = OUTPUT_TAIL_BYTES) -> str:
-    """The last ``lines`` lines of a job's output file, read as ``user``, never more than ``max_bytes`` of it.
-
-    The file is the user's own: it may be huge, have no line break, or have been replaced by a link to a device
-    or by a FIFO. So: ``find -type f`` (which never follows a link) says whether it is a regular file and its size;
-    only then does ``dd`` read its last ``max_bytes`` (``iflag=nofollow,nonblock``: a file swapped for a link or a
-    FIFO meanwhile is refused, not read). Control characters are removed. Raises :class:`SlurmError` when the
-    file cannot be read; returns ``""`` when it is not a regular file.
-    """
-    found = await runner.run(["find", path, "-maxdepth", "0", "-type", "f", "-printf", "%s"], user=user)
-    size = found.stdout.strip()
-    if not size.isdigit():
-        return ""
-    skip = max(0, int(size) - max_bytes)
-    data = await runner.run(["dd", f"if={path}", "iflag=nofollow,nonblock,skip_bytes,count_bytes", f"skip={skip}",
-                             f"count={max_bytes}", f"bs={max_bytes}", "status=none"], user=user)
-    text = printable(data.stdout)
-    return "\n".join(text.strip("\n").splitlines()[-lines:]) if lines > 0 else ""
 
 
 async def _terminate(proc):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from dkrzspawner import slurm, watcher
+from dkrzspawner import slurm
 
 SHIPPED = Path(__file__).resolve().parents[2] / "dkrzspawner" / "share" / "sudoers.d" / "dkrzspawner"
 INSTALLED = Path("/etc/sudoers.d/dkrzspawner")
@@ -47,8 +47,8 @@ ALLOWED = [
     ["/usr/bin/find", OUTPUT, "-maxdepth", "0", "-type", "f", "-printf", "%s"],
     ["/usr/bin/dd", f"if={OUTPUT}", "iflag=nofollow,nonblock,skip_bytes,count_bytes", "skip=0", f"count={TAIL}",
      f"bs={TAIL}", "status=none"],
-    ["/usr/bin/squeue", "-h", "-t", "all", "-j", "11,12,13", "-o", watcher.SQUEUE_FORMAT],
-    ["/usr/bin/sacct", "-X", "-n", "-P", "-j", "11,12", "-o", watcher.SACCT_FORMAT],
+    ["/usr/bin/squeue", "-h", "-t", "all", "-j", "11,12,13", "-o", slurm.SQUEUE_FORMAT],
+    ["/usr/bin/sacct", "-X", "-n", "-P", "-j", "11,12", "-o", slurm.SACCT_FORMAT],
 ]
 
 # Each one an attack that the old wildcards (``scancel [0-9]*``, ``tail -n [0-9]* /*``, ``squeue *``,
@@ -59,8 +59,8 @@ REFUSED = [
     ["/usr/bin/scancel", "--signal=KILL", "1"],
     ["/usr/bin/tail", "-n", "1", "-f", "/home/alice/x"],
     ["/usr/bin/sacct", "--batch-script", "-j", "5"],
-    ["/usr/bin/sacct", "-X", "-n", "-P", "-j", "5", "-o", watcher.SACCT_FORMAT, "--batch-script"],
-    ["/usr/bin/squeue", "-h", "-t", "all", "-j", "1", "-o", watcher.SQUEUE_FORMAT, "-u", "bob"],
+    ["/usr/bin/sacct", "-X", "-n", "-P", "-j", "5", "-o", slurm.SACCT_FORMAT, "--batch-script"],
+    ["/usr/bin/squeue", "-h", "-t", "all", "-j", "1", "-o", slurm.SQUEUE_FORMAT, "-u", "bob"],
     ["/usr/bin/squeue", "-h", "-t", "all", "-j", "1", "-o", "%iX%T|%B|%r|%S|%e|%P|%u"],
     ["/usr/bin/squeue", "--json"],
     ["/usr/bin/sbatch", "--parsable", "--wrap", "id"],

@@ -7,9 +7,9 @@ import json
 import pytest
 
 from dkrzspawner.services.accounts import make_accounts_app, options
-from dkrzspawner.services.ledger import Ledger
+from dkrzspawner.budgets import Ledger
 from tests.unit.servicetools import serve
-from tests.unit.test_accounts_ledger import FakeRunner
+from tests.unit.test_budgets import FakeRunner
 
 READ = ["access:services!service=accounts"]
 USERS = {"alice": READ, "carol": READ}

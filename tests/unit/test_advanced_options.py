@@ -285,7 +285,7 @@ def test_partition_defaults_from_slurm_memory_settings():
 def test_max_memory_per_core(presets):
     restricted = cluster.merge(cluster.parse_partitions(SCONTROL_RESTRICTED.replace("State=DOWN", "State=UP")
                                                         .replace("Hidden=YES", "Hidden=NO")),
-                               {"compute": cluster._Usage(cpus=64, memory=256000, usable_nodes=4)})
+                               {"compute": cluster.NodeUsage(cpus=64, memory=256000, usable_nodes=4)})
     facts = make_facts(Snapshot("alice", restricted, Access("alice", "bb1234", (("bb1234", ""),))), {})
     assert validate({"partition": "compute", "cores": 2, "memory": "7680M"}, presets, facts=facts).memory == "7680M"
     error = refused({"partition": "compute", "cores": 2, "memory": "7681M"}, presets, facts)

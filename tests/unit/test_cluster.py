@@ -1,4 +1,4 @@
-"""cluster.py: parsers of recorded Slurm 22.05 output, the shared TTL cache, and the Cluster's query budget."""
+"""cluster.py: parsers of recorded Slurm 22.05 output, and the Cluster's query budget (its cache: test_cache.py)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ import datetime
 import pytest
 
 from dkrzspawner import cluster
-from dkrzspawner.cluster import (Access, Cluster, Partition, Reservation, TTLCache, explain_refusal,
-                                 gpu_count, parse_associations, parse_estimate,
+from dkrzspawner.cluster import (Access, Cluster, Partition, Reservation, gpu_count, parse_associations,
                                  parse_partitions, parse_reservations, parse_sinfo)
-from dkrzspawner.slurm import Result, SlurmRejected, SlurmTimeout, SlurmUnreachable
+from dkrzspawner.slurm import Result, SlurmUnreachable
 
 # -- recorded on the local cluster (Slurm 22.05.8, node vm: 8 CPUs, 16000 MB, gres gpu:2) --------------------
 SCONTROL_PARTITIONS = """\
@@ -40,6 +39,7 @@ RESERVATIONS = """\
 ReservationName=dkrz_probe StartTime=2026-11-23T04:56:31 EndTime=2026-11-23T05:56:31 Duration=01:00:00 Nodes=vm NodeCnt=1 CoreCnt=1 Features=(null) PartitionName=shared Flags=SPEC_NODES   NodeName=vm CoreIDs=0 TRES=cpu=1 Users=alice,carol Groups=(null) Accounts=(null) Licenses=(null) State=INACTIVE BurstBuffer=(null) Watts=n/a MaxStartDelay=(null)
 ReservationName=dkrz_probe2 StartTime=2026-11-22T04:56:31 EndTime=2026-11-22T05:06:31 Duration=00:10:00 Nodes=vm NodeCnt=1 CoreCnt=1 Features=(null) PartitionName=gpu Flags=SPEC_NODES TRES=cpu=1 Users=(null) Groups=(null) Accounts=ab0000 Licenses=(null) State=ACTIVE BurstBuffer=(null) Watts=n/a MaxStartDelay=(null)
 """
+# sbatch --test-only (test_spawnpage.py uses it)
 TEST_ONLY = ("sbatch: Job 30 to start at 2026-11-22T04:56:21 using 2 processors on nodes vm in partition shared\n")
 
 
@@ -167,129 +167,6 @@ def test_reservation_end():
     assert not Reservation("no-end").ended(datetime.datetime.now())
 
 
-def test_estimate_from_test_only():
-    assert parse_estimate(TEST_ONLY) == "2026-11-22T04:56:21"
-    assert parse_estimate("") is None
-    assert parse_estimate("sbatch: Job 31 to start at soon") is None
-
-
-@pytest.mark.parametrize("reason, words", [
-    ("Invalid account or account/partition combination specified", "account may not be used"),
-    ("allocation failure: More processors requested than permitted", "fewer cores"),
-    ("Memory specification can not be satisfied", "that much memory"),
-    ("Requested node configuration is not available", "that many cores, that much memory or that many GPUs"),
-    ("Requested time limit is invalid (missing or exceeds some limit)", "runtime is longer"),
-    ("allocation failure: Invalid partition name specified", "partition does not exist"),
-    ("Invalid qos specification", "quality of service"),
-    ("Job violates accounting/QOS policy (job submit limit, user's size and/or time limits)", "limit of your account"),
-    ("Requested reservation is invalid", "reservation cannot be used"),
-    ("Access denied to requested reservation", "reservation cannot be used"),
-    ("Something new\nand odd.", "Slurm says: Something new and odd"),
-    ("", "Slurm gave no reason"),
-])
-def test_refusals_in_plain_words(reason, words):
-    text = explain_refusal(reason)
-    assert words in text
-    assert "\n" not in text and not text.endswith(".")
-
-
-# -- the cache -------------------------------------------------------------------------------------------
-class Clock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
-
-
-async def test_cache_keeps_a_value_for_its_ttl():
-    clock, calls = Clock(), []
-
-    async def load():
-        calls.append(1)
-        return len(calls)
-
-    cache = TTLCache(60, clock=clock)
-    assert await cache.get("k", load) == 1
-    clock.now += 59
-    assert await cache.get("k", load) == 1
-    clock.now += 2
-    assert await cache.get("k", load) == 2
-    assert cache.loads == {"k": 2}
-
-
-async def test_concurrent_callers_share_one_load():
-    release = asyncio.Event()
-    calls = []
-
-    async def load():
-        calls.append(1)
-        await release.wait()
-        return "answer"
-
-    cache = TTLCache(60)
-    waiting = [asyncio.ensure_future(cache.get("k", load)) for _ in range(20)]
-    await asyncio.sleep(0)
-    release.set()
-    assert await asyncio.gather(*waiting) == ["answer"] * 20
-    assert calls == [1]
-
-
-async def test_a_cancelled_caller_does_not_cancel_the_shared_load():
-    release = asyncio.Event()
-
-    async def load():
-        await release.wait()
-        return 42
-
-    cache = TTLCache(60)
-    first = asyncio.ensure_future(cache.get("k", load))
-    second = asyncio.ensure_future(cache.get("k", load))
-    await asyncio.sleep(0)
-    first.cancel()
-    release.set()
-    assert await second == 42
-    assert cache.loads == {"k": 1}
-
-
-async def test_failures_are_remembered_briefly_and_stale_values_served():
-    clock, outcomes = Clock(), ["ok", SlurmUnreachable(["sinfo"], 1, "Unable to contact slurm controller"), "fresh"]
-
-    async def load():
-        outcome = outcomes.pop(0)
-        if isinstance(outcome, Exception):
-            raise outcome
-        return outcome
-
-    cache = TTLCache(60, error_ttl=5, stale_ttl=600, clock=clock)
-    assert await cache.get("k", load) == "ok"
-    clock.now += 61
-    assert await cache.get("k", load) == "ok", "Slurm down: the last answer, though stale"
-    clock.now += 1
-    assert await cache.get("k", load) == "ok", "the failure is remembered: no new query"
-    assert cache.loads == {"k": 2}
-    clock.now += 5
-    assert await cache.get("k", load) == "fresh"
-
-
-async def test_without_a_stale_value_the_failure_is_raised():
-    clock = Clock()
-
-    async def load():
-        raise SlurmUnreachable(["sinfo"], 1, "Unable to contact slurm controller")
-
-    cache = TTLCache(60, error_ttl=5, clock=clock)
-    with pytest.raises(SlurmUnreachable):
-        await cache.get("k", load)
-    with pytest.raises(SlurmUnreachable):
-        await cache.get("k", load)
-    assert cache.loads == {"k": 1}
-    clock.now += 700
-    cache.clear()
-    with pytest.raises(SlurmUnreachable):
-        await cache.get("k", load)
-
-
 # -- the Cluster with a recorded runner ------------------------------------------------------------------
 class RecordedRunner:
     """Answers like the local cluster; counts the calls."""
@@ -352,18 +229,3 @@ async def test_garbled_output_counts_as_a_failed_query():
     snapshot = await Cluster(runner).snapshot("carol")
     assert snapshot.partitions is None
     assert "sinfo" in snapshot.errors[0]
-
-
-async def test_test_only_returns_the_estimate_and_raises_refusals():
-    script = "#!/bin/bash\n#SBATCH --partition=shared\n"
-    runner = RecordedRunner({("sbatch", "--test-only"): Result("", TEST_ONLY, 0.0)})
-    assert await cluster.submit_test_only(runner, script, user="alice", env={"A": "1"}) == "2026-11-22T04:56:21"
-    assert runner.calls == [(("sbatch", "--test-only"), "alice", script)]
-    refused = SlurmRejected(["sbatch"], 1, "allocation failure: More processors requested than permitted")
-    with pytest.raises(SlurmRejected):
-        await cluster.submit_test_only(RecordedRunner({("sbatch", "--test-only"): refused}), script, user="alice")
-    silent = RecordedRunner({("sbatch", "--test-only"): Result("", "", 0.0)})
-    assert await cluster.submit_test_only(silent, script, user="alice") is None
-    timeout = SlurmTimeout(["sbatch"], None, "", "sbatch did not answer within 10 s")
-    with pytest.raises(SlurmUnreachable):
-        await cluster.submit_test_only(RecordedRunner({("sbatch", "--test-only"): timeout}), script, user="alice")

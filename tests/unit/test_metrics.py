@@ -10,7 +10,7 @@ from prometheus_client import REGISTRY, generate_latest
 
 from dkrzspawner import metrics
 from dkrzspawner.slurm import SlurmRejected, SlurmRunner, SlurmTimeout, SlurmUnreachable
-from dkrzspawner.watcher import JobStatus
+from dkrzspawner.slurm import JobStatus
 from tests.unit.test_spawnpage import make_spawner
 from tests.unit.test_watcher import FakeRunner, make_watcher, polled, squeue_line  # noqa: F401 (a fixture)
 

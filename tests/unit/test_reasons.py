@@ -4,8 +4,8 @@ import datetime
 
 import pytest
 
-from dkrzspawner.reasons import (describe_start, explain_allocation_end, explain_end, explain_pending, format_remaining,
-                                 parse_slurm_time, pending_message, slurm_duration)
+from dkrzspawner.reasons import (describe_start, explain_allocation_end, explain_end, explain_pending, explain_refusal,
+                                 format_remaining, parse_slurm_time, pending_message, slurm_duration)
 
 NOW = datetime.datetime(2026, 11, 22, 5, 0, 0)
 
@@ -91,3 +91,24 @@ def test_an_allocations_end_in_plain_words(state, reason, limit, by, words):
 ])
 def test_slurm_durations(text, shown):
     assert slurm_duration(text) == shown
+
+
+# -- refusals of a submission ------------------------------------------------------------------------------
+@pytest.mark.parametrize("reason, words", [
+    ("Invalid account or account/partition combination specified", "account may not be used"),
+    ("allocation failure: More processors requested than permitted", "fewer cores"),
+    ("Memory specification can not be satisfied", "that much memory"),
+    ("Requested node configuration is not available", "that many cores, that much memory or that many GPUs"),
+    ("Requested time limit is invalid (missing or exceeds some limit)", "runtime is longer"),
+    ("allocation failure: Invalid partition name specified", "partition does not exist"),
+    ("Invalid qos specification", "quality of service"),
+    ("Job violates accounting/QOS policy (job submit limit, user's size and/or time limits)", "limit of your account"),
+    ("Requested reservation is invalid", "reservation cannot be used"),
+    ("Access denied to requested reservation", "reservation cannot be used"),
+    ("Something new\nand odd.", "Slurm says: Something new and odd"),
+    ("", "Slurm gave no reason"),
+])
+def test_refusals_in_plain_words(reason, words):
+    text = explain_refusal(reason)
+    assert words in text
+    assert "\n" not in text and not text.endswith(".")

@@ -1,4 +1,5 @@
-"""slurm.py: typed errors from Slurm's real messages, the sudo command line, and running real (harmless) programs."""
+"""slurm/runner.py: typed errors from Slurm's real messages, the sudo command line, and running real (harmless)
+programs (the job commands: test_jobs.py)."""
 
 from __future__ import annotations
 
@@ -345,44 +346,6 @@ def test_stdin_still_reaches_a_command():
 
 def test_printable_removes_control_characters_but_keeps_lines_and_tabs():
     assert slurm.printable("ok\x1b[31m red\x07\x00\tx\r\n[E 2026] forged\rline\x9b") == "ok[31m red\tx\n[E 2026] forged\nline"
-
-
-def tail(path, lines=3):
-    return asyncio.run(slurm.output_tail(SlurmRunner(), None, str(path), lines))
-
-
-def test_output_tail_gives_the_last_lines(tmp_path):
-    out = tmp_path / "job.log"
-    out.write_text("".join(f"line {i}\n" for i in range(100)) + "end \x1b[2Kcolour\n")
-    assert tail(out) == "line 98\nline 99\nend [2Kcolour"
-
-
-def test_output_tail_of_a_huge_file_without_line_breaks_reads_64_kib(tmp_path):
-    out = tmp_path / "job.log"
-    with open(out, "wb") as f:  # 1 GiB, sparse: NUL bytes and no line break
-        f.truncate(1 << 30)
-        f.seek((1 << 30) - 6)
-        f.write(b"xyzzy\n")
-    started = time.monotonic()
-    text = tail(out, lines=20)
-    assert text == "xyzzy", "the NUL bytes are control characters, removed"
-    assert time.monotonic() - started < 5, "read only the end (no timing rule of the product: a sanity bound)"
-
-
-@pytest.mark.parametrize("kind", ["symlink to /dev/zero", "fifo", "directory", "missing"])
-def test_output_tail_never_reads_what_is_not_a_regular_file(tmp_path, kind):
-    out = tmp_path / "job.log"
-    if kind == "symlink to /dev/zero":
-        out.symlink_to("/dev/zero")
-    elif kind == "fifo":
-        os.mkfifo(out)
-    elif kind == "directory":
-        out.mkdir()
-    if kind == "missing":
-        with pytest.raises(SlurmError):
-            tail(out)
-    else:
-        assert tail(out) == ""
 
 
 # -- user names are checked before any command (issue 18 item 6) ----------------------------------------------

@@ -1,4 +1,4 @@
-"""watcher.py: parsing recorded squeue/sacct output, and JobWatcher against a fake runner with recorded answers."""
+"""watcher.py: JobWatcher against a fake runner with recorded squeue/sacct answers (their parsers: test_jobs.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import time
 import pytest
 
 from dkrzspawner import watcher as watcher_module
-from dkrzspawner.slurm import JobUnknown, Result, SlurmRejected, SlurmTimeout, SlurmUnreachable
-from dkrzspawner.watcher import (ENDED_STATES, MISSES_BEFORE_GONE, SACCT_FORMAT, SQUEUE_FORMAT, JobStatus, JobWatcher,
-                                 parse_sacct, parse_squeue)
+from dkrzspawner.slurm import (MISSES_BEFORE_GONE, SACCT_FORMAT, SQUEUE_FORMAT, JobUnknown, Result, SlurmRejected,
+                               SlurmTimeout, SlurmUnreachable)
+from dkrzspawner.watcher import JobWatcher
 
 # Recorded on the local Slurm 22.05 (squeue -h -t all -j IDS -o SQUEUE_FORMAT: '%i|%T|%B|%r|%S|%e|%P|%u')
 SQUEUE_RUNNING = "8|RUNNING|vm|None|2026-11-22T03:01:06|2026-11-22T04:01:06|gpu|alice\n"
@@ -37,96 +37,6 @@ SACCT_UNREACHABLE = SlurmUnreachable(["sacct"], 1, "sacct: error: slurmdbd: Gett
 
 def squeue_line(job_id, state="RUNNING", host="vm", reason="None"):
     return f"{job_id}|{state}|{host}|{reason}|2026-11-22T03:01:06|2026-11-22T09:01:06|shared|alice\n"
-
-
-# -- parsing -----------------------------------------------------------------------------------------------
-def test_parse_squeue_recorded():
-    jobs = parse_squeue(SQUEUE_RUNNING + SQUEUE_PENDING + "\n" + SQUEUE_TIMEOUT)
-    assert list(jobs) == ["8", "10", "16"]
-    running, pending, timeout = jobs["8"], jobs["10"], jobs["16"]
-    assert (running.state, running.host, running.reason, running.start_time, running.end_time, running.partition) \
-        == ("RUNNING", "vm", None, "2026-11-22T03:01:06", "2026-11-22T04:01:06", "gpu")
-    assert running.running and not running.ended
-    assert (pending.state, pending.host, pending.reason, pending.start_time, pending.end_time, pending.partition) == \
-        ("PENDING", None, "PartitionTimeLimit", None, None, "prepost")  # host n/a, start N/A
-    assert not pending.running and not pending.ended
-    assert (timeout.state, timeout.reason) == ("TIMEOUT", "TimeLimit")
-    assert timeout.ended and not timeout.running
-
-
-def test_parse_squeue_empty():
-    # a finished job within MinJobAge without -t all, or ids dropped from a multi-id query: nothing, rc 0
-    assert parse_squeue("") == {}
-    assert parse_squeue("\n\n") == {}
-
-
-def test_parse_squeue_tolerates_padding():
-    jobs = parse_squeue(" 8|RUNNING |vm|None|N/A|1:00|shared|alice\n")
-    assert jobs["8"].job_id == "8" and jobs["8"].state == "RUNNING"
-
-
-@pytest.mark.parametrize("text", [
-    "8 RUNNING vm None\n",  # another format
-    "8|RUNNING|vm|None\n",  # too few fields
-    "8|RUNNING|vm|None|N/A|1:00|shared|alice|extra\n",  # too many
-    "JOBID|STATE|NODELIST|REASON|START_TIME|TIME_LEFT|PARTITION|USER\n",  # a header
-    "x8|RUNNING|vm|None|N/A|1:00|shared|alice\n",
-    "8_1|RUNNING|vm|None|N/A|1:00|shared|alice\n",  # array job
-    "|RUNNING|vm|None|N/A|1:00|shared|alice\n",
-    "8|running|vm|None|N/A|1:00|shared|alice\n",
-    "8||vm|None|N/A|1:00|shared|alice\n",
-    "slurm_load_jobs error: Unable to contact slurm controller (connect failure)\n",
-    '{"jobs": [], "errors": [{"description": "Failed while looking for jobs"}]}\n',  # squeue --json
-    SQUEUE_RUNNING + "garbage\n",  # one bad line spoils the answer
-])
-def test_parse_squeue_garbled(text):
-    with pytest.raises(ValueError):
-        parse_squeue(text)
-
-
-def test_parse_sacct_recorded():
-    text = "".join(SACCT[state].format(id=job_id) for job_id, state in
-                   [("16", "TIMEOUT"), ("17", "CANCELLED"), ("18", "COMPLETED"), ("19", "OUT_OF_MEMORY"),
-                    ("20", "RUNNING")])
-    jobs = parse_sacct(text)
-    assert {job_id: status.state for job_id, status in jobs.items()} == {
-        "16": "TIMEOUT", "17": "CANCELLED", "18": "COMPLETED", "19": "OUT_OF_MEMORY", "20": "RUNNING"}
-    assert jobs["17"].cancelled_by == "1001"
-    assert jobs["16"].cancelled_by is None
-    assert jobs["16"].exit_code == "0:15"
-    assert jobs["19"].exit_code == "0:125"
-    assert all(jobs[j].ended for j in "16 17 18 19".split())
-    assert not jobs["20"].ended and jobs["20"].running
-
-
-def test_parse_sacct_empty():
-    assert parse_sacct("") == {}
-
-
-@pytest.mark.parametrize("text", [
-    "16.batch|CANCELLED|0:15|00:01:28|\n",  # a step line (sacct without -X)
-    "JobIDRaw|State|ExitCode|Elapsed|Timelimit\n",
-    "16|TIMEOUT|0:15\n",
-    "16|TIMEOUT|0:15|00:01:28|00:01:00|extra\n",
-    "16 TIMEOUT 00:01:28 00:01:00 0:0\n",
-    "Slurm accounting storage is disabled\n",
-    "16|TIMEOUT|0:15|00:01:28|00:01:00\ngarbage\n",
-])
-def test_parse_sacct_garbled(text):
-    with pytest.raises(ValueError):
-        parse_sacct(text)
-
-
-def test_ended_states():
-    for state in ("COMPLETED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "FAILED", "NODE_FAIL", "PREEMPTED",
-                  "BOOT_FAIL", "DEADLINE", "GONE"):
-        assert JobStatus("1", state).ended
-    for state in ("PENDING", "RUNNING", "CONFIGURING", "SUSPENDED", "REQUEUED", "RESIZING"):
-        assert not JobStatus("1", state).ended
-    assert "RUNNING" not in ENDED_STATES
-    completing = JobStatus("1", "COMPLETING")  # Slurm still cleaning up: the programs are over, the job not yet
-    assert completing.over and not completing.ended and not completing.running
-    assert JobStatus("1", "TIMEOUT").over and not JobStatus("1", "RUNNING").over
 
 
 # -- the watcher with a fake runner ------------------------------------------------------------------------

@@ -11,7 +11,9 @@ RawUsage stays 0 under ``PriorityType=priority/basic``, as on the local cluster)
 account's limit minus that usage; Slurm itself enforces ``GrpTRESMins`` only with ``priority/multifactor``,
 against its own decayed usage, so the two can differ on such sites.
 
-Knows no web framework: the accounts service and the spawn form both use it. The parsers are pure functions.
+Core, used by both the spawn form and the accounts service (:mod:`dkrzspawner.services.accounts`): knows no web
+framework and no JupyterHub, and imports only :mod:`dkrzspawner.slurm`, :mod:`dkrzspawner.cluster` (the
+associations query) and :mod:`dkrzspawner.cache`. The parsers are pure functions.
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ import asyncio
 import datetime
 from dataclasses import dataclass, field
 
-from ..cache import TTLCache
-from ..cluster import associations_argv, parse_associations
-from ..slurm import SlurmError, parsed
+from .cache import TTLCache
+from .cluster import associations_argv, parse_associations
+from .slurm import SlurmError, parsed
 
 
 def limits_argv(accounts) -> tuple[str, ...]:

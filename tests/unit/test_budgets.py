@@ -1,4 +1,4 @@
-"""ledger.py: parsers of recorded slurmdbd output (Slurm 22.05.8, the local cluster), budgets, and the cache."""
+"""budgets.py: parsers of recorded slurmdbd output (Slurm 22.05.8, the local cluster), budgets, and the cache."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import datetime
 
 import pytest
 
-from dkrzspawner.services.ledger import (Budget, Ledger, Limits, Usage, cpu_minutes, limits_argv, parse_limits,
-                                         parse_usage, period_start, usage_argv)
+from dkrzspawner.budgets import (Budget, Ledger, Limits, Usage, cpu_minutes, limits_argv, parse_limits,
+                               parse_usage, period_start, usage_argv)
 from dkrzspawner.slurm import Result, SlurmTimeout
 
 # sacctmgr -n -P show user carol withassoc format=defaultaccount,account,partition

@@ -1,0 +1,384 @@
+"""slurm/jobs.py: every job command against a fake runner with recorded Slurm 22.05 output (or the runner's typed
+errors), the exact command lines (the sudoers rules match them), and the pure parsers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+import pytest
+
+from dkrzspawner import slurm
+from dkrzspawner.slurm import (ENDED_STATES, SACCT_FORMAT, SQUEUE_FORMAT, BadUserName, JobStatus, JobUnknown, Result,
+                               SlurmError, SlurmRejected, SlurmRunner, SlurmTimeout, SlurmUnreachable,
+                               UnexpectedOutput, jobs, parse_estimate, parse_sacct, parse_squeue)
+
+# Recorded on the local Slurm 22.05 (squeue -h -t all -j IDS -o SQUEUE_FORMAT: '%i|%T|%B|%r|%S|%e|%P|%u')
+SQUEUE_RUNNING = "8|RUNNING|vm|None|2026-11-22T03:01:06|2026-11-22T04:01:06|gpu|alice\n"
+SQUEUE_PENDING = "10|PENDING|n/a|PartitionTimeLimit|N/A|N/A|prepost|alice\n"
+SQUEUE_TIMEOUT = "16|TIMEOUT|vm|TimeLimit|2026-11-22T03:01:31|2026-11-22T03:02:59|shared|alice\n"
+# sacct -X -n -P -j IDS -o JobIDRaw,State,ExitCode,Elapsed,Timelimit
+SACCT = {
+    "COMPLETED": "{id}|COMPLETED|0:0|00:10:02|06:00:00\n",
+    "CANCELLED": "{id}|CANCELLED by 1001|0:15|00:00:10|06:00:00\n",
+    "TIMEOUT": "{id}|TIMEOUT|0:15|00:01:28|00:01:00\n",
+    "OUT_OF_MEMORY": "{id}|OUT_OF_MEMORY|0:125|00:00:03|06:00:00\n",
+    "FAILED": "{id}|FAILED|1:0|00:00:01|06:00:00\n",
+    "RUNNING": "{id}|RUNNING|0:0|00:05:00|06:00:00\n",
+    "PENDING": "{id}|PENDING|0:0|00:00:00|06:00:00\n",
+}
+# squeue -h -t all -u alice -o '%i|%k': her jobs and their comments (the spawn's tag; (null) without one)
+SQUEUE_TAGGED = "41|(null)\n42|dkrzspawner:alice:7f3a\n43_1|(null)\n"
+# squeue -h -t PD -p gpu,shared -S -p,i -o '%i|%P'
+SQUEUE_QUEUE = "12|gpu\n10|shared\n11|shared,gpu\n"
+TEST_ONLY = ("sbatch: Job 30 to start at 2026-11-22T04:56:21 using 2 processors on nodes vm in partition shared\n")
+UNREACHABLE = SlurmUnreachable(["squeue"], 1, "slurm_load_jobs error: Unable to contact slurm controller "
+                                              "(connect failure)")
+REJECTED = SlurmRejected(["squeue"], 1, "squeue: error: Invalid user: alice")
+SACCT_UNREACHABLE = SlurmUnreachable(["sacct"], 1, "sacct: error: slurmdbd: Getting response to message type: "
+                                                   "DBD_GET_JOBS_COND connection refused")
+
+
+class FakeRunner:
+    """Answers like SlurmRunner.run from one recorded answer (stdout, a Result, or an error to raise); records
+    every call as (argv, user, env, stdin)."""
+
+    def __init__(self, answer=""):
+        self.answer = answer
+        self.calls: list[tuple] = []
+
+    async def run(self, argv, *, user=None, env=None, stdin=None, timeout=None):
+        self.calls.append((list(argv), user, env, stdin))
+        if isinstance(self.answer, BaseException):
+            raise self.answer
+        if isinstance(self.answer, Result):
+            return self.answer
+        return Result(self.answer, "", 0.0)
+
+    @property
+    def argv(self):
+        (argv, *_), = self.calls
+        return argv
+
+
+# -- submit --------------------------------------------------------------------------------------------------
+SCRIPT = "#!/bin/bash\n#SBATCH --partition=shared\n"
+
+
+async def test_submit_gives_the_job_id():
+    runner = FakeRunner("4711\n")
+    assert await jobs.submit(runner, SCRIPT, user="alice", env={"JUPYTERHUB_API_TOKEN": "x"}) == "4711"
+    assert runner.calls == [(["sbatch", "--parsable"], "alice", {"JUPYTERHUB_API_TOKEN": "x"}, SCRIPT)]
+
+
+async def test_submit_on_a_federation_gives_the_id_without_the_cluster():
+    assert await jobs.submit(FakeRunner("4711;levante\n"), SCRIPT, user="alice", env={}) == "4711"
+
+
+@pytest.mark.parametrize("stdout", ["", "\n", "Submitted batch job 4711\n", "sbatch: warning: x\n", "47a1\n",
+                                    ";levante\n"])
+async def test_submit_with_garbled_output_is_unexpected_output(stdout):
+    with pytest.raises(UnexpectedOutput, match="sbatch"):
+        await jobs.submit(FakeRunner(stdout), SCRIPT, user="alice", env={})
+
+
+@pytest.mark.parametrize("error", [SlurmRejected(["sbatch"], 1, "sbatch: error: Batch job submission failed: "
+                                                                "Invalid partition name specified"),
+                                   SlurmTimeout(["sbatch"], None, "", "sbatch did not answer within 30 s")])
+async def test_submit_raises_the_runners_errors(error):
+    with pytest.raises(type(error)):
+        await jobs.submit(FakeRunner(error), SCRIPT, user="alice", env={})
+
+
+# -- sbatch --test-only --------------------------------------------------------------------------------------
+def test_estimate_from_test_only():
+    assert parse_estimate(TEST_ONLY) == "2026-11-22T04:56:21"
+    assert parse_estimate("") is None
+    assert parse_estimate("sbatch: Job 31 to start at soon") is None
+
+
+async def test_test_only_returns_the_estimate_and_raises_refusals():
+    script = "#!/bin/bash\n#SBATCH --partition=shared\n"
+    runner = FakeRunner(Result("", TEST_ONLY, 0.0))
+    assert await jobs.test_only(runner, script, user="alice", env={"A": "1"}) == "2026-11-22T04:56:21"
+    assert runner.calls == [(["sbatch", "--test-only"], "alice", {"A": "1"}, script)]
+    refused = SlurmRejected(["sbatch"], 1, "allocation failure: More processors requested than permitted")
+    with pytest.raises(SlurmRejected):
+        await jobs.test_only(FakeRunner(refused), script, user="alice")
+    silent = FakeRunner(Result("", "", 0.0))
+    assert await jobs.test_only(silent, script, user="alice") is None
+    timeout = SlurmTimeout(["sbatch"], None, "", "sbatch did not answer within 10 s")
+    with pytest.raises(SlurmUnreachable):
+        await jobs.test_only(FakeRunner(timeout), script, user="alice")
+
+
+# -- find by tag ---------------------------------------------------------------------------------------------
+async def test_find_tagged_gives_the_tagged_job():
+    runner = FakeRunner(SQUEUE_TAGGED)
+    assert await jobs.find_tagged(runner, "alice", "dkrzspawner:alice:7f3a") == "42"
+    assert runner.calls == [(["squeue", "-h", "-t", "all", "-u", "alice", "-o", "%i|%k"], None, None, None)], \
+        "asked as the hub's account"
+
+
+async def test_find_tagged_says_none_only_when_slurm_answered():
+    assert await jobs.find_tagged(FakeRunner(SQUEUE_TAGGED), "alice", "dkrzspawner:alice:other") is None
+    assert await jobs.find_tagged(FakeRunner(""), "alice", "dkrzspawner:alice:7f3a") is None
+
+
+@pytest.mark.parametrize("error", [UNREACHABLE, REJECTED, SlurmTimeout(["squeue"], None, "", "timeout")],
+                         ids=["unreachable", "rejected", "timeout"])
+async def test_find_tagged_raises_when_squeue_failed(error):
+    """A rejected or unanswered squeue is no "no job": an sbatch that timed out may have created one."""
+    with pytest.raises(type(error)):
+        await jobs.find_tagged(FakeRunner(error), "alice", "dkrzspawner:alice:7f3a")
+
+
+@pytest.mark.parametrize("text", ["slurm_load_jobs error: something\n", "42 dkrzspawner:alice:7f3a\n",
+                                  "x42|dkrzspawner:alice:7f3a\n"])
+async def test_find_tagged_with_garbled_output_is_unexpected_output(text):
+    with pytest.raises(UnexpectedOutput, match="squeue"):
+        await jobs.find_tagged(FakeRunner(text), "alice", "dkrzspawner:alice:7f3a")
+
+
+async def test_find_tagged_never_asks_for_a_bad_user_name():
+    runner = FakeRunner(SQUEUE_TAGGED)
+    with pytest.raises(BadUserName):
+        await jobs.find_tagged(runner, "alice,bob", "tag")
+    assert runner.calls == []
+
+
+# -- cancel --------------------------------------------------------------------------------------------------
+async def test_cancel_as_the_user():
+    runner = FakeRunner()
+    assert await jobs.cancel(runner, "4711", user="alice") is None
+    assert runner.calls == [(["scancel", "4711"], "alice", None, None)]
+
+
+async def test_cancel_several_and_steps_with_a_signal():
+    runner = FakeRunner()
+    await jobs.cancel(runner, ["12", "13"])
+    await jobs.cancel(runner, ["12.3"], signal="INT")
+    assert [argv for argv, *_ in runner.calls] == [["scancel", "12", "13"], ["scancel", "--signal=INT", "12.3"]]
+
+
+@pytest.mark.parametrize("job_ids", ["", "--user=alice", "1 2", "12.", "12.3.4", "-1", "12_3", [], ["1", "x"],
+                                     "1\n2", None])
+async def test_cancel_refuses_what_is_no_job_id_before_anything_runs(job_ids):
+    runner = FakeRunner()
+    with pytest.raises(ValueError):
+        await jobs.cancel(runner, job_ids, user="alice")
+    assert runner.calls == []
+
+
+@pytest.mark.parametrize("signal", ["", "INT KILL", "-9", "int;x", "KILL\n"])
+async def test_cancel_refuses_what_is_no_signal(signal):
+    runner = FakeRunner()
+    with pytest.raises(ValueError):
+        await jobs.cancel(runner, "12", signal=signal)
+    assert runner.calls == []
+
+
+async def test_cancel_raises_the_runners_errors():
+    with pytest.raises(JobUnknown):
+        await jobs.cancel(FakeRunner(JobUnknown(["scancel"], 1, "scancel: error: Kill job error on job id 9: "
+                                                               "Invalid job id specified")), "9")
+
+
+# -- the watcher's queries -----------------------------------------------------------------------------------
+async def test_job_states_is_one_squeue_for_many_jobs():
+    runner = FakeRunner(SQUEUE_RUNNING + SQUEUE_PENDING)
+    found = await jobs.job_states(runner, ["8", "10", "11"], user="alice")
+    assert runner.calls == [(["squeue", "-h", "-t", "all", "-j", "8,10,11", "-o", SQUEUE_FORMAT], "alice", None,
+                             None)]
+    assert {job_id: status.state for job_id, status in found.items()} == {"8": "RUNNING", "10": "PENDING"}
+
+
+async def test_job_states_with_another_program_and_errors():
+    runner = FakeRunner("")
+    assert await jobs.job_states(runner, ["8"], program="/opt/slurm/bin/squeue") == {}
+    assert runner.argv[0] == "/opt/slurm/bin/squeue"
+    with pytest.raises(UnexpectedOutput):
+        await jobs.job_states(FakeRunner("garbage\n"), ["8"])
+    with pytest.raises(JobUnknown):
+        await jobs.job_states(FakeRunner(JobUnknown(["squeue"], 1, "Invalid job id specified")), ["8"])
+    with pytest.raises(ValueError):
+        await jobs.job_states(FakeRunner(""), ["8,9"])
+
+
+async def test_queue_order():
+    runner = FakeRunner(SQUEUE_QUEUE)
+    assert await jobs.queue_order(runner, ["gpu", "shared"]) == {"gpu": ["12", "11"], "shared": ["10", "11"]}
+    assert runner.calls == [(["squeue", "-h", "-t", "PD", "-p", "gpu,shared", "-S", "-p,i", "-o", "%i|%P"], None,
+                             None, None)]
+    with pytest.raises(UnexpectedOutput):
+        await jobs.queue_order(FakeRunner("PARTITION\n"), ["gpu"])
+
+
+async def test_accounted_states():
+    runner = FakeRunner(SACCT["COMPLETED"].format(id="20") + SACCT["CANCELLED"].format(id="21"))
+    found = await jobs.accounted_states(runner, ["20", "21", "22"], user="alice")
+    assert runner.calls == [(["sacct", "-X", "-n", "-P", "-j", "20,21,22", "-o", SACCT_FORMAT], "alice", None, None)]
+    assert (found["20"].state, found["21"].state, found["21"].cancelled_by) == ("COMPLETED", "CANCELLED", "1001")
+    assert "22" not in found
+    with pytest.raises(SlurmUnreachable):
+        await jobs.accounted_states(FakeRunner(SACCT_UNREACHABLE), ["20"])
+
+
+# -- a job's final state -------------------------------------------------------------------------------------
+async def test_final_state_from_sacct():
+    runner = FakeRunner(SACCT["TIMEOUT"].format(id="16"))
+    final = await jobs.final_state(runner, "16")
+    assert runner.calls == [(["sacct", "-X", "-n", "-P", "-j", "16", "-o", SACCT_FORMAT], None, None, None)]
+    assert (final.job_id, final.state, final.exit_code, final.ended) == ("16", "TIMEOUT", "0:15", True)
+
+
+async def test_final_state_without_a_record_is_none():
+    assert await jobs.final_state(FakeRunner(""), "16") is None
+    assert await jobs.final_state(FakeRunner(SACCT["COMPLETED"].format(id="17")), "16") is None
+
+
+async def test_final_state_still_running_is_said_so():
+    assert (await jobs.final_state(FakeRunner(SACCT["RUNNING"].format(id="16")), "16")).state == "RUNNING"
+
+
+@pytest.mark.parametrize("answer, error", [
+    (SACCT_UNREACHABLE, SlurmUnreachable),
+    (SlurmRejected(["sacct"], 1, "Slurm accounting storage is disabled"), SlurmRejected),
+    ("Slurm accounting storage is disabled\n", UnexpectedOutput),
+])
+async def test_final_state_failures_are_typed(answer, error):
+    with pytest.raises(error):
+        await jobs.final_state(FakeRunner(answer), "16")
+
+
+# -- the output's tail (real find and dd on real files) ------------------------------------------------------
+def tail(path, lines=3):
+    return asyncio.run(slurm.output_tail(SlurmRunner(), None, str(path), lines))
+
+
+def test_output_tail_gives_the_last_lines(tmp_path):
+    out = tmp_path / "job.log"
+    out.write_text("".join(f"line {i}\n" for i in range(100)) + "end \x1b[2Kcolour\n")
+    assert tail(out) == "line 98\nline 99\nend [2Kcolour"
+
+
+def test_output_tail_of_a_huge_file_without_line_breaks_reads_64_kib(tmp_path):
+    out = tmp_path / "job.log"
+    with open(out, "wb") as f:  # 1 GiB, sparse: NUL bytes and no line break
+        f.truncate(1 << 30)
+        f.seek((1 << 30) - 6)
+        f.write(b"xyzzy\n")
+    started = time.monotonic()
+    text = tail(out, lines=20)
+    assert text == "xyzzy", "the NUL bytes are control characters, removed"
+    assert time.monotonic() - started < 5, "read only the end (no timing rule of the product: a sanity bound)"
+
+
+@pytest.mark.parametrize("kind", ["symlink to /dev/zero", "fifo", "directory", "missing"])
+def test_output_tail_never_reads_what_is_not_a_regular_file(tmp_path, kind):
+    out = tmp_path / "job.log"
+    if kind == "symlink to /dev/zero":
+        out.symlink_to("/dev/zero")
+    elif kind == "fifo":
+        os.mkfifo(out)
+    elif kind == "directory":
+        out.mkdir()
+    if kind == "missing":
+        with pytest.raises(SlurmError):
+            tail(out)
+    else:
+        assert tail(out) == ""
+
+
+
+# -- parsers (pure) ---------------------------------------------------------------------------------------
+def test_parse_squeue_recorded():
+    jobs = parse_squeue(SQUEUE_RUNNING + SQUEUE_PENDING + "\n" + SQUEUE_TIMEOUT)
+    assert list(jobs) == ["8", "10", "16"]
+    running, pending, timeout = jobs["8"], jobs["10"], jobs["16"]
+    assert (running.state, running.host, running.reason, running.start_time, running.end_time, running.partition) \
+        == ("RUNNING", "vm", None, "2026-11-22T03:01:06", "2026-11-22T04:01:06", "gpu")
+    assert running.running and not running.ended
+    assert (pending.state, pending.host, pending.reason, pending.start_time, pending.end_time, pending.partition) == \
+        ("PENDING", None, "PartitionTimeLimit", None, None, "prepost")  # host n/a, start N/A
+    assert not pending.running and not pending.ended
+    assert (timeout.state, timeout.reason) == ("TIMEOUT", "TimeLimit")
+    assert timeout.ended and not timeout.running
+
+
+def test_parse_squeue_empty():
+    # a finished job within MinJobAge without -t all, or ids dropped from a multi-id query: nothing, rc 0
+    assert parse_squeue("") == {}
+    assert parse_squeue("\n\n") == {}
+
+
+def test_parse_squeue_tolerates_padding():
+    jobs = parse_squeue(" 8|RUNNING |vm|None|N/A|1:00|shared|alice\n")
+    assert jobs["8"].job_id == "8" and jobs["8"].state == "RUNNING"
+
+
+@pytest.mark.parametrize("text", [
+    "8 RUNNING vm None\n",  # another format
+    "8|RUNNING|vm|None\n",  # too few fields
+    "8|RUNNING|vm|None|N/A|1:00|shared|alice|extra\n",  # too many
+    "JOBID|STATE|NODELIST|REASON|START_TIME|TIME_LEFT|PARTITION|USER\n",  # a header
+    "x8|RUNNING|vm|None|N/A|1:00|shared|alice\n",
+    "8_1|RUNNING|vm|None|N/A|1:00|shared|alice\n",  # array job
+    "|RUNNING|vm|None|N/A|1:00|shared|alice\n",
+    "8|running|vm|None|N/A|1:00|shared|alice\n",
+    "8||vm|None|N/A|1:00|shared|alice\n",
+    "slurm_load_jobs error: Unable to contact slurm controller (connect failure)\n",
+    '{"jobs": [], "errors": [{"description": "Failed while looking for jobs"}]}\n',  # squeue --json
+    SQUEUE_RUNNING + "garbage\n",  # one bad line spoils the answer
+])
+def test_parse_squeue_garbled(text):
+    with pytest.raises(ValueError):
+        parse_squeue(text)
+
+
+def test_parse_sacct_recorded():
+    text = "".join(SACCT[state].format(id=job_id) for job_id, state in
+                   [("16", "TIMEOUT"), ("17", "CANCELLED"), ("18", "COMPLETED"), ("19", "OUT_OF_MEMORY"),
+                    ("20", "RUNNING")])
+    jobs = parse_sacct(text)
+    assert {job_id: status.state for job_id, status in jobs.items()} == {
+        "16": "TIMEOUT", "17": "CANCELLED", "18": "COMPLETED", "19": "OUT_OF_MEMORY", "20": "RUNNING"}
+    assert jobs["17"].cancelled_by == "1001"
+    assert jobs["16"].cancelled_by is None
+    assert jobs["16"].exit_code == "0:15"
+    assert jobs["19"].exit_code == "0:125"
+    assert all(jobs[j].ended for j in "16 17 18 19".split())
+    assert not jobs["20"].ended and jobs["20"].running
+
+
+def test_parse_sacct_empty():
+    assert parse_sacct("") == {}
+
+
+@pytest.mark.parametrize("text", [
+    "16.batch|CANCELLED|0:15|00:01:28|\n",  # a step line (sacct without -X)
+    "JobIDRaw|State|ExitCode|Elapsed|Timelimit\n",
+    "16|TIMEOUT|0:15\n",
+    "16|TIMEOUT|0:15|00:01:28|00:01:00|extra\n",
+    "16 TIMEOUT 00:01:28 00:01:00 0:0\n",
+    "Slurm accounting storage is disabled\n",
+    "16|TIMEOUT|0:15|00:01:28|00:01:00\ngarbage\n",
+])
+def test_parse_sacct_garbled(text):
+    with pytest.raises(ValueError):
+        parse_sacct(text)
+
+
+def test_ended_states():
+    for state in ("COMPLETED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "FAILED", "NODE_FAIL", "PREEMPTED",
+                  "BOOT_FAIL", "DEADLINE", "GONE"):
+        assert JobStatus("1", state).ended
+    for state in ("PENDING", "RUNNING", "CONFIGURING", "SUSPENDED", "REQUEUED", "RESIZING"):
+        assert not JobStatus("1", state).ended
+    assert "RUNNING" not in ENDED_STATES
+    completing = JobStatus("1", "COMPLETING")  # Slurm still cleaning up: the programs are over, the job not yet
+    assert completing.over and not completing.ended and not completing.running
+    assert JobStatus("1", "TIMEOUT").over and not JobStatus("1", "RUNNING").over
+
+
