@@ -79,7 +79,7 @@ from .. import siteconfig
 from ..modules import ModuleCatalog, ModuleSettings, job_environment
 from ..options import Facts, OptionsError, check_modules
 from ..reasons import explain_allocation_end, explain_pending, parse_slurm_time, pending_message
-from ..slurm import BASE_ENV, JobUnknown, SlurmError, SlurmRunner, allocations
+from ..slurm import BASE_ENV, JobUnknown, SlurmError, SlurmRunner, allocations, cancel
 from . import kernelspec, step
 
 PROVISIONER_NAME = "dkrz-slurm-provisioner"
@@ -368,8 +368,9 @@ class SlurmProvisioner(ModuleSettings, KernelProvisionerBase):
     async def _cancel_tagged(self, tag: str) -> None:
         """Cancel a job that a failed or timed-out salloc may have left behind (found by its comment)."""
         try:
-            for job_id in await allocations.tagged(self.runner, tag, self.slurm_timeout):
-                await allocations.cancel(self.runner, [job_id], self.slurm_timeout)
+            job_id = await allocations.tagged(self.runner, tag, self.slurm_timeout)
+            if job_id is not None:
+                await cancel(self.runner, job_id, timeout=self.slurm_timeout)
         except SlurmError as exc:
             self.log.warning("Could not look for a left-over allocation %s: %s", tag, exc)
 
@@ -635,7 +636,7 @@ class SlurmProvisioner(ModuleSettings, KernelProvisionerBase):
             return
         name = signal.Signals(signum).name.removeprefix("SIG")
         try:
-            await allocations.signal_step(self.runner, step, name, self.slurm_timeout)
+            await cancel(self.runner, step, signal=name, timeout=self.slurm_timeout)
         except SlurmError as exc:
             self.log.warning("scancel --signal=%s %s failed: %s", name, step, exc)
 
@@ -648,7 +649,7 @@ class SlurmProvisioner(ModuleSettings, KernelProvisionerBase):
         step_id = await self._find_step()
         if step_id:
             try:
-                await allocations.signal_step(self.runner, step_id, "KILL", self.slurm_timeout)
+                await cancel(self.runner, step_id, signal="KILL", timeout=self.slurm_timeout)
             except SlurmError as exc:
                 self.log.warning("scancel %s failed: %s", step_id, exc)
         try:
@@ -722,7 +723,7 @@ class SlurmProvisioner(ModuleSettings, KernelProvisionerBase):
 
     async def _scancel(self, ids) -> None:
         try:
-            await allocations.cancel(self.runner, ids, self.slurm_timeout)
+            await cancel(self.runner, ids, timeout=self.slurm_timeout)
         except SlurmError as exc:
             self.log.warning("scancel %s failed: %s", " ".join(ids), exc)
 

@@ -2,10 +2,10 @@
 
 The argument lists (``salloc`` that holds an allocation, ``srun --overlap`` of a kernel's job step), what Slurm
 prints about an allocation (``squeue`` of the job and of its steps, ``sacct``, ``scontrol show hostnames``) with
-one parser each, and the cancelling (``scancel``, also with a signal). The queries run through the runner and
+one parser each; cancelling and signals are :func:`.jobs.cancel`. The queries run through the runner and
 raise its typed errors; output that cannot be read raises :class:`~dkrzspawner.slurm.UnexpectedOutput`, so
 that no caller reads a garbled answer as "nothing runs there". Used by :mod:`dkrzspawner.kernels`; knows
-nothing of kernels' options, JupyterHub or jupyter_client, and imports only the runner's names.
+nothing of kernels' options, JupyterHub or jupyter_client; imports only :mod:`.runner` and :mod:`.jobs`.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .jobs import TAGGED_FORMAT, parse_tagged
 from .runner import JobUnknown, UnexpectedOutput, parsed
 
 #: the command that holds a kernel's allocation: ``salloc`` runs it on this host once the allocation is granted
@@ -183,15 +184,11 @@ async def steps(runner, job_id: str, timeout: float) -> list[Step]:
     return parsed(parse_steps, (await runner.run(argv, timeout=timeout)).stdout, argv)
 
 
-async def tagged(runner, tag: str, timeout: float) -> list[str]:
-    """The ids of this user's jobs whose comment is ``tag`` (``squeue --me -o %i|%k``)."""
-    out = (await runner.run(["squeue", "-h", "--me", "-o", "%i|%k"], timeout=timeout)).stdout
-    found = []
-    for line in out.splitlines():
-        job_id, _, comment = line.partition("|")
-        if comment.strip() == tag:
-            found.append(job_id.strip())
-    return found
+async def tagged(runner, tag: str, timeout: float) -> str | None:
+    """The id of this user's queued or running job whose comment is ``tag`` (``squeue --me``), None when Slurm
+    answered and no job has it. Raises the runner's errors, UnexpectedOutput for garbage."""
+    argv = ["squeue", "-h", "--me", "-o", TAGGED_FORMAT]
+    return parsed(lambda text: parse_tagged(text, tag), (await runner.run(argv, timeout=timeout)).stdout, argv)
 
 
 # -- the allocation's nodes and shape ----------------------------------------------------------------------
@@ -234,20 +231,10 @@ async def shape_of(runner, job_id: str, timeout: float) -> JobShape:
                     hostnames=await hostnames(runner, nodelist, timeout))
 
 
-# -- how it ended, signals, giving back --------------------------------------------------------------------
+# -- how it ended (cancelling and signals: :func:`.jobs.cancel`) --------------------------------------------------------------------
 async def cancelled_by(runner, job_id: str, timeout: float) -> str | None:
     """Who cancelled the job, as sacct says it (``CANCELLED by 1001``: the uid), or None when it does not say.
 
     Raises the runner's errors."""
     words = (await runner.run(["sacct", "-X", "-n", "-P", "-j", job_id, "-o", "State"], timeout=timeout)).stdout.split()
     return words[2] if len(words) >= 3 and words[1] == "by" else None
-
-
-async def cancel(runner, job_ids, timeout: float) -> None:
-    """``scancel`` of the jobs (or job steps). Raises the runner's errors."""
-    await runner.run(["scancel", *job_ids], timeout=timeout)
-
-
-async def signal_step(runner, step_id: str, signal_name: str, timeout: float) -> None:
-    """``scancel --signal=NAME`` of a job step (``INT``, ``TERM``, ``KILL``). Raises the runner's errors."""
-    await runner.run(["scancel", f"--signal={signal_name}", step_id], timeout=timeout)

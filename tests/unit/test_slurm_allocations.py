@@ -94,5 +94,8 @@ async def test_sacct_says_who_cancelled():
 
 async def test_jobs_left_behind_are_found_by_their_tag():
     runner = Answers("12|dkrz-kernel:k1\n13|other\n")
-    assert await allocations.tagged(runner, "dkrz-kernel:k1", 5.0) == ["12"]
-    assert runner.calls == [["squeue", "-h", "--me", "-o", "%i|%k"]]
+    assert await allocations.tagged(runner, "dkrz-kernel:k1", 5.0) == "12"
+    assert await allocations.tagged(runner, "dkrz-kernel:k2", 5.0) is None
+    assert runner.calls == [["squeue", "-h", "--me", "-o", "%i|%k"]] * 2
+    with pytest.raises(UnexpectedOutput):
+        await allocations.tagged(Answers("slurm_load_jobs: garbled"), "dkrz-kernel:k1", 5.0)
