@@ -14,6 +14,8 @@ Kernels go to the user's Jupyter data dir (``jupyter --data-dir``/kernels); ``in
 admins' kernels (:mod:`.system`) into a system kernel folder. Options are checked with the
 spawner's options model before anything is written: first their shape (no Slurm involved at all), then, for
 Slurm kernels, against what Slurm says about partitions, limits and the user's accounts (read-only queries).
+Imports the core (site file, cluster facts, modules, options, the Slurm runner and
+:mod:`~dkrzspawner.slurm.allocations`) and the other modules of :mod:`dkrzspawner.kernels`; never JupyterHub.
 """
 
 from __future__ import annotations

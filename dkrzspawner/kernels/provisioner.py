@@ -1,5 +1,11 @@
 """A jupyter_client kernel provisioner that runs kernels on Slurm compute nodes.
 
+:class:`SlurmProvisioner` and what it keeps per process: the allocations kernels run in (:data:`ALLOCATIONS`)
+and the ``salloc`` that holds each one it made (:class:`Keeper`). The Slurm commands themselves are
+:mod:`dkrzspawner.slurm.allocations`' (and :func:`dkrzspawner.slurm.jobs.cancel`); the options are checked by
+:mod:`.kernelspec`, the job step's program is :mod:`.step`'s. Imports jupyter_client, jupyter_core,
+traitlets and the core (options, site file, cluster facts, modules, reasons, slurm); never JupyterHub.
+
 Entry point ``dkrz-slurm-provisioner`` (group ``jupyter_client.kernel_provisioners``). A kernelspec uses it with::
 
     "metadata": {"kernel_provisioner": {"provisioner_name": "dkrz-slurm-provisioner",

@@ -27,7 +27,9 @@ A local kernel (``slurm = false``, the default) runs where the user's Jupyter se
 (:data:`~dkrzspawner.modules.LOAD_AND_EXEC`) loads the modules, named through the environment, then becomes the
 kernel. A Slurm kernel is an ordinary ``dkrz-slurm-provisioner`` kernelspec whose options carry the modules: the
 provisioner loads them in the kernel's job step. The modules are checked against the cluster's ``module avail``
-when the kernels are installed (and again by the provisioner when a Slurm kernel starts).
+when the kernels are installed (and again by the provisioner when a Slurm kernel starts). Imports pydantic,
+jupyter_core's paths, the core's :mod:`~dkrzspawner.modules` and :mod:`~dkrzspawner.options`, and
+:mod:`.kernelspec`.
 """
 
 from __future__ import annotations
