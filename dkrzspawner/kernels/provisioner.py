@@ -249,7 +249,7 @@ class SlurmProvisioner(ModuleSettings, KernelProvisionerBase):
         self.job_id: str | None = None
         #: the environment modules the kernel loads, checked against what the cluster offers
         self.modules: tuple[str, ...] = ()
-        self._module_catalog: ModuleCatalog | None = None
+        self._module_catalog: tuple[tuple, ModuleCatalog] | None = None  # with the settings it was made from
         #: seconds the allocation took (facts, salloc, squeue), for logs and measurements
         self.timings: dict[str, float] = {}
         #: what Slurm says about the kernel's allocation, for the log and for a panel: job id, state, reason
@@ -275,11 +275,10 @@ class SlurmProvisioner(ModuleSettings, KernelProvisionerBase):
     async def offered_modules(self) -> tuple[str, ...] | None:
         """The modules the kernel may load, or None when none are offered (no Lmod) or Lmod did not answer.
         Asked with this provisioner's module settings (after the site file's), kept for ``modules_cache_ttl``."""
-        catalog = self._module_catalog
-        if catalog is None or (catalog.lmod_command, tuple(catalog.module_path), catalog.cache.ttl) \
-                != self.module_catalog_key:
-            catalog = self._module_catalog = self.new_module_catalog(self.runner, min(self.slurm_timeout, 10.0))
-        return await catalog.offered(self.log)
+        key = self.module_catalog_key
+        if self._module_catalog is None or self._module_catalog[0] != key:
+            self._module_catalog = key, self.new_module_catalog(self.runner, min(self.slurm_timeout, 10.0))
+        return await self._module_catalog[1].offered(self.log)
 
     def _offer(self) -> siteconfig.Offer:
         """What the hub offers this user, from the site file (read at the kernel's first start); the file's
