@@ -1,9 +1,13 @@
-"""The site's policy: who may use which presets, partitions and accounts, and how many servers at once.
+"""The group policy (``c.DKRZSpawner.policy``): who may use which presets, partitions and accounts, and how many
+servers at once.
 
-Pure, like :mod:`dkrzspawner.options`: the config is checked once (:func:`load_policy`), a user's groups give
-an :class:`Allowance` (:func:`allowance_for`), and the allowance refuses a request (:meth:`Allowance.check`)
-or narrows what the form offers (:meth:`Allowance.presets`, :meth:`Allowance.facts`). Every refusal is an
-:class:`~dkrzspawner.options.OptionsError` whose message is one sentence naming the field.
+What lives here: :class:`Rule` and :class:`Policy` (the config, checked once by :func:`load_policy`),
+:func:`unix_groups`, :class:`Allowance` (what one user's groups give, :func:`allowance_for`), which refuses a
+request by name (:meth:`Allowance.check`) and narrows presets and facts (:meth:`Allowance.allowed_presets`,
+:meth:`Allowance.allowed_facts`), and :func:`check_server_counts`. The validation under the policy is
+:meth:`dkrzspawner.offer.Offer.validate`. Every refusal is an :class:`~dkrzspawner.options.OptionsError` whose
+message is one sentence naming the field. Pure: imports :mod:`dkrzspawner.options` and
+:mod:`dkrzspawner.units` only; looks up Unix groups, runs no command.
 """
 
 from __future__ import annotations
@@ -12,12 +16,15 @@ import dataclasses
 import grp
 import os
 import pwd
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .options import Facts, JobRequest, OptionsError, Preset, unwrap, validate
+from .options import OptionsError, Preset
 from .units import NAME
+
+if TYPE_CHECKING:  # for annotations only: offer.py imports this module
+    from .offer import Facts
 
 
 class Rule(BaseModel):
@@ -128,10 +135,10 @@ class Allowance:
         raise OptionsError("account", f"Account: Slurm did not say which accounts you have, and this hub lets you "
                                       f"charge only these: {allowed}; choose one, or try again in a minute.")
 
-    def check(self, user_options, presets: dict[str, Preset]) -> None:
-        """Refuse a preset, partition or account the user's groups do not allow; the rest is for
-        :func:`~dkrzspawner.options.validate`, given :meth:`allowed_presets` and :meth:`allowed_facts`."""
-        options = unwrap(user_options)
+    def check(self, options: dict, presets: dict[str, Preset]) -> None:
+        """Refuse a preset, partition or account the user's groups do not allow (``options`` unwrapped,
+        ``presets`` all the site's); the rest is for the validation, given :meth:`allowed_presets` and
+        :meth:`allowed_facts` (:meth:`dkrzspawner.offer.Offer.validate`)."""
         allowed = self.allowed_presets(presets)  # never empty: every rule names at least one preset
         preset = options.get("preset")
         if isinstance(preset, str) and preset in presets and preset not in allowed:
@@ -160,18 +167,6 @@ def allowance_for(policy: Policy, groups: Iterable[str]) -> Allowance:
         max_servers=None if None in limits else max(limits),
         groups=mine,
     )
-
-
-def validate_allowed(user_options, presets: dict[str, Preset], allowance: Allowance,
-                     facts: Facts | None = None) -> JobRequest:
-    """The one validation under the policy, for spawns and kernels alike: what the user's groups do not allow is
-    refused by name (:meth:`Allowance.check`), the rest is validated against what they may use; where the policy
-    limits accounts and Slurm did not say which the user has, :meth:`Allowance.account_for` fails closed."""
-    allowance.check(user_options, presets)
-    if facts is None:  # only the request's shape (a kernelspec checked before Slurm is asked)
-        return validate(user_options, allowance.allowed_presets(presets))
-    request = validate(user_options, allowance.allowed_presets(presets), facts=allowance.allowed_facts(facts))
-    return dataclasses.replace(request, account=allowance.account_for(request.account))
 
 
 def check_server_counts(allowance: Allowance, policy: Policy, partition: str, mine: list[str],

@@ -10,9 +10,12 @@ user may ask for, under the names of the ``c.DKRZSpawner`` settings (:data:`SETT
   else :data:`DEFAULT_PATH` if it exists (login nodes), else the built-in defaults (:func:`for_kernels`).
 
 :func:`load` checks the whole file once; a mistake is a :class:`SiteConfigError` of one sentence that names the
-file and the entry. :class:`Offer` is what one user is offered (the site's presets and partition policy,
-narrowed by their groups' :class:`~dkrzspawner.Allowance`); the hub's validation and the kernels' go
-through :meth:`Offer.validate` alike. No command is run here.
+file and the entry. :meth:`SiteConfig.offer` and :func:`kernel_offer` give what one user is offered, an
+:class:`~dkrzspawner.offer.Offer` (the site's presets and partition settings, narrowed by their groups'
+:class:`~dkrzspawner.policy.Allowance`); :func:`apply`, :func:`configured` and :func:`refuse_retired` set and
+guard the ``c.DKRZSpawner``/``c.SlurmProvisioner`` settings the file holds. May import
+:mod:`dkrzspawner.options`, :mod:`dkrzspawner.policy`, :mod:`dkrzspawner.offer` and (for the module catalogue
+it hands out, not to run it) :mod:`dkrzspawner.modules`; no command is run here.
 """
 
 from __future__ import annotations
@@ -25,9 +28,9 @@ from typing import Iterable, Mapping
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from . import modules, policy
-from .options import (DKRZ_PRESETS, Facts, JobRequest, PartitionPolicy, Preset, load_partition_policy,
-                      load_presets, make_facts)
-from .policy import Allowance, Policy, allowance_for, load_policy, validate_allowed
+from .offer import Offer
+from .options import DKRZ_PRESETS, PartitionSettings, Preset, load_partition_settings, load_presets
+from .policy import Allowance, Policy, allowance_for, load_policy
 
 try:
     import tomllib
@@ -67,25 +70,6 @@ class _SiteFile(BaseModel):
 
 
 @dataclasses.dataclass(frozen=True)
-class Offer:
-    """What one user is offered: the site's presets, partition policy and advanced requests, narrowed by the
-    allowance of their groups. The spawner and the kernels validate through :meth:`validate` alike."""
-
-    presets: dict[str, Preset]
-    partitions: dict[str, PartitionPolicy] = dataclasses.field(default_factory=dict)
-    advanced: bool = True
-    allowance: Allowance = Allowance()
-
-    def facts(self, snapshot, modules=None) -> Facts:
-        """The cluster's facts (a :class:`~dkrzspawner.cluster.Snapshot`) with the site's partition policy."""
-        return make_facts(snapshot, self.partitions, advanced=self.advanced, modules=modules)
-
-    def validate(self, user_options, facts: Facts | None = None) -> JobRequest:
-        """``user_options`` as a request, refused by name where the site or the user's groups do not allow it."""
-        return validate_allowed(user_options, self.presets, self.allowance, facts)
-
-
-@dataclasses.dataclass(frozen=True)
 class SiteConfig:
     """A checked site file (``path`` '' : none, the built-in defaults)."""
 
@@ -93,7 +77,7 @@ class SiteConfig:
     #: what the file sets, as the ``c.DKRZSpawner`` settings of the same names take it
     settings: dict = dataclasses.field(default_factory=dict)
     presets: dict[str, Preset] = dataclasses.field(default_factory=lambda: load_presets(DKRZ_PRESETS))
-    partitions: dict[str, PartitionPolicy] = dataclasses.field(default_factory=dict)
+    partitions: dict[str, PartitionSettings] = dataclasses.field(default_factory=dict)
     policy: Policy = Policy()
 
     @property
@@ -107,7 +91,8 @@ class SiteConfig:
         return allowance_for(self.policy, groups)
 
     def offer(self, groups: Iterable[str]) -> Offer:
-        """What a member of ``groups`` is offered."""
+        """What a member of ``groups`` is offered (without the cluster's facts: see
+        :meth:`~dkrzspawner.offer.Offer.with_cluster`)."""
         return Offer(self.presets, self.partitions, self.advanced, self.allowance(groups))
 
     def module_catalog(self, runner) -> modules.ModuleCatalog:
@@ -130,7 +115,7 @@ def from_settings(settings: Mapping, path: str = "") -> SiteConfig:
         raise SiteConfigError(f"{where}: {entry}: {error['msg'].lower()}.") from None
     try:
         presets = load_presets(settings.get("presets", DKRZ_PRESETS))
-        partitions = load_partition_policy(settings.get("partitions", {}))
+        partitions = load_partition_settings(settings.get("partitions", {}))
         checked = load_policy(settings.get("policy", {}), presets)
     except ValueError as exc:
         raise SiteConfigError(f"{where}: {exc}.") from None
@@ -152,7 +137,7 @@ def load(path: str) -> SiteConfig:
 
 def for_kernels(environ: Mapping[str, str] | None = None) -> SiteConfig:
     """The site file a kernel goes by: the one its hub named (``DKRZSPAWNER_SITE_CONFIG``), else
-    :data:`DEFAULT_PATH` if it exists, else the built-in defaults (DKRZ's presets, no partition policy or
+    :data:`DEFAULT_PATH` if it exists, else the built-in defaults (DKRZ's presets, no partition settings or
     group policy)."""
     environ = os.environ if environ is None else environ
     path = environ.get(ENV_PATH, "")

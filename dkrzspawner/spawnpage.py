@@ -13,7 +13,8 @@ from urllib.parse import unquote, urlparse
 from traitlets import Bool, Dict, Float, Unicode, default, observe
 from traitlets.config import Configurable
 
-from . import cluster, form, options, policy, reasons
+from . import cluster, form, options, reasons
+from .offer import Facts, Offer, make_facts
 from .errors import SpawnLinkToConfirm, spawn_error
 from .budgets import Ledger
 from .slurm import BadUserName, SlurmError, SlurmRejected, SlurmUnreachable, check_user_name, jobs
@@ -79,13 +80,13 @@ class SpawnPageMixin(Configurable):
 
     @observe("partitions")
     def _partitions_changed(self, change):
-        self._partition_policy = options.load_partition_policy(change["new"])
+        self._partition_settings = options.load_partition_settings(change["new"])
 
     @property
-    def partition_policy(self) -> dict[str, options.PartitionPolicy]:
-        if not hasattr(self, "_partition_policy"):
-            self._partition_policy = options.load_partition_policy(self.partitions)
-        return self._partition_policy
+    def partition_settings(self) -> dict[str, options.PartitionSettings]:
+        if not hasattr(self, "_partition_settings"):
+            self._partition_settings = options.load_partition_settings(self.partitions)
+        return self._partition_settings
 
     @property
     def cluster(self) -> cluster.Cluster:
@@ -116,11 +117,16 @@ class SpawnPageMixin(Configurable):
             return {}
         return {budget.account: budget.as_dict() for budget in statement.budgets}
 
-    async def cluster_facts(self) -> options.Facts:
-        """What Slurm says for this user, with the site's partition policy applied; never raises for Slurm."""
+    async def cluster_facts(self) -> Facts:
+        """What Slurm says for this user, with the site's partition settings applied; never raises for Slurm."""
         snapshot = await self.cluster.snapshot(self.user.name)
-        return options.make_facts(snapshot, self.partition_policy, advanced=self.advanced_options,
-                                  modules=await self.offered_modules())
+        return make_facts(snapshot, self.partition_settings, advanced=self.advanced_options,
+                          modules=await self.offered_modules())
+
+    async def offer(self) -> Offer:
+        """What this user is offered now: the site's settings, the group policy and the cluster's facts."""
+        site = Offer(self.presets_checked, self.partition_settings, self.advanced_options, self.allowance())
+        return site.with_facts(await self.cluster_facts())
 
     # -- the one validation -------------------------------------------------------------------------------
     async def validate_options(self, user_options) -> options.JobRequest:
@@ -132,11 +138,10 @@ class SpawnPageMixin(Configurable):
             check_user_name(self.user.name)
         except BadUserName as exc:
             raise spawn_error(str(exc), reason="invalid_user", status_code=403) from None
-        facts = await self.cluster_facts()
-        allowance = self.allowance()
+        offer = await self.offer()
         try:
-            request = policy.validate_allowed(user_options, self.presets_checked, allowance, facts)
-            self.check_server_counts(allowance, request.partition)
+            request = offer.validate(user_options)
+            self.check_server_counts(offer.allowance, request.partition)
         except options.OptionsError as exc:
             raise spawn_error(str(exc), reason="invalid_options") from None
         return request
@@ -156,7 +161,7 @@ class SpawnPageMixin(Configurable):
         :class:`~dkrzspawner.errors.SpawnLinkToConfirm` is raised: JupyterHub shows the form, which
         :meth:`render_options_form` fills in from the link, and the user confirms with Start."""
         try:
-            user_options = options.options_from_query(query_data)
+            user_options = form.options_from_query(query_data)
         except options.OptionsError as exc:
             raise spawn_error(str(exc), reason="invalid_options") from None
         await self.validate_options(user_options)
@@ -173,7 +178,7 @@ class SpawnPageMixin(Configurable):
                  for key, values in request.query_arguments.items() if key not in ("next", "display_name")}
         prefixed = {key[4:]: value for key, value in query.items() if key.startswith("opt-") and key[4:]}
         try:
-            return options.options_from_query(prefixed or query) or None
+            return form.options_from_query(prefixed or query) or None
         except options.OptionsError:
             return None
 
@@ -190,11 +195,10 @@ class SpawnPageMixin(Configurable):
             check_user_name(self.user.name)
         except BadUserName as exc:  # no Slurm command for this name: no form either, only why
             return f'<p class="alert alert-danger" id="dkrz-spawn-error">{html.escape(str(exc))}</p>'
-        allowance = self.allowance()
-        facts = allowance.allowed_facts(await self.cluster_facts())
-        presets = allowance.allowed_presets(self.presets_checked)
+        offer = await self.offer()
+        presets, facts = offer.presets, offer.facts
         link = self.link_options()
-        selected = options.preselect(link or self.last_user_options(), presets, facts)
+        selected = form.preselect(link or self.last_user_options(), presets, facts)
         if link:  # the link's options, not this server's last ones (the notice above the form says so)
             selected["remembered"] = False
         context = form.context(presets=presets, facts=facts, selected=selected, server_name=self.name,
@@ -261,7 +265,7 @@ class SpawnPageMixin(Configurable):
 def _options_from_form(form_data, spawner=None):
     """``Spawner.options_from_form``: the form's fields as ``user_options`` with JSON types."""
     try:
-        return options.options_from_form(form_data)
+        return form.options_from_form(form_data)
     except options.OptionsError as exc:
         raise spawn_error(str(exc), reason="invalid_options") from None
 

@@ -3,7 +3,9 @@
 The lowest layer of the package: pure functions and compiled patterns, importing nothing of dkrzspawner. Two
 directions for each unit: what a *user* may type (strict: ``memory_mb``, ``runtime_seconds``) and what *Slurm*
 prints (lenient, with its words for "no limit": ``slurm_memory_mb``, ``slurm_duration_seconds``), both read by
-the same parser; and the words people read (``human_memory``, ``human_runtime``, ``format_runtime``).
+the same parser; Slurm's own text for a checked value (``format_memory``, ``format_runtime``); and the words people
+read (``human_memory``, ``human_runtime``). :func:`account_allowed` is a partition's account rule, shared by
+:mod:`dkrzspawner.cluster` (what Slurm says) and :mod:`dkrzspawner.offer` (what a user is offered).
 """
 
 from __future__ import annotations
@@ -24,6 +26,13 @@ USER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.@-]{0,63}\$?", re.ASCII)
 
 #: the words Slurm prints for a value that is not set or not limited (compared in upper case)
 UNSET_WORDS = frozenset({"", "N/A", "NONE", "(NULL)", "UNKNOWN", "UNLIMITED", "INFINITE"})
+
+
+def account_allowed(account: str, allow_accounts: tuple[str, ...] | None, deny_accounts: tuple[str, ...]) -> bool:
+    """Whether a partition's ``AllowAccounts`` (None: every account) and ``DenyAccounts`` let ``account`` in."""
+    if account in deny_accounts:
+        return False
+    return allow_accounts is None or account in allow_accounts
 
 
 def unset(text: str | None) -> bool:
@@ -64,6 +73,11 @@ def slurm_memory_mb(text: str) -> int | None:
     if not match:
         raise ValueError(f"not a Slurm memory size: {text!r}")
     return _mb(match)
+
+
+def format_memory(mb: int) -> str:
+    """MB as Slurm's size text, as Slurm prints it itself: whole gigabytes as ``8G``, else ``7680M``."""
+    return f"{mb // 1024}G" if mb and mb % 1024 == 0 else f"{mb}M"
 
 
 def human_memory(mb: int) -> str:

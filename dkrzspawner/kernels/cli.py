@@ -39,6 +39,7 @@ from jupyter_core.paths import jupyter_data_dir
 from .. import siteconfig
 from ..cluster import Cluster
 from ..modules import ModuleCatalog
+from ..offer import Offer
 from ..options import OptionsError, check_modules
 from ..slurm import SlurmError, SlurmRunner, allocations
 from . import activation, kernelspec, system, wrap
@@ -90,10 +91,10 @@ def options_from_args(args) -> dict:
     return config
 
 
-async def _facts(runner, user: str, site: siteconfig.SiteConfig, offer: siteconfig.Offer):
+async def _facts(runner, user: str, site: siteconfig.SiteConfig, offer: Offer):
     snapshot = await Cluster(runner, ttl=0).snapshot(user)
     offered = await site.module_catalog(runner).offered(logging.getLogger("dkrz-kernel"))
-    return offer.facts(snapshot, modules=offered)
+    return offer.facts_from(snapshot, modules=offered)
 
 
 def check_options(config: dict, *, runner=None, with_slurm: bool = True):

@@ -19,10 +19,9 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from .. import options as job_options
-from ..options import ADVANCED_WORDS, Facts, OptionsError, JobRequest, check_modules
-from ..units import NAME, memory_mb, runtime_seconds
-from ..siteconfig import Offer, SiteConfig
+from ..offer import Offer
+from ..options import ADVANCED_WORDS, OptionsError, JobRequest, check_modules, plain, shown
+from ..siteconfig import SiteConfig
 from .step import PROVISIONER_ENV, SLURM_ENV_PREFIXES
 
 #: the options that describe the allocation; they go to :func:`dkrzspawner.options.validate` unchanged
@@ -84,9 +83,9 @@ def check_shape(config, offer: Offer | None = None) -> KernelOptions:
         error = exc.errors()[0]
         name = str(error["loc"][0]) if error["loc"] else "config"
         if error["type"] == "extra_forbidden":
-            raise OptionsError(name, f"Unknown option {job_options._show(name)}; allowed are "
+            raise OptionsError(name, f"Unknown option {shown(name)}; allowed are "
                                      f"{', '.join((*JOB_KEYS, 'tasks', 'modules', 'job_id', 'node'))}.") from None
-        raise OptionsError(name, f"{KERNEL_WORDS.get(name, name)}: {job_options._plain(error)}.") from None
+        raise OptionsError(name, f"{KERNEL_WORDS.get(name, name)}: {plain(error)}.") from None
 
     job_id = None
     if own.job_id is not None:
@@ -111,8 +110,8 @@ def check_shape(config, offer: Offer | None = None) -> KernelOptions:
     tasks = 1 if own.tasks is None else own.tasks
     if not 1 <= tasks <= 4096:
         raise OptionsError("tasks", "Tasks must be between 1 and 4096.")
-    if job_id is None:
-        _check_job_shape(job, offer)
+    if job_id is None:  # what the hub's validation checks before it needs Slurm's facts
+        offer.check_shape(job)
     return KernelOptions(job=job, tasks=tasks, modules=modules, job_id=job_id, node=own.node,
                          allocation_timeout=timeout)
 
@@ -121,48 +120,15 @@ def check_node(node: str | None, job_id: str, hostnames) -> str | None:
     """``node`` if it is one of the allocation's ``hostnames`` (None stays None); OptionsError otherwise."""
     if node is None or node in hostnames:
         return node
-    raise OptionsError("node", f"Node {job_options._show(node)} is not one of allocation {job_id}'s nodes "
+    raise OptionsError("node", f"Node {shown(node)} is not one of allocation {job_id}'s nodes "
                                f"({', '.join(hostnames) or 'none'}).")
-
-
-def _check_job_shape(job: dict, offer: Offer) -> None:
-    """What the hub's validation checks before it needs Slurm's facts: the group policy, the preset rules."""
-    if "partition" in job and "preset" not in job:
-        offer.allowance.check(job, offer.presets)  # the group policy needs no facts
-        if not offer.advanced:  # refused in the hub's words
-            offer.validate(job, Facts(advanced=False))
-        parsed = job_options._parse(job_options._AdvancedOptions, job, ADVANCED_WORDS)
-        for key in ("partition", "account", "reservation"):
-            value = getattr(parsed, key)
-            if value and not NAME.fullmatch(value):
-                raise OptionsError(key, f"{ADVANCED_WORDS[key]} must be a Slurm {key} name "
-                                        "(letters, digits, '_', '.', '-').")
-        for key in ("nodes", "cores"):
-            value = getattr(parsed, key)
-            if value is not None and value < 1:
-                raise OptionsError(key, f"{ADVANCED_WORDS[key]} must be at least 1.")
-        if parsed.gpus is not None and parsed.gpus < 0:
-            raise OptionsError("gpus", "GPUs must be 0 or more.")
-        if parsed.memory is not None:
-            try:
-                if memory_mb(parsed.memory) < 1:
-                    raise ValueError
-            except ValueError:
-                raise OptionsError("memory", "Memory must be a size in Slurm's units, such as 500M or 8G.") from None
-        if parsed.runtime is not None:
-            try:
-                runtime_seconds(parsed.runtime)
-            except ValueError:
-                raise OptionsError("runtime", "Runtime must look like HH:MM:SS or D-HH:MM:SS.") from None
-        return
-    # presets (or nothing, meaning the first preset): the group policy and the preset rules need no facts
-    offer.validate(job)
 
 
 def to_job_request(options: KernelOptions, offer: Offer | None = None, facts=None) -> JobRequest:
     """The allocation to ask for, validated like a spawn against the cluster ``facts`` (see
-    :meth:`~dkrzspawner.siteconfig.Offer.facts`) and what the hub offers the user (``offer``)."""
-    request = (offer or default_offer()).validate(options.job, facts)
+    :meth:`~dkrzspawner.offer.Offer.facts_from`) and what the hub offers the user (``offer``)."""
+    offer = offer or default_offer()
+    request = (offer if facts is None else offer.with_facts(facts)).validate(options.job)
     total_cores = request.nodes * request.cores
     if options.tasks > total_cores or total_cores % options.tasks:
         raise OptionsError("tasks", f"Tasks must divide the {total_cores} cores of the allocation evenly "
@@ -182,7 +148,7 @@ def env_pairs(texts) -> list[tuple[str, str]]:
     for text in texts or ():
         name, sep, value = text.partition("=")
         if not sep:
-            raise OptionsError("env", f"Env {job_options._show(text[:60])} must be NAME=VALUE.")
+            raise OptionsError("env", f"Env {shown(text[:60])} must be NAME=VALUE.")
         pairs.append((name, value))
     return pairs
 
@@ -196,7 +162,7 @@ def check_env(pairs) -> dict[str, str]:
     env: dict[str, str] = {}
     for name, value in (pairs.items() if isinstance(pairs, dict) else pairs):
         if not isinstance(name, str) or not ENV_NAME.fullmatch(name):
-            raise OptionsError("env", f"Env {job_options._show(str(name)[:60])} is not a variable name (letters, "
+            raise OptionsError("env", f"Env {shown(str(name)[:60])} is not a variable name (letters, "
                                       "digits and '_', not starting with a digit).")
         if name.startswith(SLURM_ENV_PREFIXES):
             raise OptionsError("env", f"Env {name}: Slurm's variables come from Slurm and cannot be set here "

@@ -83,7 +83,8 @@ from traitlets import Float, Unicode
 from ..cluster import Cluster
 from .. import siteconfig
 from ..modules import ModuleCatalog, ModuleSettings, job_environment
-from ..options import Facts, OptionsError, check_modules
+from ..offer import Facts, Offer
+from ..options import OptionsError, check_modules
 from ..reasons import explain_allocation_end, explain_pending, parse_slurm_time, pending_message
 from ..slurm import BASE_ENV, JobUnknown, SlurmError, SlurmRunner, allocations, cancel
 from . import kernelspec, step
@@ -262,7 +263,7 @@ class SlurmProvisioner(ModuleSettings, KernelProvisionerBase):
         self._end_checked = False  # poll() has asked Slurm about the allocation since the kernel's step ended
         self._queue_seen: tuple = ()
         #: what the hub offers this user (the site file), read at the first start
-        self._site_offer: siteconfig.Offer | None = None
+        self._site_offer: Offer | None = None
         #: the node the kernel runs on and its address (the allocation's first node unless ``node`` picks one)
         self.node: str = ""
         self.address: str = ""
@@ -280,7 +281,7 @@ class SlurmProvisioner(ModuleSettings, KernelProvisionerBase):
             self._module_catalog = key, self.new_module_catalog(self.runner, min(self.slurm_timeout, 10.0))
         return await self._module_catalog[1].offered(self.log)
 
-    def _offer(self) -> siteconfig.Offer:
+    def _offer(self) -> Offer:
         """What the hub offers this user, from the site file (read at the kernel's first start); the file's
         module settings apply to this provisioner too."""
         if self._site_offer is None:
@@ -296,7 +297,7 @@ class SlurmProvisioner(ModuleSettings, KernelProvisionerBase):
     async def _allocate(self, options: kernelspec.KernelOptions) -> Allocation:
         cluster = Cluster(self.runner, ttl=0, timeout=self.slurm_timeout)
         snapshot = await cluster.snapshot(_user())
-        facts = self._offer().facts(snapshot, modules=await self.offered_modules())
+        facts = self._offer().facts_from(snapshot, modules=await self.offered_modules())
         try:
             request = kernelspec.to_job_request(options, self._offer(), facts)
             self.modules = check_modules(options.modules, facts, request.modules)

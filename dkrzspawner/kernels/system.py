@@ -44,7 +44,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .. import modules as lmod
 from ..modules import LOAD_AND_EXEC, job_environment
-from ..options import Facts, OptionsError, check_modules
+from ..offer import Facts
+from ..options import OptionsError, check_modules
 from .kernelspec import CONTROL, check_env, check_shape
 
 

@@ -82,14 +82,14 @@ async def test_validation_refuses_with_real_facts_and_no_job(user, user_options,
 
 SLURM_REFUSES = [
     # requests that only Slurm can refuse here: built without our validation, as if facts were stale
-    ("alice", dict(partition="shared", cores=999, memory="1000M", runtime="01:00:00"), "fewer cores"),
-    ("alice", dict(partition="shared", cores=1, memory="1000M", runtime="01:00:00", account="ab0000"),
+    ("alice", dict(partition="shared", cores=999, memory_mb=1000, runtime_seconds=3600), "fewer cores"),
+    ("alice", dict(partition="shared", cores=1, memory_mb=1000, runtime_seconds=3600, account="ab0000"),
      "account may not be used"),
-    ("bob", dict(partition="shared", cores=1, memory="999G", runtime="01:00:00"), "that much memory"),
-    ("bob", dict(partition="gpu", cores=1, memory="1000M", runtime="01:00:00", gpus=3), "that many GPUs"),
-    ("carol", dict(partition="prepost", cores=1, memory="1000M", runtime="13:00:00"), "runtime is longer"),
-    ("carol", dict(partition="retired", cores=1, memory="1000M", runtime="01:00:00"), "partition does not exist"),
-    ("carol", dict(partition="gpu", cores=1, memory="1000M", runtime="01:00:00", reservation="nosuch"),
+    ("bob", dict(partition="shared", cores=1, memory_mb=1022976, runtime_seconds=3600), "that much memory"),
+    ("bob", dict(partition="gpu", cores=1, memory_mb=1000, runtime_seconds=3600, gpus=3), "that many GPUs"),
+    ("carol", dict(partition="prepost", cores=1, memory_mb=1000, runtime_seconds=46800), "runtime is longer"),
+    ("carol", dict(partition="retired", cores=1, memory_mb=1000, runtime_seconds=3600), "partition does not exist"),
+    ("carol", dict(partition="gpu", cores=1, memory_mb=1000, runtime_seconds=3600, reservation="nosuch"),
      "reservation cannot be used"),
 ]
 

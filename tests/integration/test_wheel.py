@@ -28,7 +28,7 @@ import dkrzspawner, jinja2
 from traitlets.config.loader import PyFileConfigLoader
 from dkrzspawner import dropins, script
 from dkrzspawner.kernels import cli
-from dkrzspawner.options import load_presets, load_partition_policy
+from dkrzspawner.options import load_presets, load_partition_settings
 from dkrzspawner.policy import load_policy
 
 package = Path(dkrzspawner.__file__).parent
@@ -40,7 +40,7 @@ for name in dropins.names():
                                        path=os.path.dirname(dropins.path(name))).load_config()
 site = configs["site-example"].DKRZSpawner
 presets = load_presets(site.presets)
-load_partition_policy(site.partitions)
+load_partition_settings(site.partitions)
 load_policy(site.policy, presets)
 found["site_example_presets"] = sorted(presets)
 found["services"] = sorted(s["name"] for n in ("accounts", "announcements")

@@ -7,8 +7,10 @@ import pytest
 
 from dkrzspawner import cluster
 from dkrzspawner.cluster import Access, Reservation, Snapshot
-from dkrzspawner.options import (DKRZ_PRESETS, Facts, JobRequest, OptionsError, load_partition_policy, load_presets,
-                                 make_facts, options_from_form, options_from_query, preselect, validate)
+from dkrzspawner.form import options_from_form, options_from_query, preselect
+from dkrzspawner.offer import Facts, make_facts
+from dkrzspawner.options import (DKRZ_PRESETS, JobRequest, OptionsError, load_partition_settings, load_presets,
+                                 validate)
 from tests.unit.test_cluster import SCONTROL_PARTITIONS, SCONTROL_RESTRICTED, SINFO_MIXED
 
 DEMO_POLICY = {"*": {"max_gpus": 0}, "gpu": {"max_gpus": 2, "description": "With GPUs."}}
@@ -30,7 +32,7 @@ def facts_for(user="carol", policy=DEMO_POLICY, accounts=None, default=None, adv
                                                         tuple((a, "") for a in accounts))
     snapshot = Snapshot(user=user, partitions=slurm_partitions() if partitions == "recorded" else partitions,
                         access=access, reservations=reservations)
-    return make_facts(snapshot, load_partition_policy(policy), advanced=advanced)
+    return make_facts(snapshot, load_partition_settings(policy), advanced=advanced)
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +53,9 @@ def test_the_design_example(presets):
     body = {"partition": "gpu", "account": "bb1234", "nodes": 1, "cores": 4, "memory": "8G", "gpus": 1,
             "runtime": "02:00:00", "reservation": ""}
     request = validate(body, presets, facts=facts_for("carol"))
-    assert request == JobRequest(partition="gpu", cores=4, memory="8G", runtime="02:00:00", account="bb1234",
+    assert request == JobRequest(partition="gpu", cores=4, memory_mb=8192, runtime_seconds=7200, account="bb1234",
                                  nodes=1, gpus=1, reservation=None, preset=None)
+    assert (request.memory, request.runtime) == ("8G", "02:00:00"), "Slurm's text for the batch script"
     assert request.core_hours == 8
     assert validate({"user_options": body}, presets, facts=facts_for("carol")) == request, "JupyterHub 6 body"
 
@@ -60,15 +63,17 @@ def test_the_design_example(presets):
 def test_defaults_come_from_the_partition(presets):
     request = validate({"partition": "prepost"}, presets, facts=facts_for("alice"))
     # 16000 MB / 8 cores per node = 2000M per core; Slurm's DefaultTime 01:00:00; the user's default account
-    assert request == JobRequest(partition="prepost", cores=1, memory="2000M", runtime="01:00:00",
+    assert request == JobRequest(partition="prepost", cores=1, memory_mb=2000, runtime_seconds=3600,
                                  account="bb1234", nodes=1, gpus=0, reservation=None)
+    assert (request.memory, request.runtime) == ("2000M", "01:00:00")
     assert validate({"partition": "gpu", "cores": 3}, presets, facts=facts_for("alice")).memory == "6000M"
 
 
 def test_site_defaults_win_over_slurms(presets):
     policy = {"shared": {"default_runtime": "04:00:00", "default_cores": 2, "memory_per_core": "1G"}}
     request = validate({"partition": "shared"}, presets, facts=facts_for("alice", policy=policy))
-    assert (request.cores, request.memory, request.runtime) == (2, "2048M", "04:00:00")
+    assert (request.cores, request.memory_mb, request.runtime) == (2, 2048, "04:00:00")
+    assert request.memory == "2G", "Slurm's text for whole gigabytes, as Slurm prints it"
 
 
 def test_explicit_nulls_mean_defaults(presets):
@@ -303,7 +308,7 @@ def test_max_memory_per_core(presets):
 ])
 def test_bad_partition_policy_names_the_partition(config, words):
     with pytest.raises(ValueError) as info:
-        load_partition_policy(config)
+        load_partition_settings(config)
     for word in words:
         assert word in str(info.value)
 

@@ -9,7 +9,8 @@ from html.parser import HTMLParser
 import pytest
 
 from dkrzspawner import form
-from dkrzspawner.options import DKRZ_PRESETS, load_presets, options_from_form, preselect, validate
+from dkrzspawner.form import options_from_form, preselect
+from dkrzspawner.options import DKRZ_PRESETS, load_presets, validate
 from tests.unit.test_advanced_options import facts_for
 
 

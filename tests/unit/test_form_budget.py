@@ -8,7 +8,8 @@ import json
 import pytest
 
 from dkrzspawner import form
-from dkrzspawner.options import DKRZ_PRESETS, load_presets, preselect
+from dkrzspawner.form import preselect
+from dkrzspawner.options import DKRZ_PRESETS, load_presets
 from tests.unit.test_advanced_options import facts_for
 from tests.unit.test_form import Page
 

@@ -6,7 +6,8 @@ import pytest
 
 from dkrzspawner.cluster import Access
 from dkrzspawner.kernels import kernelspec
-from dkrzspawner.options import Facts, OptionsError, PartitionLimits
+from dkrzspawner.offer import Facts, PartitionLimits
+from dkrzspawner.options import OptionsError
 from dkrzspawner.slurm import allocations
 
 
@@ -40,7 +41,7 @@ def test_good_shapes(config):
     ({"preset": "shared", "account": "bb1234\n#SBATCH -p gpu"}, "account", "Account must be"),
     ({"partition": "sha red"}, "partition", "Partition must be"),
     ({"partition": "shared", "memory": "8 GB"}, "memory", "Memory must be a size"),
-    ({"partition": "shared", "memory": "0"}, "memory", "Memory must be a size"),
+    ({"partition": "shared", "memory": "0"}, "memory", "Memory must be at least 1M"),  # the hub's sentence
     ({"partition": "shared", "runtime": "2h"}, "runtime", "Runtime must look like"),
     ({"partition": "shared", "cores": 0}, "cores", "Cores must be at least 1"),
     ({"partition": "shared", "gpus": -1}, "gpus", "GPUs must be 0 or more"),

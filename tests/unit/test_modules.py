@@ -6,8 +6,10 @@ import logging
 
 import pytest
 
-from dkrzspawner import modules, options, script
-from dkrzspawner.options import Facts, OptionsError, PartitionLimits, check_modules, options_from_form, validate
+from dkrzspawner import form, modules, options, script
+from dkrzspawner.form import options_from_form
+from dkrzspawner.offer import Facts, PartitionLimits
+from dkrzspawner.options import OptionsError, check_modules, validate
 from dkrzspawner.slurm import Result, SlurmUnreachable
 
 # lmod bash --terse avail, recorded on the local cluster (Lmod 8.6.19 writes the list to stderr)
@@ -173,8 +175,8 @@ def test_admins_module_names_are_checked_when_the_config_is_read():
     with pytest.raises(ValueError, match="not a module name"):
         options.load_presets({"x": {"display_name": "X", "partition": "shared", "modules": ["a b"]}})
     with pytest.raises(ValueError, match="not a module name"):
-        options.load_partition_policy({"shared": {"modules": ["a;b"]}})
-    assert options.load_partition_policy({"shared": {"modules": ["example/1.0"]}})["shared"].modules == \
+        options.load_partition_settings({"shared": {"modules": ["a;b"]}})
+    assert options.load_partition_settings({"shared": {"modules": ["example/1.0"]}})["shared"].modules == \
         ("example/1.0",)
 
 
@@ -188,14 +190,14 @@ def test_the_multi_select_sends_a_list_kept_in_advanced_mode_only():
 
 def test_a_spawn_url_takes_modules_repeated_or_comma_separated():
     query = {"partition": ["gpu"], "modules": ["tools/1.0,example/2.0", "broken"]}
-    assert options.options_from_query(query) == {"partition": "gpu",
+    assert form.options_from_query(query) == {"partition": "gpu",
                                                  "modules": ["tools/1.0", "example/2.0", "broken"]}
 
 
 def test_the_last_modules_are_preselected_when_still_offered():
     last = {"partition": "gpu", "modules": ["tools/1.0"]}
-    assert options.preselect(last, PRESETS, facts())["modules"] == ["tools/1.0"]
-    assert options.preselect({"partition": "gpu", "modules": ["gone/1.0"]}, PRESETS, facts())["modules"] == []
+    assert form.preselect(last, PRESETS, facts())["modules"] == ["tools/1.0"]
+    assert form.preselect({"partition": "gpu", "modules": ["gone/1.0"]}, PRESETS, facts())["modules"] == []
 
 
 # -- the batch script --------------------------------------------------------------------------------------

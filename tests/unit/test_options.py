@@ -38,8 +38,9 @@ def test_default_presets_load(presets):
 
 def test_shared_two_cores(presets):
     request = validate({"preset": "shared", "cores": 2}, presets)
-    assert request == JobRequest(partition="shared", cores=2, memory="5000M", runtime="06:00:00",
+    assert request == JobRequest(partition="shared", cores=2, memory_mb=5000, runtime_seconds=6 * 3600,
                                  account=None, nodes=1, gpus=0, reservation=None, preset="shared")
+    assert (request.memory, request.runtime) == ("5000M", "06:00:00"), "Slurm's text for the batch script"
     assert request.memory_mb == 5000
     assert request.core_hours == 12
 

@@ -9,7 +9,7 @@ import pytest
 from tornado import web
 
 from dkrzspawner import policy, spawnpolicy
-from dkrzspawner.options import DKRZ_PRESETS, OptionsError, load_presets
+from dkrzspawner.options import DKRZ_PRESETS, OptionsError, load_presets, unwrap
 from dkrzspawner.policy import Allowance, allowance_for, check_server_counts, load_policy
 from tests.unit.test_spawnpage import PageSpawner, make_spawner
 
@@ -99,7 +99,7 @@ STUDENT = allowance_for(load_policy(POLICY, PRESETS), {"students"})
 ])
 def test_check_refuses_what_the_groups_do_not_allow(user_options, field, message):
     with pytest.raises(OptionsError) as refused:
-        STUDENT.check(user_options, PRESETS)
+        STUDENT.check(unwrap(user_options), PRESETS)  # the Offer unwraps once, then checks (see test_offer.py)
     assert (refused.value.field, str(refused.value)) == (field, message)
 
 

@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import re
 import shlex
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -77,7 +78,7 @@ def expected_sbatch(request: JobRequest, settings=SETTINGS) -> list[str]:
     return lines
 
 
-SHARED_2 = JobRequest(partition="shared", cores=2, memory="5000M", runtime="06:00:00", preset="shared")
+SHARED_2 = JobRequest(partition="shared", cores=2, memory_mb=5000, runtime_seconds=6 * 3600, preset="shared")
 
 
 def test_the_job_sets_its_own_umask_first():
@@ -179,8 +180,11 @@ def test_path_is_shell_quoted():
                                    "partition", "account", "memory", "runtime", "reservation"])
 def test_newline_or_control_character_is_refused(where, value):
     request, settings = SHARED_2, {}
-    if where in ("partition", "account", "memory", "runtime", "reservation"):
+    if where in ("partition", "account", "reservation"):
         request = dataclasses.replace(SHARED_2, **{where: value})
+    elif where in ("memory", "runtime"):  # numbers in a JobRequest; the text the template reads, from elsewhere
+        request = SimpleNamespace(**{**dataclasses.asdict(SHARED_2), "memory": SHARED_2.memory,
+                                     "runtime": SHARED_2.runtime, where: value})
     elif where == "command":
         settings["command"] = ["jupyterhub-singleuser", value]
     elif where == "export_names":
@@ -302,8 +306,8 @@ def _expected_request(body, accounts) -> JobRequest:
     assert account is None or ACCOUNT_NAME.fullmatch(account)
     assert isinstance(runtime, str) and re.fullmatch(r"([0-9]{1,2}-)?[0-9]{1,2}:[0-5][0-9]:[0-5][0-9]", runtime)
     assert 60 <= runtime_seconds(runtime) <= 12 * 3600
-    return JobRequest(partition=preset.partition, cores=cores, memory=f"{cores * 2500}M",
-                      runtime=format_runtime(runtime_seconds(runtime)), account=account, preset=options["preset"])
+    return JobRequest(partition=preset.partition, cores=cores, memory_mb=cores * 2500,
+                      runtime_seconds=runtime_seconds(runtime), account=account, preset=options["preset"])
 
 
 def _check_rendered(text: str, request: JobRequest):

@@ -157,7 +157,7 @@ def test_kernel_groups_are_unix_groups_and_the_hub_groups_passed_to_the_job(monk
 
 # -- kernels: the site's presets, partitions and group policy, in the hub's words --------------------------------
 async def kernel_facts(offer):
-    return offer.facts(await Cluster(KernelRunner(), ttl=0).snapshot("alice"))
+    return offer.facts_from(await Cluster(KernelRunner(), ttl=0).snapshot("alice"))
 
 
 async def test_a_kernel_gets_a_preset_that_is_not_dkrzs(site_file):
@@ -331,7 +331,7 @@ async def test_the_hub_takes_every_setting_from_the_file(monkeypatch, tmp_path, 
     assert list(spawner.presets_checked) == ["tiny", "small"]
     html = await spawner.render_options_form()
     assert "Tiny" in html and "Small" not in html, "the form offers the site's presets that students may use"
-    assert set(spawner.partition_policy) == {"*", "gpu"}
+    assert set(spawner.partition_settings) == {"*", "gpu"}
     assert set(spawner.policy_checked.groups) == {"students", "gpu-users"}
     path = write(tmp_path, "advanced_options = false\nlmod_command = '/sw/lmod'\nmodule_path = ['/sw/m']\n"
                            "modules_init = '/sw/init/bash'\n", "modules.toml")
