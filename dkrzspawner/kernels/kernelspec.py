@@ -3,13 +3,14 @@
 A kernelspec's ``metadata.kernel_provisioner.config`` holds what the user asked for, for example
 ``{"preset": "shared", "cores": 2}`` or ``{"partition": "gpu", "gpus": 1, "runtime": "02:00:00", "tasks": 2}``
 or ``{"job_id": "1234"}`` (run in an allocation that exists already). Checking happens twice, both times
-through the hub's own validation (:mod:`dkrzspawner.options`, one code path with the spawn form):
+through the hub's own validation (:class:`~dkrzspawner.offer.Offer`, one code path with the spawn form):
 :func:`check_shape` needs no Slurm (unknown keys, wrong types, malformed sizes and durations, newlines, preset
-rules; a request refused here never reaches Slurm), :func:`to_job_request` adds the cluster facts
-(partitions and limits, the user's accounts, reservations). ``node`` (with ``job_id`` only) picks the node of
-that allocation the kernel runs on; :func:`check_node` checks it against the allocation's nodes once Slurm has
-named them. :func:`check_env` checks the variables a user puts in a kernelspec's ``env``. Pure: runs no
-command; imports the core's options, offer and units, and :mod:`.step` (the variables the step sets).
+rules: :meth:`~dkrzspawner.offer.Offer.check_shape`; a request refused here never reaches Slurm), then
+:func:`to_job_request` adds the cluster facts (partitions and limits, the user's accounts, reservations).
+``node`` (with ``job_id`` only) picks the node of that allocation the kernel runs on; :func:`check_node` checks
+it against the allocation's nodes once Slurm has named them. :func:`check_env` checks the variables a user puts
+in a kernelspec's ``env``. Pure: runs no command; imports the core's options, offer and site file (for the
+default offer), and :mod:`.step` (the variables the step sets).
 """
 
 from __future__ import annotations
