@@ -19,6 +19,12 @@ from .runner import JobUnknown, UnexpectedOutput, parsed
 #: the command that holds a kernel's allocation: ``salloc`` runs it on this host once the allocation is granted
 #: and gives the allocation back when it exits; it exits when its stdin (a pipe from the provisioner) closes
 KEEPER = ("cat",)
+#: squeue's formats: a waiting job, where a job runs, how it ended (or that it runs), its steps; its shape
+WAITING_FORMAT = "%T|%r|%S"
+PLACEMENT_FORMAT = "%T|%N|%C|%D|%L"
+END_FORMAT = "%T|%r|%l"
+STEPS_FORMAT = "%i|%j"
+SHAPE_FIELDS = "NumTasks:|,cpus-per-task:|,NodeList:"
 #: job steps Slurm makes by itself (not a kernel's)
 SLURM_STEPS = frozenset({"extern", "batch", "interactive"})
 
@@ -95,7 +101,7 @@ def parse_waiting(text: str) -> Waiting:
 
 async def waiting(runner, job_id: str, timeout: float) -> Waiting:
     """Why the job waits and when it may start. Raises the runner's errors, UnexpectedOutput for garbage."""
-    argv = ["squeue", "-h", "-j", job_id, "-o", "%T|%r|%S"]
+    argv = ["squeue", "-h", "-j", job_id, "-o", WAITING_FORMAT]
     return parsed(parse_waiting, (await runner.run(argv, timeout=timeout)).stdout, argv)
 
 
@@ -124,7 +130,7 @@ def parse_placement(text: str) -> Placement:
 
 async def placement(runner, job_id: str, timeout: float) -> Placement:
     """Where the job runs. Raises the runner's errors, UnexpectedOutput for garbage."""
-    argv = ["squeue", "-h", "-j", job_id, "-o", "%T|%N|%C|%D|%L"]
+    argv = ["squeue", "-h", "-j", job_id, "-o", PLACEMENT_FORMAT]
     return parsed(parse_placement, (await runner.run(argv, timeout=timeout)).stdout, argv)
 
 
@@ -147,7 +153,7 @@ async def end_state(runner, job_id: str, timeout: float) -> EndState:
 
     Raises the runner's other errors (Slurm could not be asked: nothing is known), UnexpectedOutput for garbage.
     """
-    argv = ["squeue", "-h", "-t", "all", "-j", job_id, "-o", "%T|%r|%l"]
+    argv = ["squeue", "-h", "-t", "all", "-j", job_id, "-o", END_FORMAT]
     try:
         out = (await runner.run(argv, timeout=timeout)).stdout
     except JobUnknown:
@@ -180,7 +186,7 @@ async def steps(runner, job_id: str, timeout: float) -> list[Step]:
     """The allocation's job steps. Raises the runner's errors (:class:`~dkrzspawner.slurm.JobUnknown` when Slurm
     no longer knows the job), UnexpectedOutput for output that is not a list of steps: never an empty list on
     a guess."""
-    argv = ["squeue", "-h", "-s", "-j", job_id, "-o", "%i|%j"]
+    argv = ["squeue", "-h", "-s", "-j", job_id, "-o", STEPS_FORMAT]
     return parsed(parse_steps, (await runner.run(argv, timeout=timeout)).stdout, argv)
 
 
@@ -203,7 +209,7 @@ class JobShape:
 
 
 def parse_job_shape(text: str) -> tuple[int, int, str]:
-    """``squeue -h -j ID -O NumTasks:|,cpus-per-task:|,NodeList:`` as (tasks, cpus per task, node list)."""
+    """``squeue -h -j ID -O`` :data:`SHAPE_FIELDS` as (tasks, cpus per task, node list)."""
     fields = [part.strip() for part in text.strip().split("|")]
     if len(fields) != 3 or not fields[0].isdigit() or not fields[2]:
         raise ValueError(f"unexpected squeue output {text.strip()[:100]!r}")
@@ -221,8 +227,7 @@ async def hostnames(runner, nodelist: str, timeout: float) -> tuple[str, ...]:
 
 async def shape_of(runner, job_id: str, timeout: float) -> JobShape:
     """The allocation's tasks, CPUs per task and nodes; raises the runner's errors (SlurmError) otherwise."""
-    out = (await runner.run(["squeue", "-h", "-j", job_id, "-O", "NumTasks:|,cpus-per-task:|,NodeList:"],
-                            timeout=timeout)).stdout
+    out = (await runner.run(["squeue", "-h", "-j", job_id, "-O", SHAPE_FIELDS], timeout=timeout)).stdout
     try:
         tasks, cpus, nodelist = parse_job_shape(out)
     except ValueError as exc:
