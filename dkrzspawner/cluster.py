@@ -156,6 +156,8 @@ class Reservation:
         return True
 
     def ended(self, now: datetime.datetime) -> bool:
+        """Whether its end time has passed; an end Slurm did not print readably counts as not passed (it is
+        offered, and Slurm decides)."""
         try:
             return datetime.datetime.strptime(self.end, "%Y-%m-%dT%H:%M:%S") <= now
         except ValueError:

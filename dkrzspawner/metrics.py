@@ -53,7 +53,7 @@ SERVERS = Gauge(
 
 
 def publish_servers(statuses) -> None:
-    """Set :data:`SERVERS` from the watcher's known jobs (a :class:`~dkrzspawner.watcher.JobStatus` or None
+    """Set :data:`SERVERS` from the watcher's known jobs (a :class:`~dkrzspawner.slurm.jobs.JobStatus` or None
     each); jobs that are over are not counted, and label sets no longer present are removed."""
     counts = Counter()
     for status in statuses:

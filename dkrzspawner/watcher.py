@@ -1,8 +1,11 @@
 """One batched Slurm query per interval for every job the hub knows.
 
 Spawners never ask Slurm about their job themselves: they register the job id here and read the last
-status. A failed, slow or garbled query changes nothing; a job counts as ended only when Slurm says so
-(squeue's state, or the job missing from a successful squeue and then sacct's final state).
+status. A failed, slow or garbled query changes nothing (it is logged and kept in :attr:`JobWatcher.last_error`);
+a job counts as ended only when Slurm says so (squeue's state, or the job missing from a successful squeue and
+then sacct's final state). The queries themselves are :mod:`dkrzspawner.slurm.jobs`' (``job_states``,
+``queue_order``, ``accounted_states``): this module builds no command line. Knows nothing of JupyterHub; imports
+only :mod:`dkrzspawner.slurm` and :mod:`dkrzspawner.metrics`.
 """
 
 from __future__ import annotations

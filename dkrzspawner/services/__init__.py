@@ -4,4 +4,6 @@
 - :mod:`~dkrzspawner.services.accounts`: a user's Slurm accounts, core-hours used and the budget left.
 
 Each is switched on by its own shipped drop-in file (``share/jupyterhub_config.d/``, see ``dkrzspawner.dropins``).
+Services import the core (:mod:`dkrzspawner.budgets`, :mod:`dkrzspawner.slurm`), never the other way: nothing
+of the core imports it (only the shipped drop-ins do).
 """

@@ -67,6 +67,7 @@ class JobStatus:
 
     @property
     def running(self) -> bool:
+        """Slurm says the job runs."""
         return self.state == "RUNNING"
 
 

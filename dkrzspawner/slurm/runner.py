@@ -2,7 +2,9 @@
 
 Knows nothing of JupyterHub. Failures are typed so that callers can tell "Slurm could not be asked"
 (:class:`SlurmUnreachable`) from "Slurm said no" (:class:`SlurmRejected`) and "no such job"
-(:class:`JobUnknown`). A caller must never read an unreachable controller as a dead job.
+(:class:`JobUnknown`). A caller must never read an unreachable controller as a dead job. Which commands are run
+is the callers' business (the job commands: :mod:`.jobs`). Imports only :mod:`dkrzspawner.units` and
+:mod:`dkrzspawner.metrics`.
 """
 
 from __future__ import annotations

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import time
+from pathlib import Path
 
 import pytest
 
@@ -382,3 +384,53 @@ def test_ended_states():
     assert JobStatus("1", "TIMEOUT").over and not JobStatus("1", "RUNNING").over
 
 
+
+
+# -- the sudoers drop-in allows exactly what these functions run as a user -------------------------------------
+SUDOERS = Path(__file__).resolve().parents[2] / "dkrzspawner" / "share" / "sudoers.d" / "dkrzspawner"
+
+
+def sudoers_rules() -> dict[str, list]:
+    """The shipped rules by program: a literal argument string, or a compiled ``^...$`` pattern (sudo's regular
+    expressions, with POSIX classes turned into Python's)."""
+    text = re.sub(r"\\\n\s*", "", SUDOERS.read_text())
+    rules: dict[str, list] = {}
+    for line in text.splitlines():
+        if not line.startswith("Cmnd_Alias"):
+            continue
+        for entry in re.split(r"(?<!\\),\s*", line.split("=", 1)[1].strip()):
+            path, _, args = entry.partition(" ")
+            if args.startswith("^"):
+                rule = re.compile(args.replace("[:space:]", r"\s"))
+            else:
+                rule = args
+            rules.setdefault(os.path.basename(path), []).append(rule)
+    return rules
+
+
+def allowed(argv) -> bool:
+    program, args = argv[0], " ".join(argv[1:])
+    return any(rule.fullmatch(args) if isinstance(rule, re.Pattern) else rule == args
+               for rule in sudoers_rules().get(program, []))
+
+
+async def test_what_runs_as_a_user_is_what_the_sudoers_rules_allow():
+    runner = FakeRunner("100")
+    await jobs.submit(runner, SCRIPT, user="alice", env={})
+    await jobs.test_only(runner, SCRIPT, user="alice", env={})
+    await jobs.cancel(runner, "4711", user="alice")
+    await jobs.output_tail(runner, "alice", "/home/alice/.jupyterhub-slurm-42.log", 20)
+    runner.answer = ""
+    await jobs.job_states(runner, ["11", "12", "13"], user="alice")
+    await jobs.accounted_states(runner, ["11", "12"], user="alice")
+    as_user = [argv for argv, user, *_ in runner.calls if user is not None]
+    assert [argv[0] for argv in as_user] == ["sbatch", "sbatch", "scancel", "find", "dd", "squeue", "sacct"]
+    for argv in as_user:
+        assert allowed(argv), f"the sudoers drop-in does not allow {argv}"
+
+
+def test_the_sudoers_rules_refuse_what_no_function_runs():
+    assert not allowed(["scancel", "--signal=KILL", "1"])
+    assert not allowed(["scancel", "1", "2"])
+    assert not allowed(["squeue", "-h", "-t", "all", "-u", "alice", "-o", "%i|%k"]), "find_tagged runs as the hub"
+    assert not allowed(["sacct", "-X", "-n", "-P", "-j", "5", "-o", SACCT_FORMAT, "--batch-script"])
