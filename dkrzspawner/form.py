@@ -29,6 +29,165 @@ TEMPLATE = "options_form.html"
 TEMPLATES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
 
 
+
+# -- form and URL input ------------------------------------------------------------------------------------
+#: form fields of each mode; everything else in a form is passed on, so that validation refuses it
+PRESET_FORM_FIELDS = ("preset", "preset_runtime")
+ADVANCED_FORM_FIELDS = ("partition", "nodes", "cores", "memory", "gpus", "runtime", "reservation")
+INTEGER_FIELDS = ("nodes", "cores", "gpus")
+FORM_IGNORED = ("_xsrf",)
+#: fields that may be sent several times (a multi-select) or as one comma-separated text
+LIST_FIELDS = ("modules",)
+
+
+def _single(form: dict, key: str):
+    values = form[key]
+    if not isinstance(values, (list, tuple)):
+        return values
+    if len(values) != 1:
+        raise OptionsError(key, f"The field {shown(key)} must be sent exactly once.")
+    return values[0]
+
+
+def _integer(value):
+    """A whole number typed in a form, else the text unchanged (validation then names the field)."""
+    if isinstance(value, str) and re.fullmatch(r"[0-9]{1,9}", value, re.ASCII):
+        return int(value)
+    return value
+
+
+def _text(value):
+    return value.strip(" \t") if isinstance(value, str) else value
+
+
+def _names(values) -> list:
+    """A multi-select's values, or comma-separated names in one field, as a list without empty entries."""
+    values = values if isinstance(values, (list, tuple)) else [values]
+    names = []
+    for value in values:
+        parts = value.split(",") if isinstance(value, str) else [value]
+        names += [_text(part) for part in parts if _text(part) != ""]
+    return names
+
+
+def options_from_form(form: dict) -> dict:
+    """The spawn form's fields (each a list of strings) as ``user_options`` with JSON types.
+
+    ``mode`` picks the tab: ``preset`` uses ``preset`` (``name`` or ``name:cores``) and ``preset_runtime``;
+    ``advanced`` uses ``partition``, ``nodes``, ``cores``, ``memory``, ``gpus``, ``runtime``, ``reservation`` and
+    ``modules`` (several values), dropping the empty ones. ``account`` serves both; empty means the default account.
+    """
+    values = {key: _text(_single(form, key)) for key in form if key not in (*FORM_IGNORED, *LIST_FIELDS)}
+    modules = _names(form.get("modules", []))
+    mode = values.pop("mode", None)
+    if mode is None:
+        mode = "advanced" if "partition" in values and "preset" not in values else "preset"
+    if mode not in ("preset", "advanced"):
+        raise OptionsError("mode", "Mode must be preset or advanced.")
+    account = values.pop("account", "")
+    options = {}
+    if mode == "preset":
+        choice = values.pop("preset", "")
+        name, sep, cores = choice.rpartition(":") if isinstance(choice, str) and ":" in choice else (choice, "", "")
+        options["preset"] = name
+        if sep:
+            options["cores"] = _integer(cores)
+        runtime = values.pop("preset_runtime", "")
+        if runtime != "":
+            options["runtime"] = runtime
+        for key in ADVANCED_FORM_FIELDS:
+            values.pop(key, None)
+    else:
+        for key in ADVANCED_FORM_FIELDS:
+            value = values.pop(key, "")
+            if value != "":
+                options[key] = _integer(value) if key in INTEGER_FIELDS else value
+        if modules:
+            options["modules"] = modules
+        for key in PRESET_FORM_FIELDS:
+            values.pop(key, None)
+    if account != "":
+        options["account"] = account
+    options.update(values)  # anything unknown: validation refuses it by name
+    return options
+
+
+def options_from_query(query: dict) -> dict:
+    """Spawn-URL arguments (JupyterHub strips the ``opt-`` prefix) as ``user_options``.
+
+    Keys are the ``user_options`` keys (``?opt-preset=shared&opt-cores=2``); empty values are dropped and
+    ``nodes``, ``cores`` and ``gpus`` become numbers. A URL with ``mode`` is read like the form.
+    """
+    if "mode" in query:
+        return options_from_form(query)
+    options = {}
+    for key in query:
+        if key in LIST_FIELDS:
+            if _names(query[key]):
+                options[key] = _names(query[key])
+            continue
+        value = _text(_single(query, key))
+        if value == "":
+            continue
+        options[key] = _integer(value) if key in INTEGER_FIELDS else value
+    return options
+
+
+# -- what the form preselects ------------------------------------------------------------------------------
+def preselect(last_options, presets: dict[str, Preset], facts: Facts | None) -> dict:
+    """The form's starting values: the server's last options, re-validated, each refused field falling back
+    to its default. Returns ``mode``, ``preset``, ``cores`` (per preset), ``preset_runtime``, ``account``,
+    and the advanced fields as the texts to show (``partition``, ``nodes``, ``cores_advanced``, ...)."""
+    options = dict(last_options) if isinstance(last_options, dict) else {}
+    try:
+        options = dict(unwrap(options))
+    except OptionsError:
+        options = {}
+    remembered = bool(options)
+    for _ in range(len(options) + 1):
+        if not options:
+            break
+        try:
+            validate(options, presets, facts=facts)
+            break
+        except OptionsError as error:
+            if error.field in options and error.field not in ("preset", "partition"):
+                options.pop(error.field)
+            else:
+                options = {}
+    advanced = "partition" in options and "preset" not in options
+    first = next(iter(presets))
+    chosen = options.get("preset", first) if not advanced else first
+    cores = {key: preset.cores[0] for key, preset in presets.items()}
+    if not advanced and "cores" in options:
+        cores[chosen] = options["cores"]
+    visible = facts.visible() if facts is not None else []
+    access = facts.access if facts is not None else None
+    default_account = getattr(access, "default_account", None) or ""
+
+    def text(key):
+        value = options.get(key) if advanced else None
+        return "" if value is None else str(value)
+
+    return {
+        "mode": "advanced" if advanced else "preset",
+        "remembered": remembered and bool(options),
+        "preset": chosen,
+        "cores": cores,
+        "preset_runtime": "" if advanced else str(options.get("runtime") or ""),
+        "account": options.get("account") or default_account,
+        "partition": options.get("partition") if advanced else (visible[0].name if visible else ""),
+        "nodes": text("nodes"),
+        "cores_advanced": text("cores"),
+        "memory": text("memory"),
+        "gpus": text("gpus"),
+        "runtime": text("runtime"),
+        "reservation": text("reservation"),
+        "modules": list(options.get("modules") or []) if advanced else [],
+    }
+
+
+# -- rendering -------------------------------------------------------------------------------------------
 @functools.lru_cache(maxsize=16)
 def environment(extra_paths: tuple[str, ...] = ()) -> jinja2.Environment:
     """The form's template environment (cached per list of site folders)."""
@@ -243,160 +402,3 @@ def budget_view(budgets: dict[str, dict], account: str, cost: float) -> dict | N
 def render(ctx: dict, *, template: str = TEMPLATE, extra_paths=()) -> str:
     """The form's HTML."""
     return environment(tuple(extra_paths)).get_template(template).render(**ctx)
-
-
-# -- form and URL input ------------------------------------------------------------------------------------
-#: form fields of each mode; everything else in a form is passed on, so that validation refuses it
-PRESET_FORM_FIELDS = ("preset", "preset_runtime")
-ADVANCED_FORM_FIELDS = ("partition", "nodes", "cores", "memory", "gpus", "runtime", "reservation")
-INTEGER_FIELDS = ("nodes", "cores", "gpus")
-FORM_IGNORED = ("_xsrf",)
-#: fields that may be sent several times (a multi-select) or as one comma-separated text
-LIST_FIELDS = ("modules",)
-
-
-def _single(form: dict, key: str):
-    values = form[key]
-    if not isinstance(values, (list, tuple)):
-        return values
-    if len(values) != 1:
-        raise OptionsError(key, f"The field {shown(key)} must be sent exactly once.")
-    return values[0]
-
-
-def _integer(value):
-    """A whole number typed in a form, else the text unchanged (validation then names the field)."""
-    if isinstance(value, str) and re.fullmatch(r"[0-9]{1,9}", value, re.ASCII):
-        return int(value)
-    return value
-
-
-def _text(value):
-    return value.strip(" \t") if isinstance(value, str) else value
-
-
-def _names(values) -> list:
-    """A multi-select's values, or comma-separated names in one field, as a list without empty entries."""
-    values = values if isinstance(values, (list, tuple)) else [values]
-    names = []
-    for value in values:
-        parts = value.split(",") if isinstance(value, str) else [value]
-        names += [_text(part) for part in parts if _text(part) != ""]
-    return names
-
-
-def options_from_form(form: dict) -> dict:
-    """The spawn form's fields (each a list of strings) as ``user_options`` with JSON types.
-
-    ``mode`` picks the tab: ``preset`` uses ``preset`` (``name`` or ``name:cores``) and ``preset_runtime``;
-    ``advanced`` uses ``partition``, ``nodes``, ``cores``, ``memory``, ``gpus``, ``runtime``, ``reservation`` and
-    ``modules`` (several values), dropping the empty ones. ``account`` serves both; empty means the default account.
-    """
-    values = {key: _text(_single(form, key)) for key in form if key not in (*FORM_IGNORED, *LIST_FIELDS)}
-    modules = _names(form.get("modules", []))
-    mode = values.pop("mode", None)
-    if mode is None:
-        mode = "advanced" if "partition" in values and "preset" not in values else "preset"
-    if mode not in ("preset", "advanced"):
-        raise OptionsError("mode", "Mode must be preset or advanced.")
-    account = values.pop("account", "")
-    options = {}
-    if mode == "preset":
-        choice = values.pop("preset", "")
-        name, sep, cores = choice.rpartition(":") if isinstance(choice, str) and ":" in choice else (choice, "", "")
-        options["preset"] = name
-        if sep:
-            options["cores"] = _integer(cores)
-        runtime = values.pop("preset_runtime", "")
-        if runtime != "":
-            options["runtime"] = runtime
-        for key in ADVANCED_FORM_FIELDS:
-            values.pop(key, None)
-    else:
-        for key in ADVANCED_FORM_FIELDS:
-            value = values.pop(key, "")
-            if value != "":
-                options[key] = _integer(value) if key in INTEGER_FIELDS else value
-        if modules:
-            options["modules"] = modules
-        for key in PRESET_FORM_FIELDS:
-            values.pop(key, None)
-    if account != "":
-        options["account"] = account
-    options.update(values)  # anything unknown: validation refuses it by name
-    return options
-
-
-def options_from_query(query: dict) -> dict:
-    """Spawn-URL arguments (JupyterHub strips the ``opt-`` prefix) as ``user_options``.
-
-    Keys are the ``user_options`` keys (``?opt-preset=shared&opt-cores=2``); empty values are dropped and
-    ``nodes``, ``cores`` and ``gpus`` become numbers. A URL with ``mode`` is read like the form.
-    """
-    if "mode" in query:
-        return options_from_form(query)
-    options = {}
-    for key in query:
-        if key in LIST_FIELDS:
-            if _names(query[key]):
-                options[key] = _names(query[key])
-            continue
-        value = _text(_single(query, key))
-        if value == "":
-            continue
-        options[key] = _integer(value) if key in INTEGER_FIELDS else value
-    return options
-
-
-# -- what the form preselects ------------------------------------------------------------------------------
-def preselect(last_options, presets: dict[str, Preset], facts: Facts | None) -> dict:
-    """The form's starting values: the server's last options, re-validated, each refused field falling back
-    to its default. Returns ``mode``, ``preset``, ``cores`` (per preset), ``preset_runtime``, ``account``,
-    and the advanced fields as the texts to show (``partition``, ``nodes``, ``cores_advanced``, ...)."""
-    options = dict(last_options) if isinstance(last_options, dict) else {}
-    try:
-        options = dict(unwrap(options))
-    except OptionsError:
-        options = {}
-    remembered = bool(options)
-    for _ in range(len(options) + 1):
-        if not options:
-            break
-        try:
-            validate(options, presets, facts=facts)
-            break
-        except OptionsError as error:
-            if error.field in options and error.field not in ("preset", "partition"):
-                options.pop(error.field)
-            else:
-                options = {}
-    advanced = "partition" in options and "preset" not in options
-    first = next(iter(presets))
-    chosen = options.get("preset", first) if not advanced else first
-    cores = {key: preset.cores[0] for key, preset in presets.items()}
-    if not advanced and "cores" in options:
-        cores[chosen] = options["cores"]
-    visible = facts.visible() if facts is not None else []
-    access = facts.access if facts is not None else None
-    default_account = getattr(access, "default_account", None) or ""
-
-    def text(key):
-        value = options.get(key) if advanced else None
-        return "" if value is None else str(value)
-
-    return {
-        "mode": "advanced" if advanced else "preset",
-        "remembered": remembered and bool(options),
-        "preset": chosen,
-        "cores": cores,
-        "preset_runtime": "" if advanced else str(options.get("runtime") or ""),
-        "account": options.get("account") or default_account,
-        "partition": options.get("partition") if advanced else (visible[0].name if visible else ""),
-        "nodes": text("nodes"),
-        "cores_advanced": text("cores"),
-        "memory": text("memory"),
-        "gpus": text("gpus"),
-        "runtime": text("runtime"),
-        "reservation": text("reservation"),
-        "modules": list(options.get("modules") or []) if advanced else [],
-    }

@@ -1,7 +1,8 @@
-"""Render the batch script: pure, data in and text out.
+"""Render the batch script: pure, data in and text out; imports nothing of dkrzspawner.
 
-Only values of a validated :class:`~dkrzspawner.options.JobRequest` and the spawner's own settings reach
-the template; as a last guard, any value with a line break or control character stops the rendering.
+Only values of a validated :class:`~dkrzspawner.options.JobRequest` (its ``memory`` and ``runtime`` are Slurm's
+text for the numbers it keeps) and the spawner's own settings reach the template (``share/batch_script.sh.j2``);
+as a last guard, any value with a line break or control character stops the rendering.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from traitlets import TraitError
 
 from dkrzspawner import script
 from dkrzspawner.options import DKRZ_PRESETS, JobRequest, OptionsError, load_presets, validate
-from dkrzspawner.units import format_runtime, runtime_seconds
+from dkrzspawner.units import runtime_seconds
 from dkrzspawner.script import UnsafeValue
 from dkrzspawner.spawner import DKRZSpawner
 
