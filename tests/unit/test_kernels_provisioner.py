@@ -421,6 +421,18 @@ async def test_when_slurm_cannot_be_asked_nothing_is_restarted_allocated_or_canc
     assert not fake.sallocs[0].stdin.closed and "77" in prov.ALLOCATIONS
 
 
+async def test_an_unreadable_answer_is_not_read_as_an_ended_allocation():
+    fake = FakeSlurm(end="slurm_load_jobs: something new\n")
+    p = await started(fake)
+    model = p.parent = ServerModel(execution_state="idle")
+    assert await p.poll() == 143 and p.ended is None and model.execution_state == "idle"
+    await p.cleanup(restart=True)
+    with pytest.raises(KernelStartError, match="Cannot tell whether allocation 77 still runs"):
+        await p.pre_launch()
+    assert fake.programs().count("salloc") == 1 and "scancel" not in fake.programs()
+    assert not fake.sallocs[0].stdin.closed and "77" in prov.ALLOCATIONS
+
+
 @pytest.mark.parametrize("answer, why", [
     ({"fail": {"%i|%j": SlurmUnreachable(["squeue"], 1, "slurm_get_job_steps error: Unable to contact slurm "
                                                         "controller (connect failure)")}},
