@@ -1,9 +1,13 @@
-"""Environment modules (Lmod): which modules the cluster offers, and the lines that load them in a job.
+"""Environment modules (Lmod): the settings, which modules the cluster offers, and the lines that load them.
 
-The hub asks Lmod itself (``lmod bash --terse avail``, an argument list, no shell) with the module path the
-jobs will see; the answer is cached like the cluster's other facts. Validation (in :mod:`dkrzspawner.options`)
-only lets through names from that list, so a module name that reaches a batch script or a kernel's command
-line is one the cluster has.
+:class:`ModuleSettings` holds the four settings (where Lmod is, the module path, the ``init`` file, the cache's
+lifetime) that the spawner and the kernel provisioner both inherit, so ``c.DKRZSpawner.lmod_command`` and
+``c.SlurmProvisioner.lmod_command`` are the same trait. :class:`ModuleCatalog` asks Lmod itself (``lmod bash
+--terse avail``, an argument list through the runner, no shell) with the module path the jobs will see, and
+caches the answer. Validation (in :mod:`dkrzspawner.options`) only lets through names from that list, so a
+module name that reaches a batch script or a kernel's command line is one the cluster has. Core: imports
+traitlets, :mod:`dkrzspawner.cache`, :mod:`dkrzspawner.slurm` (the errors) and :mod:`dkrzspawner.units`; never
+JupyterHub or jupyter_client.
 """
 
 from __future__ import annotations
@@ -12,6 +16,9 @@ import logging
 import os
 import re
 from pathlib import Path
+
+from traitlets import Float, List, Unicode, default
+from traitlets.config import Configurable
 
 from .cache import TTLCache
 from .slurm import SlurmError
@@ -92,3 +99,46 @@ class ModuleCatalog:
 def job_environment(init: str, modules) -> dict[str, str]:
     """The variables :data:`LOAD_AND_EXEC` reads: Lmod's shell set-up and the (validated) names to load."""
     return {"DKRZ_MODULES_INIT": init, "DKRZ_MODULES": " ".join(modules)}
+
+
+class ModuleSettings(Configurable):
+    """The environment-module settings (Lmod) of a spawner or a kernel provisioner, which inherit them."""
+
+    lmod_command = Unicode(
+        DEFAULT_LMOD,
+        help="""Lmod's own program, which the hub runs as ``lmod bash --terse avail`` to learn the modules the
+        cluster offers (cached for ``modules_cache_ttl``). Empty, or not on the hub host: no modules are
+        offered, and a request naming one is refused.""",
+    ).tag(config=True)
+
+    module_path = List(
+        Unicode(),
+        help="""Folders of modulefiles, as ``MODULEPATH`` for the hub's ``module avail`` and for the jobs.
+        Default: the folders listed in ``/etc/lmod/modulespath`` (Lmod's own list for login shells).""",
+    ).tag(config=True)
+
+    modules_init = Unicode(
+        DEFAULT_INIT,
+        help="""Shell file that defines the ``module`` command in a job (Lmod's ``init/bash``). The batch script
+        sources it, sets ``MODULEPATH`` to ``module_path`` and loads the request's modules before the
+        server starts; a module that fails to load ends the job at once, and the spawn fails with its message.""",
+    ).tag(config=True)
+
+    modules_cache_ttl = Float(
+        300.0,
+        help="Seconds the hub keeps the list of available modules (one ``module avail`` per this many seconds).",
+    ).tag(config=True)
+
+    @default("module_path")
+    def _module_path_default(self):
+        return default_module_path()
+
+    @property
+    def module_catalog_key(self) -> tuple:
+        """What a catalog made from these settings depends on (a new catalog is needed when it changes)."""
+        return (self.lmod_command, tuple(self.module_path), self.modules_cache_ttl)
+
+    def new_module_catalog(self, runner, timeout: float) -> ModuleCatalog:
+        """A catalog that asks Lmod with these settings through ``runner``, each answer within ``timeout``."""
+        return ModuleCatalog(runner, lmod_command=self.lmod_command, module_path=self.module_path,
+                             ttl=self.modules_cache_ttl, timeout=timeout)

@@ -18,7 +18,7 @@ from typing import Callable
 from . import siteconfig
 from .budgets import Ledger
 from .cluster import Cluster
-from .modules import ModuleCatalog
+from .modules import ModuleCatalog, ModuleSettings
 from .slurm import SlurmRunner
 from .watcher import JobWatcher
 
@@ -64,11 +64,10 @@ class Registry:
         return self._get(("budgets", id(runner), ttl, period),
                          lambda: Ledger(runner, ttl=ttl, timeout=min(timeout, FACT_TIMEOUT), period=period))
 
-    def modules(self, runner: SlurmRunner, *, lmod_command: str, module_path, ttl: float,
-                timeout: float) -> ModuleCatalog:
-        return self._get(("modules", id(runner), lmod_command, tuple(module_path), ttl),
-                         lambda: ModuleCatalog(runner, lmod_command=lmod_command, module_path=module_path, ttl=ttl,
-                                               timeout=min(timeout, FACT_TIMEOUT)))
+    def modules(self, runner: SlurmRunner, settings: ModuleSettings, *, timeout: float) -> ModuleCatalog:
+        """The module catalogue asked with ``settings`` (a spawner's :class:`~dkrzspawner.modules.ModuleSettings`)."""
+        return self._get(("modules", id(runner), *settings.module_catalog_key),
+                         lambda: settings.new_module_catalog(runner, timeout=min(timeout, FACT_TIMEOUT)))
 
     def site(self, path: str) -> siteconfig.SiteConfig:
         """The site file as this process first read it: one version for all spawners until the hub restarts."""

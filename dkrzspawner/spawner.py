@@ -32,10 +32,10 @@ from .errors import SpawnLinkToConfirm, spawn_error
 from .lifecycle import JobRecord, ServerJob, StartFailed, Submission, Timeouts
 from .registry import REGISTRY
 from .slurm import BadUserName, SlurmError, check_user_name
-from .spawnmodules import ModulesMixin
+from .modules import ModuleSettings
 
 
-class DKRZSpawner(ModulesMixin, Spawner):
+class DKRZSpawner(ModuleSettings, Spawner):
     """Starts each Jupyter server as a Slurm job of the user, from a preset or an advanced request."""
 
     # == presets, partitions and the site file ===============================================================
@@ -420,8 +420,7 @@ class DKRZSpawner(ModulesMixin, Spawner):
     @property
     def module_catalog(self):
         """The hub-wide cache of the modules the cluster offers."""
-        return REGISTRY.modules(self.runner, lmod_command=self.lmod_command, module_path=self.module_path,
-                                ttl=self.modules_cache_ttl, timeout=self.slurm_timeout)
+        return REGISTRY.modules(self.runner, self, timeout=self.slurm_timeout)
 
     @property
     def life(self) -> ServerJob:

@@ -1,12 +1,16 @@
-"""Jupyter kernels on compute nodes through Slurm, without a hub.
+"""Jupyter kernels on compute nodes through Slurm, without a hub: the provisioner and the ``dkrz-kernel`` CLI.
 
-- :mod:`.options`: the kernel's options (``metadata.kernel_provisioner.config``): checked for shape without
-  Slurm, then validated into a :class:`~dkrzspawner.options.JobRequest` by the spawner's own options model;
-  the ``salloc``/``srun`` argument lists (pure).
+- :mod:`.kernelspec`: what a kernelspec may ask for (``metadata.kernel_provisioner.config`` and its ``env``):
+  checked for shape without Slurm, then validated into a :class:`~dkrzspawner.options.JobRequest` by the hub's
+  own validation (pure).
+- :mod:`.step`: what runs in the kernel's job step: the allocation's view, the modules, then the kernel (pure).
 - :mod:`.activation`: the environment variables that activating a virtualenv or a conda env sets (pure).
 - :mod:`.provisioner`: :class:`~.provisioner.SlurmProvisioner`, entry point ``dkrz-slurm-provisioner``.
-- :mod:`.jobshape`: what Slurm says of a running allocation (its nodes, tasks and CPUs per task).
 - :mod:`.wrap`: ``create --wrap``, an installed kernel's command run through Slurm.
 - :mod:`.system`: the admins' system kernels built on environment modules (``install-system``).
 - :mod:`.cli`: the ``dkrz-kernel`` command (create, list, remove, register-env, install-system).
+
+The Slurm commands (``salloc``, ``srun``, ``squeue``, ``sacct``, ``scancel``) are built and read in
+:mod:`dkrzspawner.slurm.allocations`, never here. May import the core (options, offer, units, modules,
+cluster, reasons, slurm), jupyter_client and jupyter_core; never JupyterHub, the spawner or the hub services.
 """

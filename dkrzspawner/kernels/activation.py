@@ -1,4 +1,5 @@
-"""What activating an environment sets, as a kernelspec ``env`` (pure functions, no process started).
+"""What activating an environment sets, as a kernelspec ``env`` (pure functions, no process started; imports
+only the standard library).
 
 ``env`` values may use ``${NAME}``: jupyter_client substitutes them from the environment of the process that
 starts the kernel, so ``"PATH": "/env/bin:${PATH}"`` prepends like ``activate`` does.

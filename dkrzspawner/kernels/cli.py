@@ -14,6 +14,8 @@ Kernels go to the user's Jupyter data dir (``jupyter --data-dir``/kernels); ``in
 admins' kernels (:mod:`.system`) into a system kernel folder. Options are checked with the
 spawner's options model before anything is written: first their shape (no Slurm involved at all), then, for
 Slurm kernels, against what Slurm says about partitions, limits and the user's accounts (read-only queries).
+Imports the core (site file, cluster facts, modules, options, the Slurm runner and
+:mod:`~dkrzspawner.slurm.allocations`) and the other modules of :mod:`dkrzspawner.kernels`; never JupyterHub.
 """
 
 from __future__ import annotations
@@ -39,9 +41,8 @@ from ..cluster import Cluster
 from ..modules import ModuleCatalog
 from ..offer import Offer
 from ..options import OptionsError, check_modules
-from ..slurm import SlurmError, SlurmRunner
-from . import activation, jobshape, system, wrap
-from . import options as kopts
+from ..slurm import SlurmError, SlurmRunner, allocations
+from . import activation, kernelspec, system, wrap
 
 TEMPLATES = ("python-slurm", "conda-slurm")
 KERNEL_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}", re.ASCII)
@@ -103,19 +104,19 @@ def check_options(config: dict, *, runner=None, with_slurm: bool = True):
     site = siteconfig.for_kernels()
     user = getpass.getuser()
     offer = siteconfig.kernel_offer(site, user)
-    options = kopts.check_shape(config, offer)
+    options = kernelspec.check_shape(config, offer)
     runner = runner or SlurmRunner()
     if with_slurm and (options.modules or not options.reuses_allocation):
         facts = asyncio.run(_facts(runner, user, site, offer))
-        admin_modules = () if options.reuses_allocation else kopts.to_job_request(options, offer, facts).modules
+        admin_modules = () if options.reuses_allocation else kernelspec.to_job_request(options, offer, facts).modules
         check_modules(options.modules, facts, admin_modules)
     if with_slurm and options.node is not None:
         try:
-            shape = asyncio.run(jobshape.shape_of(runner, options.job_id, 30.0))
+            shape = asyncio.run(allocations.shape_of(runner, options.job_id, 30.0))
         except SlurmError as exc:
             raise OptionsError("job_id", f"Job id {options.job_id} is not a running allocation of yours "
                                          f"({exc.reason}).") from None
-        kopts.check_node(options.node, options.job_id, shape.hostnames)
+        kernelspec.check_node(options.node, options.job_id, shape.hostnames)
     return options
 
 
@@ -126,7 +127,7 @@ def user_env(texts) -> dict[str, str]:
             raise CLIError(f"--env takes NAME=VALUE (a variable for the kernel); give the environment's folder "
                            f"{text} with --environment.")
     try:
-        return kopts.check_env(kopts.env_pairs(texts))
+        return kernelspec.check_env(kernelspec.env_pairs(texts))
     except OptionsError as exc:
         raise CLIError(str(exc)) from None
 
@@ -200,7 +201,7 @@ def cmd_create(args, runner=None) -> int:
         kind = activation.kind_of(prefix)
         python = activation.python_of(prefix) if not args.python else args.python
         env = activation.activation(prefix, kind)
-    display = args.display_name or f"{args.name} (Slurm: {kopts.describe(options)})"
+    display = args.display_name or f"{args.name} (Slurm: {kernelspec.describe(options)})"
     spec = render(args.template, python=python, display_name=display, env={**env, **variables}, config=config,
                   prefix=str(prefix) if prefix else None)
     folder = write_kernel(name, spec, force=args.force)
@@ -214,7 +215,7 @@ def _create_wrapped(name: str, args, options, config: dict, variables: dict) -> 
         wrapped = wrap.read(args.wrap)
     except wrap.NotWrappable as exc:
         raise CLIError(str(exc)) from None
-    display = args.display_name or f"{wrapped.display_name} (Slurm: {kopts.describe(options)})"
+    display = args.display_name or f"{wrapped.display_name} (Slurm: {kernelspec.describe(options)})"
     about = {"template": "argv-slurm", "created_by": "dkrz-kernel", "wraps": wrapped.name}
     spec = render("argv-slurm", argv=wrapped.argv, display_name=display, language=wrapped.language,
                   interrupt_mode=wrapped.interrupt_mode, env={**wrapped.env, **variables},

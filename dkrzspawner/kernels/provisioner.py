@@ -1,5 +1,11 @@
 """A jupyter_client kernel provisioner that runs kernels on Slurm compute nodes.
 
+:class:`SlurmProvisioner` and what it keeps per process: the allocations kernels run in (:data:`ALLOCATIONS`)
+and the ``salloc`` that holds each one it made (:class:`Keeper`). The Slurm commands themselves are
+:mod:`dkrzspawner.slurm.allocations`' (and :func:`dkrzspawner.slurm.jobs.cancel`); the options are checked by
+:mod:`.kernelspec`, the job step's program is :mod:`.step`'s. Imports jupyter_client, jupyter_core,
+traitlets and the core (options, site file, cluster facts, modules, reasons, slurm); never JupyterHub.
+
 Entry point ``dkrz-slurm-provisioner`` (group ``jupyter_client.kernel_provisioners``). A kernelspec uses it with::
 
     "metadata": {"kernel_provisioner": {"provisioner_name": "dkrz-slurm-provisioner",
@@ -18,7 +24,7 @@ What happens, all asynchronously (asyncio subprocesses with argument lists, neve
    the connection file (in the user's Jupyter runtime dir, on the shared file system) gets that node's address,
    and the kernel binds there;
 4. ``srun --jobid=ID --overlap`` runs the kernel as a named job step of one task; the step gives the kernel the
-   allocation's tasks and CPUs per task (:data:`.options.JOB_VIEW`), so ``srun`` in a cell uses all of them.
+   allocation's tasks and CPUs per task (:data:`.step.JOB_VIEW`), so ``srun`` in a cell uses all of them.
    Signals (interrupt) go to that step with ``scancel --signal=INT ID.STEP``; the step ends when the kernel ends
    or when the allocation does, and ``poll()`` then reports the kernel dead;
 5. when the last kernel of an allocation this process created ends, the allocation is given back (unless job
@@ -76,14 +82,12 @@ from traitlets import Float, Unicode
 
 from ..cluster import Cluster
 from .. import siteconfig
-from ..modules import job_environment
+from ..modules import ModuleCatalog, ModuleSettings, job_environment
 from ..offer import Facts, Offer
 from ..options import OptionsError, check_modules
 from ..reasons import explain_allocation_end, explain_pending, parse_slurm_time, pending_message
-from ..slurm import BASE_ENV, JobUnknown, SlurmError, SlurmRunner
-from ..spawnmodules import ModulesMixin
-from . import jobshape
-from . import options as kopts
+from ..slurm import BASE_ENV, JobUnknown, SlurmError, SlurmRunner, allocations, cancel
+from . import kernelspec, step
 
 PROVISIONER_NAME = "dkrz-slurm-provisioner"
 
@@ -134,7 +138,7 @@ class Keeper:
                 continue
             self.messages.append(line)
             self.log.debug("%s", line)
-            job_id = kopts.granted_job_id(line)
+            job_id = allocations.granted_job_id(line)
             if job_id and self.job_id is None:
                 self.job_id = job_id
                 if self._on_job_id is not None:
@@ -189,7 +193,7 @@ class Allocation:
     node: str = ""
     address: str = ""
     cpus: int | None = None
-    shape: kopts.JobShape | None = None  # tasks, CPUs per task and all nodes, asked once
+    shape: allocations.JobShape | None = None  # tasks, CPUs per task and all nodes, asked once
     keeper: Keeper | None = None  # the salloc that holds an owned allocation
     ended: bool = False  # Slurm said it no longer runs
 
@@ -213,7 +217,7 @@ def _free_ports(count: int) -> list[int]:
     return ports
 
 
-class SlurmProvisioner(ModulesMixin, KernelProvisionerBase):
+class SlurmProvisioner(ModuleSettings, KernelProvisionerBase):
     """Runs a kernel in a Slurm allocation (see the module's docstring)."""
 
     connection_dir = Unicode(
@@ -246,6 +250,7 @@ class SlurmProvisioner(ModulesMixin, KernelProvisionerBase):
         self.job_id: str | None = None
         #: the environment modules the kernel loads, checked against what the cluster offers
         self.modules: tuple[str, ...] = ()
+        self._module_catalog: tuple[tuple, ModuleCatalog] | None = None  # with the settings it was made from
         #: seconds the allocation took (facts, salloc, squeue), for logs and measurements
         self.timings: dict[str, float] = {}
         #: what Slurm says about the kernel's allocation, for the log and for a panel: job id, state, reason
@@ -264,9 +269,17 @@ class SlurmProvisioner(ModulesMixin, KernelProvisionerBase):
         self.address: str = ""
 
     # -- the request --------------------------------------------------------------------------------------
-    def kernel_options(self) -> kopts.KernelOptions:
+    def kernel_options(self) -> kernelspec.KernelOptions:
         """The options checked for shape: raises OptionsError before any Slurm call."""
-        return kopts.check_shape(self.options_config, self._offer())
+        return kernelspec.check_shape(self.options_config, self._offer())
+
+    async def offered_modules(self) -> tuple[str, ...] | None:
+        """The modules the kernel may load, or None when none are offered (no Lmod) or Lmod did not answer.
+        Asked with this provisioner's module settings (after the site file's), kept for ``modules_cache_ttl``."""
+        key = self.module_catalog_key
+        if self._module_catalog is None or self._module_catalog[0] != key:
+            self._module_catalog = key, self.new_module_catalog(self.runner, min(self.slurm_timeout, 10.0))
+        return await self._module_catalog[1].offered(self.log)
 
     def _offer(self) -> Offer:
         """What the hub offers this user, from the site file (read at the kernel's first start); the file's
@@ -281,19 +294,19 @@ class SlurmProvisioner(ModulesMixin, KernelProvisionerBase):
             self._site_offer = siteconfig.kernel_offer(site, _user())
         return self._site_offer
 
-    async def _allocate(self, options: kopts.KernelOptions) -> Allocation:
+    async def _allocate(self, options: kernelspec.KernelOptions) -> Allocation:
         cluster = Cluster(self.runner, ttl=0, timeout=self.slurm_timeout)
         snapshot = await cluster.snapshot(_user())
         facts = self._offer().facts_from(snapshot, modules=await self.offered_modules())
         try:
-            request = kopts.to_job_request(options, self._offer(), facts)
+            request = kernelspec.to_job_request(options, self._offer(), facts)
             self.modules = check_modules(options.modules, facts, request.modules)
         except OptionsError as exc:
             raise KernelStartError(f"The kernel's options are refused: {exc}") from None
         tag = f"dkrz-kernel:{self.kernel_id}"
         name = f"jupyter-kernel-{getattr(self.parent, 'kernel_name', '') or 'kernel'}"
         name = "".join(c if c.isalnum() or c in "._-" else "-" for c in name)[:64]
-        argv = kopts.salloc_argv(request, tasks=options.tasks, job_name=name, comment=tag)
+        argv = allocations.salloc_argv(request, tasks=options.tasks, job_name=name, comment=tag)
         self.log.info("Asking Slurm for an allocation: %s", " ".join(argv))
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -338,16 +351,14 @@ class SlurmProvisioner(ModulesMixin, KernelProvisionerBase):
     async def _look_at_queue(self, job_id: str) -> None:
         """One squeue for a waiting allocation: its reason and estimated start, logged when they change."""
         try:
-            out = (await self.runner.run(["squeue", "-h", "-j", job_id, "-o", "%T|%r|%S"],
-                                         timeout=self.slurm_timeout)).stdout.strip()
+            queued = await allocations.waiting(self.runner, job_id, self.slurm_timeout)
         except SlurmError as exc:
             self.log.debug("squeue for pending allocation %s failed: %s", job_id, exc)
             return
-        state, reason, start = (out.split("|") + ["", ""])[:3]
-        if state != "PENDING":
+        if queued.state != "PENDING":
             return
-        start = start if parse_slurm_time(start) else None
-        self.status.update(state=state, reason=explain_pending(reason), start=start)
+        reason, start = queued.reason, queued.start if parse_slurm_time(queued.start) else None
+        self.status.update(state=queued.state, reason=explain_pending(reason), start=start)
         if (reason, start) != self._queue_seen:
             self._queue_seen = (reason, start)
             self.log.info("Kernel %s: %s", self.kernel_id, pending_message(job_id, reason, start))
@@ -363,11 +374,9 @@ class SlurmProvisioner(ModulesMixin, KernelProvisionerBase):
     async def _cancel_tagged(self, tag: str) -> None:
         """Cancel a job that a failed or timed-out salloc may have left behind (found by its comment)."""
         try:
-            out = (await self.runner.run(["squeue", "-h", "--me", "-o", "%i|%k"], timeout=self.slurm_timeout)).stdout
-            for line in out.splitlines():
-                job_id, _, comment = line.partition("|")
-                if comment.strip() == tag:
-                    await self.runner.run(["scancel", job_id.strip()], timeout=self.slurm_timeout)
+            job_id = await allocations.tagged(self.runner, tag, self.slurm_timeout)
+            if job_id is not None:
+                await cancel(self.runner, job_id, timeout=self.slurm_timeout)
         except SlurmError as exc:
             self.log.warning("Could not look for a left-over allocation %s: %s", tag, exc)
 
@@ -377,25 +386,27 @@ class SlurmProvisioner(ModulesMixin, KernelProvisionerBase):
         deadline = loop.time() + timeout
         while True:
             try:
-                out = (await self.runner.run(["squeue", "-h", "-j", allocation.job_id, "-o", "%T|%N|%C|%D|%L"],
-                                             timeout=self.slurm_timeout)).stdout.strip()
+                where = await allocations.placement(self.runner, allocation.job_id, self.slurm_timeout)
             except SlurmError as exc:
                 raise KernelStartError(f"Allocation {allocation.job_id}: {exc.reason}") from None
-            state, nodes, cpus, count, left = (out.split("|") + ["", "", "", "", ""])[:5]
-            if state == "RUNNING":
+            if where.state == "RUNNING":
                 break
-            if state not in ("PENDING", "CONFIGURING") or loop.time() > deadline:
+            if where.state not in ("PENDING", "CONFIGURING") or loop.time() > deadline:
                 raise KernelStartError(f"Allocation {allocation.job_id} is not running "
-                                       f"({state.lower() or 'it has ended'}).")
+                                       f"({where.state.lower() or 'it has ended'}).")
             await asyncio.sleep(1.0)
-        node = (await jobshape.hostnames(self.runner, nodes, self.slurm_timeout))[0]
+        try:
+            node = (await allocations.hostnames(self.runner, where.nodelist, self.slurm_timeout))[0]
+        except SlurmError as exc:
+            raise KernelStartError(f"Allocation {allocation.job_id}: {exc.reason}") from None
         allocation.node = node
-        self.status.update(job_id=allocation.job_id, state=state, reason=None, start=None, node=node, time_left=left)
-        if allocation.cpus is None and cpus.isdigit() and count.isdigit() and int(count):
-            allocation.cpus = int(cpus) // int(count)
-        allocation.address = await jobshape.address_of(node)
+        self.status.update(job_id=allocation.job_id, state=where.state, reason=None, start=None, node=node,
+                           time_left=where.time_left)
+        if allocation.cpus is None and where.cpus_per_node is not None:
+            allocation.cpus = where.cpus_per_node
+        allocation.address = await address_of(node)
 
-    async def _acquire(self, options: kopts.KernelOptions) -> Allocation:
+    async def _acquire(self, options: kernelspec.KernelOptions) -> Allocation:
         if options.job_id is not None:
             try:
                 self.modules = check_modules(options.modules, Facts(modules=await self.offered_modules()))
@@ -414,45 +425,33 @@ class SlurmProvisioner(ModulesMixin, KernelProvisionerBase):
         return ALLOCATIONS[allocation.job_id]
 
     # -- the allocation's end ------------------------------------------------------------------------------
-    async def _end_state(self, job_id: str) -> tuple[str, str, str]:
-        """squeue's state, reason and time limit of the job (``-t all``: ended ones too); ('', '', '') when Slurm
-        no longer knows it. Raises :class:`SlurmError` when Slurm cannot be asked."""
-        try:
-            out = (await self.runner.run(["squeue", "-h", "-t", "all", "-j", job_id, "-o", "%T|%r|%l"],
-                                         timeout=self.slurm_timeout)).stdout.strip()
-        except JobUnknown:
-            out = ""
-        state, reason, limit = (out.splitlines()[0].split("|") + ["", ""])[:3] if out else ("", "", "")
-        return state, reason, limit
-
     async def _allocation_runs(self, allocation: Allocation) -> bool:
         """Whether the allocation still runs; when it does not, :attr:`ended` says why.
 
         Raises :class:`KernelStartError` when Slurm cannot be asked: nothing is concluded then.
         """
         try:
-            state, reason, limit = await self._end_state(allocation.job_id)
+            end = await allocations.end_state(self.runner, allocation.job_id, self.slurm_timeout)
         except SlurmError as exc:
             raise KernelStartError(f"Cannot tell whether allocation {allocation.job_id} still runs "
                                    f"({exc.reason}); the kernel was not started.") from None
-        if state == "RUNNING":
+        if end.state == "RUNNING":
             return True
         allocation.ended = True
         if self.ended is None:
-            self._mark_ended(await self._explain_end(allocation.job_id, state, reason, limit), state)
+            self._mark_ended(await self._explain_end(allocation.job_id, end), end.state)
         return False
 
-    async def _explain_end(self, job_id: str, state: str, reason: str, limit: str) -> str:
+    async def _explain_end(self, job_id: str, end: allocations.EndState) -> str:
         cancelled_by = None
-        if state == "CANCELLED":  # sacct knows by whom ("CANCELLED by 1001")
+        if end.state == "CANCELLED":  # sacct knows by whom ("CANCELLED by 1001")
             try:
-                words = (await self.runner.run(["sacct", "-X", "-n", "-P", "-j", job_id, "-o", "State"],
-                                               timeout=self.slurm_timeout)).stdout.split()
-            except SlurmError:
-                words = []
-            if len(words) >= 3 and words[1] == "by":
-                cancelled_by = _user_name(words[2])
-        return explain_allocation_end(job_id, state, reason, limit, cancelled_by)
+                uid = await allocations.cancelled_by(self.runner, job_id, self.slurm_timeout)
+            except SlurmError as exc:  # the words say "cancelled" without by whom
+                self.log.debug("sacct for allocation %s failed: %s", job_id, exc)
+                uid = None
+            cancelled_by = _user_name(uid) if uid is not None else None
+        return explain_allocation_end(job_id, end.state, end.reason, end.time_limit, cancelled_by)
 
     def _mark_ended(self, words: str, state: str = "") -> None:
         """The allocation has ended: the kernel is dead, and why is in the log, the status and the server's model."""
@@ -512,21 +511,21 @@ class SlurmProvisioner(ModulesMixin, KernelProvisionerBase):
                 await self._release()
             raise
 
-    async def _place(self, options: kopts.KernelOptions) -> None:
+    async def _place(self, options: kernelspec.KernelOptions) -> None:
         """The kernel's node (``node``, which must be one of the allocation's, or its first) and the allocation's
         tasks and CPUs per task, which the kernel's step passes on (asked once per allocation)."""
         allocation = self.allocation
         if allocation.shape is None:
             try:
-                allocation.shape = await jobshape.shape_of(self.runner, allocation.job_id, self.slurm_timeout)
+                allocation.shape = await allocations.shape_of(self.runner, allocation.job_id, self.slurm_timeout)
             except SlurmError as exc:
                 raise KernelStartError(f"Allocation {allocation.job_id}: {exc.reason}") from None
         try:
-            self.node = kopts.check_node(options.node, allocation.job_id, allocation.shape.hostnames) \
+            self.node = kernelspec.check_node(options.node, allocation.job_id, allocation.shape.hostnames) \
                 or allocation.node
         except OptionsError as exc:
             raise KernelStartError(f"The kernel's options are refused: {exc}") from None
-        self.address = allocation.address if self.node == allocation.node else await jobshape.address_of(self.node)
+        self.address = allocation.address if self.node == allocation.node else await address_of(self.node)
 
     async def _prepare(self, **kwargs: Any) -> dict[str, Any]:
         km = self.parent
@@ -549,7 +548,7 @@ class SlurmProvisioner(ModulesMixin, KernelProvisionerBase):
         return await super().pre_launch(cmd=kernel_cmd, **kwargs)
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any):
-        env = kopts.scrub_slurm_env(dict(kwargs.get("env") or os.environ))
+        env = step.scrub_slurm_env(dict(kwargs.get("env") or os.environ))
         cwd = kwargs.get("cwd")
         srun = shutil.which(self.srun, path=env.get("PATH", "") + os.pathsep + BASE_ENV["PATH"]) or self.srun
         self.step_id = None
@@ -557,11 +556,11 @@ class SlurmProvisioner(ModulesMixin, KernelProvisionerBase):
         self._end_checked = False
         self.allocation.step_names.add(self.step_name)
         # bash in the job step sets the allocation's view, loads the modules, then becomes the kernel
-        cmd = kopts.step_command(cmd, load_modules=bool(self.modules))
-        env.update(kopts.job_view_environment(self.allocation.shape))
+        cmd = step.step_command(cmd, load_modules=bool(self.modules))
+        env.update(step.job_view_environment(self.allocation.shape))
         if self.modules:
             env.update(job_environment(self.modules_init, self.modules), MODULEPATH=":".join(self.module_path))
-        argv = kopts.srun_argv(self.allocation.job_id, self.node, cmd, step_name=self.step_name,
+        argv = allocations.srun_argv(self.allocation.job_id, self.node, cmd, step_name=self.step_name,
                                cpus=self.allocation.cpus, cwd=str(cwd) if cwd else None, srun=srun)
         self.log.info("Starting kernel %s in allocation %s on %s", self.kernel_id, self.allocation.job_id,
                       self.node)
@@ -610,17 +609,16 @@ class SlurmProvisioner(ModulesMixin, KernelProvisionerBase):
         return self.exit_code
 
     async def _find_step(self) -> str | None:
+        """The id of this kernel's job step (``77.1``), or None when Slurm does not list it (yet) or cannot say."""
         if self.step_id is None and self.allocation is not None:
             try:
-                out = (await self.runner.run(["squeue", "-h", "-s", "-j", self.allocation.job_id, "-o", "%i|%j"],
-                                             timeout=self.slurm_timeout)).stdout
+                found = await allocations.steps(self.runner, self.allocation.job_id, self.slurm_timeout)
             except SlurmError as exc:
                 self.log.warning("Cannot find the kernel's job step: %s", exc)
                 return None
-            for line in out.splitlines():
-                step, _, name = line.partition("|")
-                if name.strip() == self.step_name:
-                    self.step_id = step.strip()
+            for job_step in found:
+                if job_step.name == self.step_name:
+                    self.step_id = job_step.id
         return self.step_id
 
     async def send_signal(self, signum: int) -> None:
@@ -644,7 +642,7 @@ class SlurmProvisioner(ModulesMixin, KernelProvisionerBase):
             return
         name = signal.Signals(signum).name.removeprefix("SIG")
         try:
-            await self.runner.run(["scancel", f"--signal={name}", step], timeout=self.slurm_timeout)
+            await cancel(self.runner, step, signal=name, timeout=self.slurm_timeout)
         except SlurmError as exc:
             self.log.warning("scancel --signal=%s %s failed: %s", name, step, exc)
 
@@ -654,12 +652,12 @@ class SlurmProvisioner(ModulesMixin, KernelProvisionerBase):
     async def kill(self, restart: bool = False) -> None:
         if self.process is None or self.process.returncode is not None:
             return
-        step = await self._find_step()
-        if step:
+        step_id = await self._find_step()
+        if step_id:
             try:
-                await self.runner.run(["scancel", "--signal=KILL", step], timeout=self.slurm_timeout)
+                await cancel(self.runner, step_id, signal="KILL", timeout=self.slurm_timeout)
             except SlurmError as exc:
-                self.log.warning("scancel %s failed: %s", step, exc)
+                self.log.warning("scancel %s failed: %s", step_id, exc)
         try:
             await asyncio.wait_for(asyncio.shield(self.process.wait()), 3.0)
         except asyncio.TimeoutError:
@@ -711,16 +709,13 @@ class SlurmProvisioner(ModulesMixin, KernelProvisionerBase):
     async def _other_steps(self, allocation: Allocation) -> list[str]:
         """Job steps in the allocation that no kernel of this process started (nor Slurm's extern/batch).
 
-        Raises :class:`SlurmError` when Slurm cannot be asked.
+        Raises :class:`SlurmError` when Slurm cannot be asked or its answer cannot be read
+        (:class:`~dkrzspawner.slurm.UnexpectedOutput`), :class:`JobUnknown` when Slurm no longer knows the job.
         """
-        out = (await self.runner.run(["squeue", "-h", "-s", "-j", allocation.job_id, "-o", "%i|%j"],
-                                     timeout=self.slurm_timeout)).stdout
-        found = []
-        for line in out.splitlines():
-            step, _, name = line.strip().partition("|")
-            if step and name not in allocation.step_names | {self.step_name, "extern", "batch", "interactive"}:
-                found.append(step)
-        return found
+        ours = allocation.step_names | {self.step_name} | allocations.SLURM_STEPS
+        return [job_step.id for job_step in await allocations.steps(self.runner, allocation.job_id,
+                                                                     self.slurm_timeout)
+                if job_step.name not in ours]
 
     async def _give_back(self, allocation: Allocation) -> None:
         """End an owned allocation: its salloc gives it back when its stdin closes; scancel if salloc is gone
@@ -734,7 +729,7 @@ class SlurmProvisioner(ModulesMixin, KernelProvisionerBase):
 
     async def _scancel(self, ids) -> None:
         try:
-            await self.runner.run(["scancel", *ids], timeout=self.slurm_timeout)
+            await cancel(self.runner, ids, timeout=self.slurm_timeout)
         except SlurmError as exc:
             self.log.warning("scancel %s failed: %s", " ".join(ids), exc)
 
@@ -749,6 +744,16 @@ class SlurmProvisioner(ModulesMixin, KernelProvisionerBase):
         info.update({"job_id": self.job_id, "owned": bool(self.allocation and self.allocation.owned),
                      "node": self.node or None, "status": dict(self.status)})
         return info
+
+
+async def address_of(node: str) -> str:
+    """The node's IPv4 address (where the kernel binds and the client connects), or its name if it has none."""
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(node, None, family=socket.AF_INET,
+                                                             type=socket.SOCK_STREAM)
+        return infos[0][4][0]
+    except (OSError, IndexError):
+        return node
 
 
 def _user() -> str:

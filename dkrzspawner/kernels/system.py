@@ -27,7 +27,9 @@ A local kernel (``slurm = false``, the default) runs where the user's Jupyter se
 (:data:`~dkrzspawner.modules.LOAD_AND_EXEC`) loads the modules, named through the environment, then becomes the
 kernel. A Slurm kernel is an ordinary ``dkrz-slurm-provisioner`` kernelspec whose options carry the modules: the
 provisioner loads them in the kernel's job step. The modules are checked against the cluster's ``module avail``
-when the kernels are installed (and again by the provisioner when a Slurm kernel starts).
+when the kernels are installed (and again by the provisioner when a Slurm kernel starts). Imports pydantic,
+jupyter_core's paths, the core's :mod:`~dkrzspawner.modules` and :mod:`~dkrzspawner.options`, and
+:mod:`.kernelspec`.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from .. import modules as lmod
 from ..modules import LOAD_AND_EXEC, job_environment
 from ..offer import Facts
 from ..options import OptionsError, check_modules
-from . import options as kopts
+from .kernelspec import CONTROL, check_env, check_shape
 
 
 class SystemConfigError(ValueError):
@@ -123,9 +125,9 @@ def check(config: SystemConfig, offered_modules) -> None:
         if kernel.name.lower() in seen:
             raise SystemConfigError(f"{label} is declared twice.")
         seen.add(kernel.name.lower())
-        if not kernel.display_name.strip() or kopts._CONTROL.search(kernel.display_name):
+        if not kernel.display_name.strip() or CONTROL.search(kernel.display_name):
             raise SystemConfigError(f"{label}: display_name must be one line of text.")
-        if not kernel.argv or any(not arg or kopts._CONTROL.search(arg) for arg in kernel.argv):
+        if not kernel.argv or any(not arg or CONTROL.search(arg) for arg in kernel.argv):
             raise SystemConfigError(f"{label}: argv must be a list of non-empty one-line texts.")
         if not any("{connection_file}" in arg for arg in kernel.argv):
             raise SystemConfigError(f"{label}: argv must pass {{connection_file}} to the kernel.")
@@ -134,9 +136,9 @@ def check(config: SystemConfig, offered_modules) -> None:
         if kernel.options and not kernel.slurm:
             raise SystemConfigError(f"{label}: options are Slurm options; set slurm = true or leave them out.")
         try:
-            kopts.check_env(kernel.env)
+            check_env(kernel.env)
             if kernel.slurm:
-                shape = kopts.check_shape({**kernel.options, "modules": kernel.modules})
+                shape = check_shape({**kernel.options, "modules": kernel.modules})
                 if shape.reuses_allocation:
                     raise OptionsError("job_id", "Job id names one user's allocation; a system kernel cannot "
                                                  "have one.")

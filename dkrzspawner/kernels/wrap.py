@@ -2,7 +2,8 @@
 
 The installed kernelspec (found by jupyter_client's :class:`~jupyter_client.kernelspec.KernelSpecManager`, in
 the user's, the environment's and the system's kernel folders) gives the command (``argv``), ``env``, language
-and interrupt mode; the new kernelspec runs that command as the kernel's job step on the compute node.
+and interrupt mode; the new kernelspec runs that command as the kernel's job step on the compute node. Imports
+jupyter_client's kernelspec classes and :mod:`.provisioner`'s name only.
 """
 
 from __future__ import annotations

@@ -12,10 +12,10 @@ from jupyter_client.kernelspec import KernelSpec
 from traitlets import Unicode
 from traitlets.config import LoggingConfigurable
 
-from dkrzspawner.kernels import options as kopts
+from dkrzspawner.kernels import step
 from dkrzspawner.kernels import provisioner as prov
 from dkrzspawner.kernels.provisioner import KernelStartError, SlurmProvisioner
-from dkrzspawner.slurm import SlurmUnreachable
+from dkrzspawner.slurm import JobUnknown, SlurmRejected, SlurmUnreachable
 from tests.unit.fakeslurm import FakeRunner, allocating
 
 
@@ -204,7 +204,7 @@ async def test_the_kernel_runs_on_the_chosen_node_with_the_allocations_tasks(mon
     assert ["squeue", "-h", "-j", "90", "-O", "NumTasks:|,cpus-per-task:|,NodeList:"] in fake.argvs()
     await p.launch_kernel(["/py", "-f", "k.json"], env={"PATH": "/usr/bin", "SLURM_NTASKS": "8"})
     assert "--nodelist=other" in launched.argv and "--ntasks=1" in launched.argv
-    assert launched.argv[-7:] == kopts.step_command(["/py", "-f", "k.json"], load_modules=False)
+    assert launched.argv[-7:] == step.step_command(["/py", "-f", "k.json"], load_modules=False)
     assert {k: v for k, v in launched.env.items() if k.startswith(("DKRZ_", "SLURM_"))} == {
         "DKRZ_JOB_NTASKS": "4", "DKRZ_JOB_CPUS_PER_TASK": "2", "DKRZ_JOB_NNODES": "2",
         "DKRZ_JOB_NODELIST": "vm,other"}  # the server's own SLURM_* are dropped
@@ -226,7 +226,7 @@ async def test_modules_load_after_the_job_view(monkeypatch):
     await p.pre_launch()
     p.modules = ("example/1.0",)
     await p.launch_kernel(["/py"], env={"PATH": "/usr/bin"})
-    assert launched.argv[-5:] == kopts.step_command(["/py"], load_modules=True)
+    assert launched.argv[-5:] == step.step_command(["/py"], load_modules=True)
     assert launched.env["DKRZ_MODULES"] == "example/1.0" and launched.env["DKRZ_JOB_NTASKS"] == "1"
 
 
@@ -335,16 +335,45 @@ async def test_when_slurm_cannot_be_asked_nothing_is_restarted_allocated_or_canc
     assert not fake.spawned[0].stdin.closed and "77" in prov.ALLOCATIONS
 
 
-async def test_a_failed_step_query_never_cancels_a_shared_allocation(caplog):
-    down = SlurmUnreachable(["squeue"], 1, "slurm_load_jobs error: Unable to contact slurm controller")
-    fake = FakeRunner(allocating(fail={"%i|%j": down}))
+async def test_an_unreadable_answer_is_not_read_as_an_ended_allocation():
+    fake = FakeRunner(allocating(end="slurm_load_jobs: something new\n"))
+    p = await started(fake)
+    model = p.parent = ServerModel(execution_state="idle")
+    assert await p.poll() == 143 and p.ended is None and model.execution_state == "idle"
+    await p.cleanup(restart=True)
+    with pytest.raises(KernelStartError, match="Cannot tell whether allocation 77 still runs"):
+        await p.pre_launch()
+    assert fake.programs().count("salloc") == 1 and "scancel" not in fake.programs()
+    assert not fake.spawned[0].stdin.closed and "77" in prov.ALLOCATIONS
+
+
+@pytest.mark.parametrize("answer, why", [
+    ({"fail": {"%i|%j": SlurmUnreachable(["squeue"], 1, "slurm_get_job_steps error: Unable to contact slurm "
+                                                        "controller (connect failure)")}},
+     "Unable to contact slurm controller"),
+    ({"fail": {"%i|%j": SlurmRejected(["squeue"], 1, "squeue: error: Invalid user: 1001")}}, "Invalid user"),
+    ({"steps": "slurm_get_job_steps: garbled\n"}, "unexpected job step line"),
+    ({"steps": "77.0 kernel-k1\n77.4 kernel-of-another-server\n"}, "unexpected job step line"),
+])
+async def test_a_failed_step_query_never_cancels_a_shared_allocation(caplog, answer, why):
+    fake = FakeRunner(allocating(**answer))
     p = make(fake, preset="shared")
     await p.pre_launch()
     with caplog.at_level(logging.WARNING):
         await p.cleanup()
     assert "scancel" not in fake.programs() and not fake.spawned[0].stdin.closed
     assert "Allocation 77 stays: Slurm cannot say whether job steps of others run in it" in caplog.text
+    assert why in caplog.text  # the log says why
     assert "77" in prov.ALLOCATIONS
+
+
+async def test_an_allocation_slurm_no_longer_knows_is_given_back():
+    unknown = JobUnknown(["squeue"], 1, "slurm_load_jobs error: Invalid job id specified")
+    fake = FakeRunner(allocating(fail={"%i|%j": unknown}))
+    p = make(fake, preset="shared")
+    await p.pre_launch()
+    await p.cleanup()
+    assert fake.spawned[0].stdin.closed and prov.ALLOCATIONS == {}  # Slurm said so: nothing runs in it
 
 
 async def test_the_job_id_is_known_while_pending_and_the_queue_is_logged_once_per_change(caplog, monkeypatch):

@@ -72,6 +72,48 @@ async def test_no_lmod_or_a_failing_lmod_offers_nothing(caplog):
     assert "modules is not available: cannot run lmod" in caplog.text
 
 
+def test_the_module_settings_are_the_spawners_and_the_provisioners_own_config_names(tmp_path):
+    from jupyter_client.kernelspec import KernelSpec
+    from traitlets.config import Config
+
+    from dkrzspawner.kernels.provisioner import SlurmProvisioner
+    from dkrzspawner.spawner import DKRZSpawner
+
+    names = ("lmod_command", "module_path", "modules_init", "modules_cache_ttl")
+    for cls in (DKRZSpawner, SlurmProvisioner):
+        assert issubclass(cls, modules.ModuleSettings)
+        assert all(cls.class_traits()[name].help for name in names)
+    config = Config()
+    config.SlurmProvisioner.lmod_command = "/sw/lmod"
+    config.SlurmProvisioner.module_path = ["/sw/modules"]
+    config.SlurmProvisioner.modules_cache_ttl = 5.0
+    spec = KernelSpec(argv=["/py"], display_name="t", language="python")
+    kernel = SlurmProvisioner(kernel_id="k1", kernel_spec=spec, parent=None, config=config)
+    assert (kernel.lmod_command, kernel.module_path, kernel.modules_cache_ttl) == ("/sw/lmod", ["/sw/modules"], 5.0)
+    assert kernel.modules_init == modules.DEFAULT_INIT
+    catalog = kernel.new_module_catalog(lmod(LMOD_AVAIL), timeout=3.0)
+    assert (catalog.lmod_command, catalog.module_path, catalog.cache.ttl, catalog.timeout) == \
+        ("/sw/lmod", ["/sw/modules"], 5.0, 3.0)
+
+
+async def test_a_kernel_asks_lmod_once_until_its_module_settings_change(monkeypatch):
+    from jupyter_client.kernelspec import KernelSpec
+
+    from dkrzspawner.kernels.provisioner import SlurmProvisioner
+
+    runner = lmod(LMOD_AVAIL)
+    monkeypatch.setattr(SlurmProvisioner, "runner_factory", lambda: runner)
+    spec = KernelSpec(argv=["/py"], display_name="t", language="python")
+    kernel = SlurmProvisioner(kernel_id="k1", kernel_spec=spec, parent=None, lmod_command="/bin/true",
+                              module_path=["/a"])
+    assert await kernel.offered_modules() == OFFERED
+    assert await kernel.offered_modules() == OFFERED
+    assert len(runner.commands) == 1
+    kernel.module_path = ["/b"]  # the site file's settings arrive
+    assert await kernel.offered_modules() == OFFERED
+    assert [command.env for command in runner.commands] == [{"MODULEPATH": "/a"}, {"MODULEPATH": "/b"}]
+
+
 # -- the one validation ------------------------------------------------------------------------------------
 def test_the_partitions_then_the_presets_then_the_users_modules_in_order_each_once():
     request = validate({"preset": "shared", "modules": ["tools/1.0", "example/1.0", "tools/1.0"]}, PRESETS,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from dkrzspawner.modules import ModuleSettings
 from dkrzspawner.registry import FACT_TIMEOUT, Registry
 
 LOG = logging.getLogger("test")
@@ -25,8 +26,10 @@ def test_the_same_settings_share_one_part_and_others_get_their_own():
     ledger = registry.budgets(runner, ttl=60.0, timeout=30.0, period="2026-01-01")
     assert registry.budgets(runner, ttl=60.0, timeout=30.0, period="2026-01-01") is ledger
     assert registry.budgets(runner, ttl=60.0, timeout=30.0, period="") is not ledger
-    catalog = registry.modules(runner, lmod_command="", module_path=["/m"], ttl=300.0, timeout=30.0)
-    assert registry.modules(runner, lmod_command="", module_path=("/m",), ttl=300.0, timeout=30.0) is catalog
+    settings = ModuleSettings(lmod_command="", module_path=["/m"])
+    catalog = registry.modules(runner, settings, timeout=30.0)
+    assert registry.modules(runner, ModuleSettings(lmod_command="", module_path=["/m"]), timeout=30.0) is catalog
+    assert registry.modules(runner, ModuleSettings(lmod_command="", module_path=["/n"]), timeout=30.0) is not catalog
 
 
 def test_once_is_true_the_first_time_only_and_clear_starts_afresh():

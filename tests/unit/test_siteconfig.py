@@ -17,7 +17,7 @@ from traitlets.config import Config
 from dkrzspawner import policy, siteconfig
 from dkrzspawner.cluster import Cluster
 from dkrzspawner.kernels import cli
-from dkrzspawner.kernels import options as kopts
+from dkrzspawner.kernels import kernelspec
 from dkrzspawner.kernels import provisioner as prov
 from dkrzspawner.options import OptionsError
 from dkrzspawner.slurm import SlurmRunner
@@ -162,21 +162,21 @@ async def kernel_facts(offer):
 
 async def test_a_kernel_gets_a_preset_that_is_not_dkrzs(site_file):
     offer = siteconfig.kernel_offer(siteconfig.load(str(site_file)), "alice", {})
-    options = kopts.check_shape({"preset": "tiny"}, offer)
-    request = kopts.to_job_request(options, offer, await kernel_facts(offer))
+    options = kernelspec.check_shape({"preset": "tiny"}, offer)
+    request = kernelspec.to_job_request(options, offer, await kernel_facts(offer))
     assert (request.partition, request.cores, request.memory, request.runtime, request.preset) == \
         ("prepost", 1, "1000M", "00:10:00", "tiny")
-    assert kopts.to_job_request(kopts.check_shape({}, offer), offer).preset == "tiny", "the site's first preset"
+    assert kernelspec.to_job_request(kernelspec.check_shape({}, offer), offer).preset == "tiny", "the site's first preset"
     with pytest.raises(OptionsError) as refused:
-        kopts.check_shape({"preset": "shared"}, offer)
+        kernelspec.check_shape({"preset": "shared"}, offer)
     assert str(refused.value) == "Preset 'shared' does not exist; choose one of tiny, small."
 
 
 async def test_a_kernel_gets_the_sites_partition_policy(site_file):
     offer = siteconfig.kernel_offer(siteconfig.load(str(site_file)), "alice", {})
-    options = kopts.check_shape({"partition": "shared", "gpus": 1}, offer)
+    options = kernelspec.check_shape({"partition": "shared", "gpus": 1}, offer)
     with pytest.raises(OptionsError) as refused:
-        kopts.to_job_request(options, offer, await kernel_facts(offer))
+        kernelspec.to_job_request(options, offer, await kernel_facts(offer))
     assert str(refused.value) == "GPUs: partition shared has none."
 
 
@@ -191,7 +191,7 @@ def test_a_kernel_applies_the_group_policy_without_slurm(monkeypatch, site_file,
     groups(monkeypatch, *unix)
     offer = siteconfig.kernel_offer(siteconfig.load(str(site_file)), "alice", {siteconfig.ENV_HUB_GROUPS: hub})
     with pytest.raises(OptionsError) as refused:
-        kopts.check_shape(config, offer)
+        kernelspec.check_shape(config, offer)
     assert str(refused.value) == message
 
 
@@ -199,7 +199,7 @@ async def test_hub_groups_passed_to_the_job_count_for_kernels(monkeypatch, site_
     groups(monkeypatch)
     site = siteconfig.load(str(site_file))
     offer = siteconfig.kernel_offer(site, "alice", {siteconfig.ENV_HUB_GROUPS: "gpu-users"})
-    request = kopts.to_job_request(kopts.check_shape({"partition": "gpu", "gpus": 1}, offer), offer,
+    request = kernelspec.to_job_request(kernelspec.check_shape({"partition": "gpu", "gpus": 1}, offer), offer,
                                    await kernel_facts(offer))
     assert (request.partition, request.gpus) == ("gpu", 1)
 
@@ -208,9 +208,9 @@ def test_advanced_requests_switched_off_by_the_site_are_refused_for_kernels(tmp_
     site = siteconfig.load(write(tmp_path, "advanced_options = false\n"))
     offer = siteconfig.kernel_offer(site, "alice", {})
     with pytest.raises(OptionsError) as refused:
-        kopts.check_shape({"partition": "shared"}, offer)
+        kernelspec.check_shape({"partition": "shared"}, offer)
     assert str(refused.value) == "Advanced requests (partition) are not available on this hub."
-    assert kopts.check_shape({"preset": "shared"}, offer).job == {"preset": "shared"}
+    assert kernelspec.check_shape({"preset": "shared"}, offer).job == {"preset": "shared"}
 
 
 @pytest.mark.parametrize("unix, user_options", [
@@ -229,7 +229,7 @@ async def test_kernels_refuse_what_the_hub_refuses_with_the_same_sentence(monkey
         await spawner.validate_options(user_options)
     offer = siteconfig.kernel_offer(siteconfig.load(str(site_file)), "alice", {})
     with pytest.raises(OptionsError) as kernel:
-        kopts.to_job_request(kopts.check_shape(user_options, offer), offer, await kernel_facts(offer))
+        kernelspec.to_job_request(kernelspec.check_shape(user_options, offer), offer, await kernel_facts(offer))
     assert str(kernel.value) == hub.value.jupyterhub_message
 
 

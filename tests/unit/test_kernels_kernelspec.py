@@ -1,13 +1,14 @@
-"""kernels/options.py: shape checks without Slurm, validation with the cluster's facts, command lines."""
+"""kernels/kernelspec.py: shape checks without Slurm, validation with the cluster's facts, the env."""
 
 from __future__ import annotations
 
 import pytest
 
 from dkrzspawner.cluster import Access
-from dkrzspawner.kernels import options as kopts
+from dkrzspawner.kernels import kernelspec
 from dkrzspawner.offer import Facts, PartitionLimits
 from dkrzspawner.options import OptionsError
+from dkrzspawner.slurm import allocations
 
 
 def facts(**overrides) -> Facts:
@@ -27,8 +28,8 @@ def facts(**overrides) -> Facts:
     {"job_id": 1234}, {"job_id": "1234"}, {"preset": "shared", "modules": ["python3/2023.01", "netcdf-c"]},
 ])
 def test_good_shapes(config):
-    options = kopts.check_shape(config)
-    assert options.job == {k: v for k, v in config.items() if k in kopts.JOB_KEYS}
+    options = kernelspec.check_shape(config)
+    assert options.job == {k: v for k, v in config.items() if k in kernelspec.JOB_KEYS}
     assert options.reuses_allocation == ("job_id" in config)
 
 
@@ -59,13 +60,13 @@ def test_good_shapes(config):
 ])
 def test_bad_shapes_are_refused_by_field(config, field, words):
     with pytest.raises(OptionsError) as error:
-        kopts.check_shape(config)
+        kernelspec.check_shape(config)
     assert error.value.field == field
     assert words in str(error.value)
 
 
 def test_job_request_with_facts():
-    request = kopts.to_job_request(kopts.check_shape({"partition": "gpu", "gpus": 1, "cores": 4, "tasks": 2}),
+    request = kernelspec.to_job_request(kernelspec.check_shape({"partition": "gpu", "gpus": 1, "cores": 4, "tasks": 2}),
                                    facts=facts())
     assert (request.partition, request.cores, request.gpus, request.account) == ("gpu", 4, 1, "bb1234")
     assert request.memory == "8000M" and request.runtime == "01:00:00"
@@ -81,68 +82,46 @@ def test_job_request_with_facts():
     ({"partition": "shared", "cores": 2, "tasks": 4}, "tasks"),
 ])
 def test_limits_need_facts(config, field):
-    options = kopts.check_shape(config)  # the shape is fine
+    options = kernelspec.check_shape(config)  # the shape is fine
     with pytest.raises(OptionsError) as error:
-        kopts.to_job_request(options, facts=facts())
+        kernelspec.to_job_request(options, facts=facts())
     assert error.value.field == field
 
 
 def test_salloc_argv_from_a_request():
-    request = kopts.to_job_request(kopts.check_shape(
+    request = kernelspec.to_job_request(kernelspec.check_shape(
         {"partition": "gpu", "gpus": 1, "cores": 4, "tasks": 2, "account": "bb1234", "runtime": "02:00:00"}),
         facts=facts())
-    argv = kopts.salloc_argv(request, tasks=2, job_name="jupyter-kernel-x", comment="dkrz-kernel:abc")
+    argv = allocations.salloc_argv(request, tasks=2, job_name="jupyter-kernel-x", comment="dkrz-kernel:abc")
     assert argv == ["salloc", "--kill-command=HUP", "--job-name=jupyter-kernel-x", "--comment=dkrz-kernel:abc",
                     "--partition=gpu", "--account=bb1234", "--nodes=1", "--ntasks=2", "--cpus-per-task=2",
                     "--mem=8000M", "--time=02:00:00", "--gpus=1", "cat"]
-    preset = kopts.to_job_request(kopts.check_shape({"preset": "shared", "cores": 2}))
-    argv = kopts.salloc_argv(preset, job_name="n", comment="c")
+    preset = kernelspec.to_job_request(kernelspec.check_shape({"preset": "shared", "cores": 2}))
+    argv = allocations.salloc_argv(preset, job_name="n", comment="c")
     assert "--cpus-per-task=2" in argv and "--mem=5000M" in argv and not any(a.startswith("--account") for a in argv)
 
 
-def test_srun_argv():
-    argv = kopts.srun_argv("42", "vm", ["/py", "-m", "ipykernel_launcher", "-f", "/home/a/k.json"],
-                           step_name="kernel-1", cpus=2, cwd="/home/a", srun="/usr/bin/srun")
-    assert argv == ["/usr/bin/srun", "--jobid=42", "--overlap", "--nodes=1", "--ntasks=1", "--nodelist=vm",
-                    "--job-name=kernel-1", "--input=none", "--cpus-per-task=2", "--chdir=/home/a",
-                    "/py", "-m", "ipykernel_launcher", "-f", "/home/a/k.json"]
-
-
-def test_enclosing_job_environment_is_scrubbed():
-    env = {"SLURM_JOB_ID": "7", "SLURM_CPUS_PER_TASK": "4", "SBATCH_ACCOUNT": "x", "SRUN_CPUS_PER_TASK": "4",
-           "SALLOC_PARTITION": "p", "SLURM_CONF": "/etc/slurm/slurm.conf", "PATH": "/usr/bin", "HOME": "/h"}
-    assert kopts.scrub_slurm_env(env) == {"SLURM_CONF": "/etc/slurm/slurm.conf", "PATH": "/usr/bin", "HOME": "/h"}
-
-
-def test_granted_job_id():
-    assert kopts.granted_job_id("salloc: Granted job allocation 212\n") == "212"
-    assert kopts.granted_job_id("salloc: Pending job allocation 254\nsalloc: job 254 queued and waiting for "
-                                "resources\nsalloc: job 254 has been allocated resources\n"
-                                "salloc: Granted job allocation 254\n") == "254"
-    assert kopts.granted_job_id("salloc: error: nope") is None
-
-
 def test_describe():
-    assert kopts.describe(kopts.check_shape({"job_id": 5})) == "allocation 5"
-    assert kopts.describe(kopts.check_shape({"job_id": 5, "node": "vm"})) == "allocation 5, node vm"
-    assert kopts.describe(kopts.check_shape({"preset": "shared", "cores": 2})) == "preset shared, 2 cores"
-    assert kopts.describe(kopts.check_shape({"preset": "shared", "cores": 1, "runtime": "01:00:00"})) == \
+    assert kernelspec.describe(kernelspec.check_shape({"job_id": 5})) == "allocation 5"
+    assert kernelspec.describe(kernelspec.check_shape({"job_id": 5, "node": "vm"})) == "allocation 5, node vm"
+    assert kernelspec.describe(kernelspec.check_shape({"preset": "shared", "cores": 2})) == "preset shared, 2 cores"
+    assert kernelspec.describe(kernelspec.check_shape({"preset": "shared", "cores": 1, "runtime": "01:00:00"})) == \
         "preset shared, 1 core, 01:00:00"
-    assert kopts.describe(kopts.check_shape({"partition": "gpu", "gpus": 1})) == "partition gpu, 1 GPU"
+    assert kernelspec.describe(kernelspec.check_shape({"partition": "gpu", "gpus": 1})) == "partition gpu, 1 GPU"
 
 
 def test_node_needs_an_existing_allocation_and_is_checked_against_its_nodes():
-    options = kopts.check_shape({"job_id": "12", "node": "l40123"})
+    options = kernelspec.check_shape({"job_id": "12", "node": "l40123"})
     assert options.node == "l40123"
     for config, words in (({"preset": "shared", "node": "vm"}, "needs job_id"),
                           ({"job_id": 12, "node": "vm; rm"}, "Node must be a node's name")):
         with pytest.raises(OptionsError) as error:
-            kopts.check_shape(config)
+            kernelspec.check_shape(config)
         assert error.value.field == "node" and words in str(error.value)
-    assert kopts.check_node("b", "12", ("a", "b")) == "b"
-    assert kopts.check_node(None, "12", ("a",)) is None
+    assert kernelspec.check_node("b", "12", ("a", "b")) == "b"
+    assert kernelspec.check_node(None, "12", ("a",)) is None
     with pytest.raises(OptionsError, match=r"Node 'c' is not one of allocation 12's nodes \(a, b\)\.") as error:
-        kopts.check_node("c", "12", ("a", "b"))
+        kernelspec.check_node("c", "12", ("a", "b"))
     assert error.value.field == "node"
 
 
@@ -161,46 +140,13 @@ def test_node_needs_an_existing_allocation_and_is_checked_against_its_nodes():
 ])
 def test_bad_env_variables_are_refused(texts, words):
     with pytest.raises(OptionsError) as error:
-        kopts.check_env(kopts.env_pairs(texts))
+        kernelspec.check_env(kernelspec.env_pairs(texts))
     assert error.value.field == "env" and words in str(error.value)
 
 
 def test_env_variables():
-    assert kopts.check_env(kopts.env_pairs(["PROJ_HOME=/a/b", "X=a=b", "EMPTY=", "P=${HOME}/x"])) == {
+    assert kernelspec.check_env(kernelspec.env_pairs(["PROJ_HOME=/a/b", "X=a=b", "EMPTY=", "P=${HOME}/x"])) == {
         "PROJ_HOME": "/a/b", "X": "a=b", "EMPTY": "", "P": "${HOME}/x"}
-    assert kopts.check_env({"A": "1"}) == {"A": "1"}
+    assert kernelspec.check_env({"A": "1"}) == {"A": "1"}
     with pytest.raises(OptionsError):
-        kopts.check_env({"A": 1})
-
-
-def test_the_kernels_step_gets_the_allocations_tasks():
-    assert kopts.parse_job_shape("2         |1         |vm                  \n") == (2, 1, "vm")
-    assert kopts.parse_job_shape("4|N/A|n[01-02]") == (4, 1, "n[01-02]")
-    with pytest.raises(ValueError):
-        kopts.parse_job_shape("")
-    shape = kopts.JobShape(tasks=4, cpus_per_task=2, nodelist="n[01-02]", hostnames=("n01", "n02"))
-    assert kopts.job_view_environment(shape) == {"DKRZ_JOB_NTASKS": "4", "DKRZ_JOB_CPUS_PER_TASK": "2",
-                                                 "DKRZ_JOB_NNODES": "2", "DKRZ_JOB_NODELIST": "n[01-02]"}
-    plain = kopts.step_command(["/py", "-f", "c.json"], load_modules=False)
-    assert plain[:2] == ["/bin/bash", "-c"] and plain[3:] == ["dkrz-kernel", "/py", "-f", "c.json"]
-    assert plain[2] == kopts.JOB_VIEW + ' && exec "$@"'
-    with_modules = kopts.step_command(["/py"], load_modules=True)
-    assert with_modules[2] == f"{kopts.JOB_VIEW} && {kopts.LOAD_AND_EXEC}"
-
-
-def test_the_job_view_sets_what_a_nested_srun_reads(tmp_path):
-    """Run the fixed text in bash with a step's variables: the kernel sees the allocation's."""
-    import subprocess
-    step = {"SLURM_NTASKS": "1", "SLURM_NPROCS": "1", "SLURM_CPUS_PER_TASK": "2", "SLURM_NNODES": "1",
-            "SLURM_NODELIST": "n01", "SLURM_TASKS_PER_NODE": "1", "SLURM_STEP_ID": "3", "SLURM_JOB_ID": "9",
-            "PATH": "/usr/bin:/bin"}
-    shape = kopts.JobShape(tasks=2, cpus_per_task=1, nodelist="n[01-02]", hostnames=("n01", "n02"))
-    argv = kopts.step_command(["env"], load_modules=False)
-    out = subprocess.run(argv, env={**step, **kopts.job_view_environment(shape)}, capture_output=True, text=True,
-                         check=True).stdout
-    seen = dict(line.split("=", 1) for line in out.splitlines())
-    assert {k: seen.get(k) for k in ("SLURM_NTASKS", "SLURM_NPROCS", "SLURM_CPUS_PER_TASK", "SLURM_NNODES",
-                                     "SLURM_NODELIST", "SLURM_TASKS_PER_NODE", "SLURM_STEP_ID", "SLURM_JOB_ID")} \
-        == {"SLURM_NTASKS": "2", "SLURM_NPROCS": "2", "SLURM_CPUS_PER_TASK": "1", "SLURM_NNODES": "2",
-            "SLURM_NODELIST": "n[01-02]", "SLURM_TASKS_PER_NODE": None, "SLURM_STEP_ID": "3", "SLURM_JOB_ID": "9"}
-    assert not any(name.startswith("DKRZ_JOB_") for name in seen)
+        kernelspec.check_env({"A": 1})
