@@ -99,10 +99,22 @@ def parse_waiting(text: str) -> Waiting:
     return Waiting(*_fields(text, 3))
 
 
+async def _one_job(runner, job_id: str, fmt: str, parse, timeout: float, *, ended_too: bool = False):
+    """``squeue -h [-t all] -j ID -o FMT`` read by ``parse``; with ``ended_too``, Slurm not knowing the job reads as
+    an empty answer. Raises the runner's other errors, UnexpectedOutput for garbage."""
+    argv = ["squeue", "-h", *(["-t", "all"] if ended_too else []), "-j", job_id, "-o", fmt]
+    try:
+        out = (await runner.run(argv, timeout=timeout)).stdout
+    except JobUnknown:
+        if not ended_too:
+            raise
+        out = ""
+    return parsed(parse, out, argv)
+
+
 async def waiting(runner, job_id: str, timeout: float) -> Waiting:
     """Why the job waits and when it may start. Raises the runner's errors, UnexpectedOutput for garbage."""
-    argv = ["squeue", "-h", "-j", job_id, "-o", WAITING_FORMAT]
-    return parsed(parse_waiting, (await runner.run(argv, timeout=timeout)).stdout, argv)
+    return await _one_job(runner, job_id, WAITING_FORMAT, parse_waiting, timeout)
 
 
 @dataclass(frozen=True)
@@ -130,8 +142,7 @@ def parse_placement(text: str) -> Placement:
 
 async def placement(runner, job_id: str, timeout: float) -> Placement:
     """Where the job runs. Raises the runner's errors, UnexpectedOutput for garbage."""
-    argv = ["squeue", "-h", "-j", job_id, "-o", PLACEMENT_FORMAT]
-    return parsed(parse_placement, (await runner.run(argv, timeout=timeout)).stdout, argv)
+    return await _one_job(runner, job_id, PLACEMENT_FORMAT, parse_placement, timeout)
 
 
 @dataclass(frozen=True)
@@ -153,12 +164,7 @@ async def end_state(runner, job_id: str, timeout: float) -> EndState:
 
     Raises the runner's other errors (Slurm could not be asked: nothing is known), UnexpectedOutput for garbage.
     """
-    argv = ["squeue", "-h", "-t", "all", "-j", job_id, "-o", END_FORMAT]
-    try:
-        out = (await runner.run(argv, timeout=timeout)).stdout
-    except JobUnknown:
-        out = ""
-    return parsed(parse_end_state, out, argv)
+    return await _one_job(runner, job_id, END_FORMAT, parse_end_state, timeout, ended_too=True)
 
 
 @dataclass(frozen=True)

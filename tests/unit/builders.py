@@ -145,3 +145,14 @@ async def polled(w, cycles=1):
             return
         await asyncio.sleep(0.01)
     raise AssertionError(f"the watcher made {w.cycles} queries, not {cycles}")
+
+
+#: what a member of the policy's "students" group (presets: shared; no partitions; accounts: bb1234) is refused,
+#: by field and in the words users read: (user_options, field, message)
+STUDENT_REFUSALS = [
+    ({"preset": "prepost"}, "preset", "Preset prepost is not open to you; yours are shared."),
+    ({"user_options": {"preset": "big"}}, "preset", "Preset big is not open to you; yours are shared."),
+    ({"partition": "gpu"}, "partition", "Partition gpu is not open to you; use a preset."),
+    ({"preset": "shared", "account": "ab0000"}, "account",
+     "Account ab0000 may not be used on this hub by you; allowed: bb1234."),
+]

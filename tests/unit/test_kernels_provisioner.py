@@ -321,28 +321,20 @@ async def test_slurm_asked_once_per_death_not_on_every_poll():
         ["squeue", "-h", "-t", "all", "-j", "77", "-o", "%T|%r|%l"]]
 
 
-async def test_when_slurm_cannot_be_asked_nothing_is_restarted_allocated_or_cancelled():
-    down = SlurmUnreachable(["squeue"], 1, "slurm_load_jobs error: Unable to contact slurm controller")
-    fake = FakeRunner(allocating(fail={"%T|%r|%l": down}))
+@pytest.mark.parametrize("answer, why", [
+    ({"fail": {"%T|%r|%l": SlurmUnreachable(["squeue"], 1, "slurm_load_jobs error: Unable to contact slurm "
+                                                           "controller")}}, "Unable to contact slurm controller"),
+    ({"end": "slurm_load_jobs: something new\n"}, "unexpected output"),
+], ids=["unreachable", "unreadable"])
+async def test_when_slurm_cannot_say_nothing_is_restarted_allocated_cancelled_or_called_ended(answer, why):
+    fake = FakeRunner(allocating(**answer))
     p = await started(fake)
     model = p.parent = ServerModel(execution_state="idle")
     assert await p.poll() == 143 and p.ended is None and model.execution_state == "idle"
     await p.cleanup(restart=True)
     with pytest.raises(KernelStartError, match="Cannot tell whether allocation 77 still runs"):
         await p.pre_launch()
-    assert model.execution_state == "dead" and "Unable to contact slurm controller" in model.reason
-    assert fake.programs().count("salloc") == 1 and "scancel" not in fake.programs()
-    assert not fake.spawned[0].stdin.closed and "77" in prov.ALLOCATIONS
-
-
-async def test_an_unreadable_answer_is_not_read_as_an_ended_allocation():
-    fake = FakeRunner(allocating(end="slurm_load_jobs: something new\n"))
-    p = await started(fake)
-    model = p.parent = ServerModel(execution_state="idle")
-    assert await p.poll() == 143 and p.ended is None and model.execution_state == "idle"
-    await p.cleanup(restart=True)
-    with pytest.raises(KernelStartError, match="Cannot tell whether allocation 77 still runs"):
-        await p.pre_launch()
+    assert model.execution_state == "dead" and why in model.reason
     assert fake.programs().count("salloc") == 1 and "scancel" not in fake.programs()
     assert not fake.spawned[0].stdin.closed and "77" in prov.ALLOCATIONS
 

@@ -13,6 +13,7 @@ from dkrzspawner.cluster import Access, Partition, Snapshot
 from dkrzspawner.offer import Facts, Offer, PartitionLimits, make_facts, partition_limits, settings_for
 from dkrzspawner.options import DKRZ_PRESETS, OptionsError, PartitionSettings, load_partition_settings, load_presets
 from dkrzspawner.policy import Allowance, allowance_for, load_policy
+from tests.unit.builders import STUDENT_REFUSALS
 
 PRESETS = load_presets({**DKRZ_PRESETS, "big": {"display_name": "Big", "partition": "shared", "cores": [8]}})
 POLICY = load_policy({"groups": {"students": {"presets": ["shared"], "partitions": [], "accounts": ["bb1234"]},
@@ -78,13 +79,7 @@ def test_make_facts_keeps_what_slurm_did_not_answer():
 
 
 # -- the one validation -------------------------------------------------------------------------------------
-@pytest.mark.parametrize("user_options, field, message", [
-    ({"preset": "prepost"}, "preset", "Preset prepost is not open to you; yours are shared."),
-    ({"user_options": {"preset": "big"}}, "preset", "Preset big is not open to you; yours are shared."),
-    ({"partition": "gpu"}, "partition", "Partition gpu is not open to you; use a preset."),
-    ({"preset": "shared", "account": "ab0000"}, "account",
-     "Account ab0000 may not be used on this hub by you; allowed: bb1234."),
-])
+@pytest.mark.parametrize("user_options, field, message", STUDENT_REFUSALS)
 def test_the_group_policy_refuses_by_name(user_options, field, message):
     for offer in (Offer(PRESETS, allowance=STUDENT), Offer(PRESETS, allowance=STUDENT).with_facts(facts())):
         with pytest.raises(OptionsError) as refused:

@@ -15,7 +15,7 @@ from dkrzspawner.lifecycle import JobRecord
 from dkrzspawner.registry import REGISTRY
 from dkrzspawner.options import DKRZ_PRESETS, OptionsError, load_presets, unwrap
 from dkrzspawner.policy import Allowance, allowance_for, check_server_counts, load_policy
-from tests.unit.builders import PageSpawner, make_spawner
+from tests.unit.builders import STUDENT_REFUSALS, PageSpawner, make_spawner
 
 PRESETS = load_presets({**DKRZ_PRESETS, "big": {"display_name": "Big", "partition": "shared", "cores": [8]}})
 POLICY = {
@@ -94,13 +94,7 @@ def test_a_rule_without_a_limit_lifts_it():
 STUDENT = allowance_for(load_policy(POLICY, PRESETS), {"students"})
 
 
-@pytest.mark.parametrize("user_options, field, message", [
-    ({"preset": "prepost"}, "preset", "Preset prepost is not open to you; yours are shared."),
-    ({"user_options": {"preset": "big"}}, "preset", "Preset big is not open to you; yours are shared."),
-    ({"partition": "gpu"}, "partition", "Partition gpu is not open to you; use a preset."),
-    ({"preset": "shared", "account": "ab0000"}, "account",
-     "Account ab0000 may not be used on this hub by you; allowed: bb1234."),
-])
+@pytest.mark.parametrize("user_options, field, message", STUDENT_REFUSALS)
 def test_check_refuses_what_the_groups_do_not_allow(user_options, field, message):
     with pytest.raises(OptionsError) as refused:
         STUDENT.check(unwrap(user_options), PRESETS)  # the Offer unwraps once, then checks (see test_offer.py)
