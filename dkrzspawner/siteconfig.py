@@ -95,10 +95,26 @@ class SiteConfig:
         :meth:`~dkrzspawner.offer.Offer.with_cluster`)."""
         return Offer(self.presets, self.partitions, self.advanced, self.allowance(groups))
 
+    def offer_for(self, user: str, hub_groups: Iterable[str] = ()) -> Offer:
+        """What ``user`` is offered: the policy knows them by their Unix groups on this host and ``hub_groups``
+        (their JupyterHub groups; in a job, those the hub passed). Without a policy, groups are not looked up."""
+        if not self.settings.get("policy"):
+            return self.offer(())
+        return self.offer(policy.unix_groups(user) | set(hub_groups))
+
     def module_catalog(self, runner) -> modules.ModuleCatalog:
         """The modules the cluster offers, asked with the site's Lmod and module path."""
         return modules.ModuleCatalog(runner, lmod_command=self.settings.get("lmod_command", modules.DEFAULT_LMOD),
                                      module_path=self.settings.get("module_path"))
+
+
+def checked(settings: Mapping, path: str = "") -> SiteConfig:
+    """``settings`` (``presets``, ``partitions``, ``policy`` and the others of :data:`SETTINGS`, each optional)
+    checked by their loaders; raises their ValueError, which names the entry (``policy: groups.x.presets: ...``)."""
+    presets = load_presets(settings.get("presets", DKRZ_PRESETS))
+    return SiteConfig(path=path, settings={k: settings[k] for k in SETTINGS if k in settings}, presets=presets,
+                      partitions=load_partition_settings(settings.get("partitions", {})),
+                      policy=load_policy(settings.get("policy", {}), presets))
 
 
 def from_settings(settings: Mapping, path: str = "") -> SiteConfig:
@@ -114,13 +130,9 @@ def from_settings(settings: Mapping, path: str = "") -> SiteConfig:
                                   f"{', '.join(SETTINGS)}.") from None
         raise SiteConfigError(f"{where}: {entry}: {error['msg'].lower()}.") from None
     try:
-        presets = load_presets(settings.get("presets", DKRZ_PRESETS))
-        partitions = load_partition_settings(settings.get("partitions", {}))
-        checked = load_policy(settings.get("policy", {}), presets)
+        return checked(settings, path)
     except ValueError as exc:
         raise SiteConfigError(f"{where}: {exc}.") from None
-    return SiteConfig(path=path, settings={k: settings[k] for k in SETTINGS if k in settings}, presets=presets,
-                      partitions=partitions, policy=checked)
 
 
 def load(path: str) -> SiteConfig:
@@ -148,19 +160,16 @@ def for_kernels(environ: Mapping[str, str] | None = None) -> SiteConfig:
     return SiteConfig()
 
 
-def kernel_groups(user: str, environ: Mapping[str, str] | None = None) -> set[str]:
-    """The groups the policy knows ``user`` by outside the hub: their Unix groups here, and the hub groups the
-    hub passed to the job (none on a login node)."""
+def passed_hub_groups(environ: Mapping[str, str] | None = None) -> set[str]:
+    """The hub groups the hub passed to the job (:data:`ENV_HUB_GROUPS`; none on a login node)."""
     environ = os.environ if environ is None else environ
-    passed = environ.get(ENV_HUB_GROUPS, "").split(",")
-    return policy.unix_groups(user) | {name for name in passed if GROUP.fullmatch(name)}
+    return {name for name in environ.get(ENV_HUB_GROUPS, "").split(",") if GROUP.fullmatch(name)}
 
 
 def kernel_offer(site: SiteConfig, user: str, environ: Mapping[str, str] | None = None) -> Offer:
-    """What the hub offers ``user`` (the one a kernel runs as) under ``site``."""
-    if not site.settings.get("policy"):
-        return site.offer(())
-    return site.offer(kernel_groups(user, environ))
+    """What the hub offers ``user`` (the one a kernel runs as) under ``site``: their Unix groups here and the hub
+    groups the hub passed to the job."""
+    return site.offer_for(user, passed_hub_groups(environ))
 
 
 def hub_groups_value(hub_groups: Iterable[str], checked: Policy) -> str:

@@ -438,23 +438,16 @@ class DKRZSpawner(ModuleSettings, Spawner):
     def site_settings(self) -> siteconfig.SiteConfig:
         """The presets, partition settings and group policy, checked once (a mistake names the entry)."""
         if self._checked is None:
-            presets = options.load_presets(self.presets)
-            self._checked = siteconfig.SiteConfig(
-                path=self.site_config_file, presets=presets,
-                settings={"policy": self.policy, "advanced_options": self.advanced_options},
-                partitions=options.load_partition_settings(self.partitions),
-                policy=policy.load_policy(self.policy, presets))
+            self._checked = siteconfig.checked(
+                {"presets": self.presets, "partitions": self.partitions, "policy": self.policy,
+                 "advanced_options": self.advanced_options}, self.site_config_file)
         return self._checked
-
-    def user_groups(self) -> set[str]:
-        """The user's Unix groups on the hub host and JupyterHub groups, by name."""
-        hub_groups = {group.name for group in getattr(self.user, "groups", None) or ()}
-        return policy.unix_groups(self.user.name) | hub_groups
 
     async def offer(self) -> Offer:
         """What this user is offered now: the site's settings, their groups' policy and what Slurm says (a part
         Slurm did not answer for is left out; never raises for Slurm). Built once per validation or form."""
-        offer = self.site_settings().offer(self.user_groups() if self.policy else ())
+        hub_groups = [group.name for group in getattr(self.user, "groups", None) or ()]
+        offer = self.site_settings().offer_for(self.user.name, hub_groups)
         snapshot = await self.cluster.snapshot(self.user.name)
         return offer.with_cluster(snapshot, modules=await self.module_catalog.offered(self.log))
 

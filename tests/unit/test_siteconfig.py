@@ -148,11 +148,14 @@ def test_kernels_go_by_the_hubs_file_then_the_default_path_then_the_defaults(tmp
         siteconfig.for_kernels({siteconfig.ENV_PATH: str(tmp_path / "gone.toml")})
 
 
-def test_kernel_groups_are_unix_groups_and_the_hub_groups_passed_to_the_job(monkeypatch):
+def test_kernel_groups_are_unix_groups_and_the_hub_groups_passed_to_the_job(monkeypatch, site_file):
     groups(monkeypatch, "users", "students")
-    assert siteconfig.kernel_groups("alice", {}) == {"users", "students"}
+    assert siteconfig.passed_hub_groups({}) == set()
     passed = {siteconfig.ENV_HUB_GROUPS: "gpu-users,,bad name,x\ny"}
-    assert siteconfig.kernel_groups("alice", passed) == {"users", "students", "gpu-users"}
+    assert siteconfig.passed_hub_groups(passed) == {"gpu-users"}
+    site = siteconfig.load(str(site_file))
+    assert siteconfig.kernel_offer(site, "alice", {}).allowance.groups == ("students",)
+    assert siteconfig.kernel_offer(site, "alice", passed).allowance.groups == ("gpu-users", "students")
 
 
 # -- kernels: the site's presets, partitions and group policy, in the hub's words --------------------------------
