@@ -96,7 +96,8 @@ def kernel_name(name: str) -> str:
     return lowered
 
 
-async def _facts(runner, user: str, site: siteconfig.SiteConfig, offer: Offer):
+async def cluster_facts(runner, user: str, site: siteconfig.SiteConfig, offer: Offer):
+    """The cluster's facts for ``user`` (read-only queries, nothing cached) with the site's Lmod catalogue."""
     snapshot = await Cluster(runner, ttl=0).snapshot(user)
     offered = await site.module_catalog(runner).offered(logging.getLogger("dkrz-kernel"))
     return offer.facts_from(snapshot, modules=offered)
@@ -112,7 +113,7 @@ async def check_options(config: dict, *, runner=None, with_slurm: bool = True) -
     options = kernelspec.check_shape(config, offer)
     runner = runner or SlurmRunner()
     if with_slurm and (options.modules or not options.reuses_allocation):
-        facts = await _facts(runner, user, site, offer)
+        facts = await cluster_facts(runner, user, site, offer)
         admin_modules = () if options.reuses_allocation else kernelspec.to_job_request(options, offer, facts).modules
         check_modules(options.modules, facts, admin_modules)
     if with_slurm and options.node is not None:
