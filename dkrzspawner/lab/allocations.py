@@ -19,7 +19,7 @@ class NotOurs(LookupError):
 def registered(kernel_manager) -> dict[str, list[dict]]:
     """Job id -> the kernels in it (id, kernelspec name, display name): every allocation in the provisioner's
     registry, and the allocations still being asked for (a kernel waiting in the queue)."""
-    found: dict[str, list[dict]] = {job_id: [] for job_id in ALLOCATIONS}
+    found: dict[str, list[dict]] = {job_id: [] for job_id in list(ALLOCATIONS)}
     for kernel_id in list(kernel_manager.list_kernel_ids()) if kernel_manager is not None else ():
         try:
             manager = kernel_manager.get_kernel(kernel_id)
@@ -40,7 +40,8 @@ def registered(kernel_manager) -> dict[str, list[dict]]:
 
 def describe(job_id: str, kernels: list[dict], status) -> dict:
     """One allocation as the REST API gives it, from squeue's :class:`~dkrzspawner.slurm.JobStatus` (None:
-    squeue no longer lists it)."""
+    squeue no longer lists it). The node is the kernels' (the provisioner's registry knows it; squeue's batch
+    host of an salloc allocation is the host salloc runs on)."""
     if status is None:
         return {"job_id": job_id, "state": "GONE", "reason": "Slurm no longer lists it", "estimated_start": "",
                 "start_text": "", "node": None, "seconds_left": None, "kernels": kernels}
@@ -48,8 +49,14 @@ def describe(job_id: str, kernels: list[dict], status) -> dict:
     estimate = status.start_time if pending and parse_slurm_time(status.start_time) else None
     return {"job_id": job_id, "state": status.state, "reason": explain_pending(status.reason) if pending else "",
             "estimated_start": estimate or "", "start_text": describe_start(estimate) if estimate else "",
-            "node": status.host if not pending else None,
+            "node": node_of(job_id, status) if not pending else None,
             "seconds_left": seconds_until(status.end_time) if status.running else None, "kernels": kernels}
+
+
+def node_of(job_id: str, status) -> str | None:
+    """The node the allocation's kernels run on: the registry's, else squeue's first node."""
+    allocation = ALLOCATIONS.get(job_id)
+    return (allocation.node if allocation is not None and allocation.node else None) or status.host
 
 
 async def listing(kernel_manager, runner, timeout: float = 10.0) -> dict:

@@ -45,7 +45,7 @@ def test_job_kernel_allocation_and_its_cancel_through_the_extension(server):
 
     kernel_id = server.api("POST", "/kernels", json={"name": name}).json()["id"]
     listed = lab(server, "GET", "allocations").json()["allocations"]
-    assert len(listed) == 1 and listed[0]["state"] == "RUNNING", listed
+    assert len(listed) == 1 and listed[0]["state"] == "RUNNING" and listed[0]["node"] == job["node"], listed
     job_id = listed[0]["job_id"]
     assert listed[0]["kernels"][0]["id"] == kernel_id and listed[0]["kernels"][0]["name"] == name
     assert running(f"jupyter-kernel-{name}") == [job_id] and job_id != server.job_id
@@ -55,5 +55,7 @@ def test_job_kernel_allocation_and_its_cancel_through_the_extension(server):
     wait_for(lambda: not running(f"jupyter-kernel-{name}"), timeout=60, what=f"allocation {job_id} to end")
     wait_for(lambda: lab(server, "GET", "allocations").json()["allocations"] == [], timeout=60,
              what="the allocation to leave the extension's list")
+    kernel = server.api("GET", f"/kernels/{kernel_id}").json()
+    assert kernel["execution_state"] == "dead" and f"Allocation {job_id} was cancelled (by alice)" in kernel["reason"]
     assert running(f"{RUN}-server"), "the server's own job runs on"
     assert lab(server, "DELETE", f"kernels/{name}").status_code == 204

@@ -224,14 +224,16 @@ async def test_conda_kernel_from_a_listed_environment_and_register_env(server):
 
 
 async def test_allocations_from_the_registry_with_one_squeue(server):
-    prov.ALLOCATIONS["77"] = prov.Allocation(job_id="77", owned=True, kernels={"k1"})
+    prov.ALLOCATIONS["77"] = prov.Allocation(job_id="77", owned=True, kernels={"k1"}, node="l40123")
     prov.ALLOCATIONS["78"] = prov.Allocation(job_id="78", owned=True, kernels={"k2"})
     server.lab.runner.answers[("squeue", "-h", "-t", "all", "-j")] = (
-        recorded.squeue_line(77) + "78|PENDING|n/a|Priority|2099-11-22T05:40:00|N/A|shared|alice\n")
+        recorded.squeue_line(77, host="localhost") + "78|PENDING|n/a|Priority|2099-11-22T05:40:00|N/A|shared|alice\n")
     status, body = await server.call("GET", "allocations")
     assert status == 200
     first, second = body["allocations"]
-    assert (first["job_id"], first["state"], first["node"], first["reason"]) == ("77", "RUNNING", "vm", "")
+    assert (first["job_id"], first["state"], first["reason"]) == ("77", "RUNNING", "")
+    assert first["node"] == "l40123"  # the kernels' node, not salloc's host
+    assert isinstance(first["seconds_left"], int) and second["seconds_left"] is None
     assert (second["job_id"], second["state"], second["node"]) == ("78", "PENDING", None)
     assert second["reason"] and "Slurm's reason" not in second["reason"]
     assert second["estimated_start"] == "2099-11-22T05:40:00" and second["start_text"].startswith("expected")
