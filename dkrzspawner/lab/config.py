@@ -13,7 +13,8 @@ class DKRZLab(Configurable):
 
     templates = Bool(
         True, help="Offer the 'Slurm kernels' section in the launcher: kernel templates, creating, editing and "
-                   "removing one's own Slurm kernels, registering one's own environments."
+                   "removing one's own Slurm kernels, registering one's own environments. Off, the extension's "
+                   "API refuses these changes too (dkrz-kernel in a terminal still makes kernels)."
     ).tag(config=True)
     statusbar = Bool(
         True, help="Show this server's Slurm job (id, node, walltime left as a countdown) in the status bar, and "

@@ -36,7 +36,8 @@ class LabHandler(APIHandler):
         self.finish(json.dumps({"message": message, "field": field}))
 
     def body(self, allowed: set[str]) -> dict | None:
-        """The JSON object of the request, or None after a 400 (not an object, or an unknown key, by name)."""
+        """The JSON object of a kernel or environment request, or None after a 400 (not an object, or an unknown
+        key, by name) or a 403 (the site switched the templates off: ``c.DKRZLab.templates``)."""
         try:
             data = json.loads(self.request.body or b"{}")
         except ValueError:
@@ -44,6 +45,10 @@ class LabHandler(APIHandler):
             return None
         if not isinstance(data, dict):
             self.refuse(400, "The request's body must be a JSON object.")
+            return None
+        if not self.lab.config.templates:
+            self.refuse(403, "This site has switched kernel templates off in JupyterLab; dkrz-kernel in a "
+                             "terminal makes kernels too.")
             return None
         unknown = sorted(set(data) - allowed)
         if unknown:
@@ -115,6 +120,9 @@ class KernelsHandler(LabHandler):
         data = self.body(KERNEL_FIELDS)
         if data is None:
             return
+        if name is not None and data.get("name", name) != name:
+            return self.refuse(400, f"Name cannot change in an edit (kernel {name}); create a new kernel "
+                                    "instead.", "name")
         try:
             written = await templates.create_kernel(
                 data.get("template"), name or data.get("name"), options=data.get("options") or {},
@@ -136,6 +144,8 @@ class KernelHandler(KernelsHandler):
 
     @tornado.web.authenticated
     def delete(self, name: str):
+        if not self.lab.config.templates:
+            return self.refuse(403, "This site has switched kernel templates off in JupyterLab.")
         try:
             templates.remove_kernel(name)
         except templates.KernelRefused as exc:

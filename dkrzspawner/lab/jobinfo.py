@@ -46,7 +46,7 @@ class ServerJob:
 
     async def describe(self) -> dict:
         """``{"in_job": false}`` outside a Slurm job; else the job (fields None when Slurm did not answer, with
-        ``error`` saying why)."""
+        ``error`` saying why; state ``GONE`` when Slurm no longer lists it)."""
         if self.job_id is None:
             return {"in_job": False}
         if self._seen is None or time.monotonic() - self._seen[0] > CACHE_SECONDS:
@@ -55,12 +55,11 @@ class ServerJob:
             except JobUnknown:
                 found = None
             except (SlurmError, ValueError) as exc:
-                return {**dict.fromkeys(("state", "partition", "account", "node", "cores", "memory", "gpus",
-                                         "started", "ends", "seconds_left")),
-                        "job_id": self.job_id, "in_job": True, "error": f"Slurm did not answer: {exc}"}
+                return {**self._unknown(None), "error": f"Slurm did not answer: {exc}"}
             self._seen = time.monotonic(), found
         found = self._seen[1]
-        if found is None:
-            return {**dict.fromkeys(("partition", "account", "node", "cores", "memory", "gpus", "started", "ends",
-                                     "seconds_left")), "job_id": self.job_id, "state": "GONE", "in_job": True}
-        return describe(found)
+        return describe(found) if found is not None else self._unknown("GONE")
+
+    def _unknown(self, state: str | None) -> dict:
+        fields = ("partition", "account", "node", "cores", "memory", "gpus", "started", "ends", "seconds_left")
+        return {"job_id": self.job_id, "state": state, **dict.fromkeys(fields), "in_job": True}

@@ -109,6 +109,15 @@ async def test_config_says_what_the_site_switched_on(home):
         ServerApp.clear_instance()
 
 
+async def test_kernel_templates_switched_off_refuse_every_change(server):
+    server.lab.config.templates = False
+    status, body = await server.call("POST", "kernels", {"template": "python-slurm", "name": "k", "options": {}})
+    assert status == 403 and "switched kernel templates off" in body["message"]
+    assert (await server.call("POST", "environments", {"path": "/tmp"}))[0] == 403
+    assert (await server.call("DELETE", "kernels/k"))[0] == 403
+    assert not (server.home / "data" / "kernels").exists()
+
+
 async def test_without_a_token_nothing_is_answered(server):
     with pytest.raises(HTTPClientError) as refused:
         await AsyncHTTPClient().fetch(f"http://127.0.0.1:{server.app.port}/dkrzspawner/api/job")
@@ -179,6 +188,9 @@ async def test_create_list_edit_remove_a_kernel(server):
     spec = json.loads((server.home / "data" / "kernels" / "my-kernel" / "kernel.json").read_text())
     assert spec["metadata"]["kernel_provisioner"]["config"] == {"partition": "gpu", "gpus": 1}
     assert (await server.call("PUT", "kernels/nosuch", {"template": "python-slurm", "options": {}}))[0] == 404
+    status, body = await server.call("PUT", "kernels/my-kernel", {"template": "python-slurm", "name": "other",
+                                                                  "options": {}})
+    assert status == 400 and body["field"] == "name"
     assert (await server.call("DELETE", "kernels/my-kernel"))[0] == 204
     assert not (server.home / "data" / "kernels" / "my-kernel").exists()
     assert (await server.call("DELETE", "kernels/my-kernel"))[0] == 404
