@@ -125,7 +125,7 @@ class KernelsHandler(LabHandler):
                                     "instead.", "name")
         try:
             written = await templates.create_kernel(
-                data.get("template"), name or data.get("name"), options=data.get("options") or {},
+                data.get("template"), name or data.get("name"), options=data.get("options", {}),
                 display_name=data.get("display_name") or None, environment=data.get("environment") or None,
                 force=name is not None, runner=self.lab.runner)
         except templates.KernelRefused as exc:
