@@ -19,7 +19,7 @@ from __future__ import annotations
 from ..slurm import SlurmRunner
 from .config import DKRZLab
 from .handlers import SETTINGS_KEY, routes
-from .jobinfo import ServerJob
+from .jobinfo import OwnJob
 
 
 class Lab:
@@ -32,7 +32,7 @@ class Lab:
     def __init__(self, config: DKRZLab):
         self.config = config
         self.runner = type(self).runner_factory()
-        self.job = ServerJob(self.runner)
+        self.job = OwnJob(self.runner)
 
 
 def _jupyter_server_extension_points() -> list[dict]:

@@ -34,7 +34,7 @@ def describe(info, now: datetime.datetime | None = None) -> dict:
             "seconds_left": seconds_until(info.end_time, now) if running else None, "in_job": True}
 
 
-class ServerJob:
+class OwnJob:
     """The server's job, asked at most once per :data:`CACHE_SECONDS` (the answer's ``seconds_left`` is always
     counted at the request)."""
 

@@ -73,7 +73,7 @@ async def server(home):
     app = await start_server(home)
     state = app.web_app.settings[SETTINGS_KEY]
     state.runner = FakeRunner(KERNEL_CLUSTER, {("squeue", "-h", "-j", "930"): recorded.SQUEUE_JOB_INFO})
-    state.job = jobinfo.ServerJob(state.runner, {"SLURM_JOB_ID": "930"})
+    state.job = jobinfo.OwnJob(state.runner, {"SLURM_JOB_ID": "930"})
     client = AsyncHTTPClient()
 
     async def call(method, path, body=None):
@@ -139,11 +139,11 @@ async def test_job_is_this_servers_job_from_squeue_cached(server):
 
 
 async def test_job_outside_slurm_gone_unanswered_and_seconds_left():
-    assert await jobinfo.ServerJob(FakeRunner(), {}).describe() == {"in_job": False}
+    assert await jobinfo.OwnJob(FakeRunner(), {}).describe() == {"in_job": False}
     gone = FakeRunner(squeue=JobUnknown(["squeue"], 1, "slurm_load_jobs error: Invalid job id specified"))
-    assert (await jobinfo.ServerJob(gone, {"SLURM_JOB_ID": "930"}).describe())["state"] == "GONE"
+    assert (await jobinfo.OwnJob(gone, {"SLURM_JOB_ID": "930"}).describe())["state"] == "GONE"
     down = unanswered({"squeue": ""}, "squeue")
-    answer = await jobinfo.ServerJob(FakeRunner(down), {"SLURM_JOB_ID": "930"}).describe()
+    answer = await jobinfo.OwnJob(FakeRunner(down), {"SLURM_JOB_ID": "930"}).describe()
     assert answer["state"] is None and answer["error"].startswith("Slurm did not answer")
     parsed = parse_job_info(recorded.SQUEUE_JOB_INFO, "930")
     assert jobinfo.describe(parsed, datetime.datetime(2026, 12, 2, 3, 0, 0))["seconds_left"] == 3600
