@@ -36,6 +36,9 @@ export function showFieldError(
   if (slot) {
     slot.textContent = message;
     slot.hidden = !message;
+    if (message) {
+      slot.scrollIntoView({ block: 'nearest' });
+    }
   }
 }
 
