@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import json
 import shutil
 import subprocess
 import sys
@@ -32,12 +33,18 @@ USER, TOKEN = "alice", "labext-test-token"
 class Lab:
     """One `jupyter lab` process as alice on a port of its own, in throw-away Jupyter dirs."""
 
-    def __init__(self, port: int, seconds_left: int):
+    def __init__(self, port: int, seconds_left: int, *, site_off: str = "", settings: dict | None = None):
+        """``site_off``: the parts the stand-in's GET api/config switches off; ``settings``: the user's
+        settings of the extension (schema/plugin.json)."""
         self.url = f"http://127.0.0.1:{port}"
         self.home = Path(tempfile.mkdtemp(prefix="dkrz-labext-"))
         account = pwd.getpwnam(USER)
-        os.chown(self.home, account.pw_uid, account.pw_gid)
-        env = {"PATH": f"{VENV_BIN}:/usr/bin:/bin", "HOME": str(self.home), "PYTHONPATH": str(STUB),
+        if settings is not None:
+            where = self.home / "config" / "lab" / "user-settings" / "@dkrzspawner" / "lab"
+            where.mkdir(parents=True)
+            (where / "plugin.jupyterlab-settings").write_text(json.dumps(settings))
+        subprocess.run(["chown", "-R", f"{account.pw_uid}:{account.pw_gid}", str(self.home)], check=True)
+        env = {"DKRZ_STUB_OFF": site_off, "PATH": f"{VENV_BIN}:/usr/bin:/bin", "HOME": str(self.home), "PYTHONPATH": str(STUB),
                "JUPYTER_CONFIG_DIR": f"{self.home}/config", "JUPYTER_DATA_DIR": f"{self.home}/data",
                "JUPYTER_RUNTIME_DIR": f"{self.home}/runtime", "DKRZ_STUB_SECONDS_LEFT": str(seconds_left)}
         self.log = open(self.home / "lab.log", "wb")
@@ -199,6 +206,22 @@ def test_notification_before_the_end(browser):
         toast.wait_for()
         assert "unsaved work is lost" in toast.inner_text()
         page.screenshot(path=str(SCREENSHOTS / "lab-notification.png"))
+        context.close()
+    finally:
+        lab.stop()
+
+
+def test_parts_switched_off(browser):
+    """The site switches the launcher section off (GET api/config), the user's settings the panel: only the
+    status bar item is left."""
+    lab = Lab(18902, seconds_left=20000, site_off="templates", settings={"panel": False})
+    try:
+        context, page = open_lab(browser, lab)
+        page.locator("#dkrz-slurm-statusbar").wait_for(state="visible")
+        page.wait_for_timeout(1000)
+        assert page.locator(".jp-Launcher-section", has_text="Slurm kernels").count() == 0
+        assert page.locator("#dkrz-slurm-panel").count() == 0
+        assert page.locator("li[data-id=dkrz-slurm-panel]").count() == 0
         context.close()
     finally:
         lab.stop()

@@ -3,7 +3,8 @@ the REST contract of the Lab extension with canned answers, so the TypeScript ha
 
 Its state lives in this process: the kernels it "creates" are written as plain local kernelspecs into the
 server's data dir (so the launcher shows them after refreshSpecs), the allocations are two made-up ones.
-DKRZ_STUB_SECONDS_LEFT sets the server job's walltime left (a short one shows the notification)."""
+DKRZ_STUB_SECONDS_LEFT sets the server job's walltime left (a short one shows the notification);
+DKRZ_STUB_OFF names the parts the "site" switched off (comma-separated keys of GET api/config)."""
 
 from __future__ import annotations
 
@@ -51,7 +52,9 @@ class Base(APIHandler):
 class Config(Base):
     @web.authenticated
     def get(self):
-        self.finish({"templates": True, "statusbar": True, "panel": True, "notify_minutes": [15, 5]})
+        off = set(filter(None, os.environ.get("DKRZ_STUB_OFF", "").split(",")))
+        parts = {part: part not in off for part in ("templates", "statusbar", "panel")}
+        self.finish({**parts, "notify_minutes": [15, 5]})
 
 
 class Job(Base):
