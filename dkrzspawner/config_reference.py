@@ -8,8 +8,9 @@ reference's index at build time) and the test that checks every configurable tra
 (:func:`problems`).
 
 Only the settings that dkrzspawner defines are listed: those of :class:`~dkrzspawner.spawner.DKRZSpawner`
-(``c.DKRZSpawner.NAME``) and of the kernel provisioner
-:class:`~dkrzspawner.kernels.provisioner.SlurmProvisioner` (``c.SlurmProvisioner.NAME``). JupyterHub's inherited
+(``c.DKRZSpawner.NAME``), of the kernel provisioner
+:class:`~dkrzspawner.kernels.provisioner.SlurmProvisioner` (``c.SlurmProvisioner.NAME``) and of the JupyterLab
+extension's server side :class:`~dkrzspawner.lab.config.DKRZLab` (``c.DKRZLab.NAME``). JupyterHub's inherited
 ``Spawner`` settings are documented by JupyterHub; the ones whose default dkrzspawner computes are named by
 :func:`changed_defaults`. The classes are imported when first asked for, so importing this module runs nothing.
 """
@@ -55,7 +56,8 @@ class Section:
 SPAWNER = Section("DKRZSpawner", "dkrzspawner.spawner:DKRZSpawner", "jupyterhub.spawner:Spawner", "config-")
 PROVISIONER = Section("SlurmProvisioner", "dkrzspawner.kernels.provisioner:SlurmProvisioner",
                       "jupyter_client.provisioning:KernelProvisionerBase", "config-provisioner-")
-SECTIONS = (SPAWNER, PROVISIONER)
+LAB = Section("DKRZLab", "dkrzspawner.lab.config:DKRZLab", "traitlets.config:Configurable", "config-lab-")
+SECTIONS = (SPAWNER, PROVISIONER, LAB)
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,15 @@ TOPICS: tuple[Topic, ...] = (
         ("connection_dir", "slurm_timeout", "srun", "queue_poll_interval", "lmod_command", "module_path",
          "modules_init", "modules_cache_ttl"),
         PROVISIONER,
+    ),
+    Topic(
+        "lab", "JupyterLab extension",
+        """What the JupyterLab extension offers in the user's JupyterLab (see :doc:`/admin/lab`): like the
+        provisioner's, these settings go in the Jupyter server's configuration in the job environment, for example
+        a ``jupyter_server_config.py`` in its ``etc/jupyter/``, as ``c.DKRZLab.NAME``; they apply to every user of
+        that environment.""",
+        ("templates", "statusbar", "panel", "notify_minutes"),
+        LAB,
     ),
 )
 

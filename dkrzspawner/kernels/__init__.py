@@ -8,6 +8,8 @@
 - :mod:`.provisioner`: :class:`~.provisioner.SlurmProvisioner`, entry point ``dkrz-slurm-provisioner``.
 - :mod:`.wrap`: ``create --wrap``, an installed kernel's command run through Slurm.
 - :mod:`.system`: the admins' system kernels built on environment modules (``install-system``).
+- :mod:`.templates`: the user's own kernels from the templates: create, edit, register an environment, list,
+  remove, the environments to pick; shared by the CLI and the JupyterLab extension (:mod:`dkrzspawner.lab`).
 - :mod:`.cli`: the ``dkrz-kernel`` command (create, list, remove, register-env, install-system).
 
 The Slurm commands (``salloc``, ``srun``, ``squeue``, ``sacct``, ``scancel``) are built and read in

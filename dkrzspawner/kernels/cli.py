@@ -13,7 +13,8 @@
 Kernels go to the user's Jupyter data dir (``jupyter --data-dir``/kernels); ``install-system`` writes the
 admins' kernels (:mod:`.system`) into a system kernel folder. Options are checked with the
 spawner's options model before anything is written: first their shape (no Slurm involved at all), then, for
-Slurm kernels, against what Slurm says about partitions, limits and the user's accounts (read-only queries).
+Slurm kernels, against what Slurm says about partitions, limits and the user's accounts (read-only queries):
+the checks and the writing are :mod:`.templates`', which the JupyterLab extension's REST API uses alike.
 Imports the core (site file, cluster facts, modules, options, the Slurm runner and
 :mod:`~dkrzspawner.slurm.allocations`) and the other modules of :mod:`dkrzspawner.kernels`; never JupyterHub.
 """
@@ -22,56 +23,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import json
 import logging
 import os
-import re
-import shutil
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
-import jinja2
-from jupyter_core.paths import jupyter_data_dir
-
 from .. import siteconfig
-from ..cluster import Cluster
 from ..modules import ModuleCatalog
-from ..offer import Offer
-from ..options import OptionsError, check_modules
-from ..slurm import SlurmError, SlurmRunner, allocations
-from . import activation, kernelspec, system, wrap
+from ..options import OptionsError
+from ..slurm import SlurmRunner
+from . import kernelspec, system, templates, wrap
+from .templates import SHARE, TEMPLATES, kernel_name, kernels_dir, render, write_kernel
 
-TEMPLATES = ("python-slurm", "conda-slurm")
-KERNEL_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}", re.ASCII)
-SHARE = Path(__file__).resolve().parent.parent / "share" / "kernels"
+__all__ = ["SHARE", "TEMPLATES", "kernels_dir", "render", "main", "parser"]
 
 
 class CLIError(Exception):
     """A refusal: printed as one line, exit status 2, nothing written."""
-
-
-def kernels_dir() -> Path:
-    return Path(jupyter_data_dir()) / "kernels"
-
-
-def render(template: str, **values) -> dict:
-    """A kernel.json from ``share/kernels/TEMPLATE/kernel.json.j2``, parsed (so it is valid JSON)."""
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(SHARE)), undefined=jinja2.StrictUndefined,
-                             autoescape=False, keep_trailing_newline=True)
-    text = env.get_template(f"{template}/kernel.json.j2").render(template=template, **values)
-    return json.loads(text)
-
-
-def kernel_name(name: str) -> str:
-    """The kernel's folder name (lower case); CLIError if it is not one."""
-    lowered = (name or "").lower()
-    if not KERNEL_NAME.fullmatch(lowered):
-        raise CLIError(f"Name {name!r} must be 1-64 letters, digits, '.', '_' or '-', starting with a letter "
-                       "or digit.")
-    return lowered
 
 
 def options_from_args(args) -> dict:
@@ -91,35 +60,6 @@ def options_from_args(args) -> dict:
     return config
 
 
-async def _facts(runner, user: str, site: siteconfig.SiteConfig, offer: Offer):
-    snapshot = await Cluster(runner, ttl=0).snapshot(user)
-    offered = await site.module_catalog(runner).offered(logging.getLogger("dkrz-kernel"))
-    return offer.facts_from(snapshot, modules=offered)
-
-
-def check_options(config: dict, *, runner=None, with_slurm: bool = True):
-    """Shape first (no Slurm), then the cluster's facts, against what the hub offers this user (the site file,
-    see :func:`dkrzspawner.siteconfig.for_kernels`), and the nodes of the allocation ``node`` picks from.
-    Returns the KernelOptions; raises OptionsError, or SiteConfigError for a site file that cannot be used."""
-    site = siteconfig.for_kernels()
-    user = getpass.getuser()
-    offer = siteconfig.kernel_offer(site, user)
-    options = kernelspec.check_shape(config, offer)
-    runner = runner or SlurmRunner()
-    if with_slurm and (options.modules or not options.reuses_allocation):
-        facts = asyncio.run(_facts(runner, user, site, offer))
-        admin_modules = () if options.reuses_allocation else kernelspec.to_job_request(options, offer, facts).modules
-        check_modules(options.modules, facts, admin_modules)
-    if with_slurm and options.node is not None:
-        try:
-            shape = asyncio.run(allocations.shape_of(runner, options.job_id, 30.0))
-        except SlurmError as exc:
-            raise OptionsError("job_id", f"Job id {options.job_id} is not a running allocation of yours "
-                                         f"({exc.reason}).") from None
-        kernelspec.check_node(options.node, options.job_id, shape.hostnames)
-    return options
-
-
 def user_env(texts) -> dict[str, str]:
     """``--env NAME=VALUE`` (repeated) as a kernelspec ``env``; CLIError naming the bad one."""
     for text in texts or ():
@@ -132,41 +72,9 @@ def user_env(texts) -> dict[str, str]:
         raise CLIError(str(exc)) from None
 
 
-def _environment(path: str) -> Path:
-    prefix = Path(os.path.expanduser(path)).absolute()
-    if not prefix.is_dir():
-        raise CLIError(f"Environment {path} does not exist or is not a directory.")
-    return prefix
-
-
-def _check_ipykernel(python: str) -> None:
-    try:
-        done = subprocess.run([python, "-c", "import ipykernel"], capture_output=True, timeout=60,
-                              env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(Path.home())})
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise CLIError(f"Cannot run {python}: {exc}") from None
-    if done.returncode != 0:
-        raise CLIError(f"ipykernel is not installed in the environment of {python}; install it there first "
-                       "(pip install ipykernel, or conda install ipykernel).")
-
-
-def write_kernel(name: str, spec: dict, *, force: bool = False, base: Path | None = None, files=()) -> Path:
-    """Write ``BASE/NAME/kernel.json`` (BASE: the user's kernels dir) atomically, with ``files`` copied along
-    (a wrapped kernel's logos); refuse to overwrite unless ``force``. Folder and files are world-readable."""
-    folder = (base or kernels_dir()) / name
-    if folder.exists() and not force:
-        raise CLIError(f"A kernel named {name} exists already ({folder}); remove it first or use --force.")
-    folder.mkdir(parents=True, exist_ok=True)
-    folder.chmod(0o755)
-    for source in files:
-        shutil.copyfile(source, folder / source.name)
-        os.chmod(folder / source.name, 0o644)
-    with tempfile.NamedTemporaryFile("w", dir=folder, delete=False, suffix=".tmp") as handle:
-        json.dump(spec, handle, indent=2)
-        handle.write("\n")
-    os.chmod(handle.name, 0o644)
-    os.replace(handle.name, folder / "kernel.json")
-    return folder
+def _notes(written: templates.Written) -> None:
+    for note in written.notes:
+        print(f"dkrz-kernel: note: {note}", file=sys.stderr)
 
 
 def cmd_create(args, runner=None) -> int:
@@ -176,36 +84,17 @@ def cmd_create(args, runner=None) -> int:
     if args.wrap and (args.python or args.environment):
         raise CLIError("--wrap runs the installed kernel's own command, so it takes neither --python nor "
                        "--environment.")
-    try:
-        options = check_options(config, runner=runner, with_slurm=not args.no_check)
-    except (OptionsError, siteconfig.SiteConfigError) as exc:
-        raise CLIError(str(exc)) from None
     if args.wrap:
+        try:
+            options = asyncio.run(templates.check_options(config, runner=runner, with_slurm=not args.no_check))
+        except (OptionsError, siteconfig.SiteConfigError) as exc:
+            raise CLIError(str(exc)) from None
         return _create_wrapped(name, args, options, config, variables)
-    env: dict[str, str] = {}
-    prefix = None
-    python = args.python or sys.executable
-    if args.template == "conda-slurm":
-        if not args.environment:
-            raise CLIError("The conda-slurm template needs --environment PATH (the conda environment's prefix).")
-        prefix = _environment(args.environment)
-        python = activation.python_of(prefix) if not args.python else args.python
-        if not (prefix / "conda-meta").is_dir():
-            print(f"dkrz-kernel: note: {prefix} has no conda-meta/; activating it the way conda would anyway.",
-                  file=sys.stderr)
-        for script in activation.activate_d_scripts(prefix):
-            print(f"dkrz-kernel: note: {script} is not run (a kernel starts without a shell).", file=sys.stderr)
-        env = activation.conda_activation(prefix)
-    elif args.environment:
-        prefix = _environment(args.environment)
-        kind = activation.kind_of(prefix)
-        python = activation.python_of(prefix) if not args.python else args.python
-        env = activation.activation(prefix, kind)
-    display = args.display_name or f"{args.name} (Slurm: {kernelspec.describe(options)})"
-    spec = render(args.template, python=python, display_name=display, env={**env, **variables}, config=config,
-                  prefix=str(prefix) if prefix else None)
-    folder = write_kernel(name, spec, force=args.force)
-    print(f"Created kernel {name} in {folder}")
+    written = asyncio.run(templates.create_kernel(
+        args.template, args.name, options=config, display_name=args.display_name, environment=args.environment,
+        env=variables, python=args.python, force=args.force, runner=runner, with_slurm=not args.no_check))
+    _notes(written)
+    print(f"Created kernel {written.name} in {written.folder}")
     return 0
 
 
@@ -229,48 +118,13 @@ def _create_wrapped(name: str, args, options, config: dict, variables: dict) -> 
 
 
 def cmd_register_env(args, runner=None) -> int:
-    try:
-        prefix = _environment(args.path)
-        kind = activation.kind_of(prefix)
-        python = activation.python_of(prefix)
-    except ValueError as exc:
-        raise CLIError(str(exc)) from None
-    name = kernel_name(args.name or prefix.name)
-    if not args.no_check:
-        _check_ipykernel(python)
-    env = {**activation.activation(prefix, kind), **user_env(args.env)}
-    display = args.display_name or f"{args.name or prefix.name} ({kind}: {prefix})"
-    spec = render("local-env", python=python, display_name=display, env=env, prefix=str(prefix), kind=kind)
-    folder = write_kernel(name, spec, force=args.force)
-    if kind == "conda":
-        for script in activation.activate_d_scripts(prefix):
-            print(f"dkrz-kernel: note: {script} is not run (a kernel starts without a shell).", file=sys.stderr)
-    print(f"Registered {kind} environment {prefix} as kernel {name} in {folder}")
+    written = asyncio.run(templates.register_env(args.path, name=args.name, display_name=args.display_name,
+                                                 env=user_env(args.env), force=args.force,
+                                                 check=not args.no_check))
+    _notes(written)
+    print(f"Registered {written.kind} environment {written.environment} as kernel {written.name} in "
+          f"{written.folder}")
     return 0
-
-
-def installed() -> list[dict]:
-    """The user's own kernels (in their Jupyter data dir), with what this tool knows of them."""
-    found = []
-    folder = kernels_dir()
-    if not folder.is_dir():
-        return found
-    for entry in sorted(folder.iterdir()):
-        try:
-            spec = json.loads((entry / "kernel.json").read_text())
-        except (OSError, ValueError):
-            continue
-        meta = spec.get("metadata") or {}
-        provisioner = meta.get("kernel_provisioner") or {}
-        found.append({
-            "name": entry.name,
-            "display_name": spec.get("display_name", ""),
-            "template": (meta.get("dkrzspawner") or {}).get("template"),
-            "slurm": provisioner.get("provisioner_name") == "dkrz-slurm-provisioner",
-            "config": provisioner.get("config") or {},
-            "path": str(entry),
-        })
-    return found
 
 
 def cmd_install_system(args, runner=None) -> int:
@@ -291,7 +145,7 @@ def cmd_install_system(args, runner=None) -> int:
         for kernel in config.kernel:
             if kernel.slurm:
                 try:
-                    check_options(kernel.options, runner=runner)
+                    asyncio.run(templates.check_options(kernel.options, runner=runner))
                 except OptionsError as exc:
                     raise CLIError(f"System kernel {kernel.name!r}: {exc}") from None
     base = system.kernels_dir(args.prefix)
@@ -315,7 +169,7 @@ def _is_system_kernel(folder: Path) -> bool:
 
 
 def cmd_list(args, runner=None) -> int:
-    kernels = installed()
+    kernels = templates.installed()
     if args.json:
         print(json.dumps(kernels, indent=2))
         return 0
@@ -329,12 +183,8 @@ def cmd_list(args, runner=None) -> int:
 
 
 def cmd_remove(args, runner=None) -> int:
-    name = kernel_name(args.name)
-    folder = kernels_dir() / name
-    if not (folder / "kernel.json").is_file():
-        raise CLIError(f"No kernel named {name} in {kernels_dir()}.")
-    shutil.rmtree(folder)
-    print(f"Removed kernel {name}")
+    templates.remove_kernel(args.name)
+    print(f"Removed kernel {kernel_name(args.name)}")
     return 0
 
 
@@ -411,7 +261,7 @@ def main(argv=None, runner=None) -> int:
     except OSError as exc:
         print(f"dkrz-kernel: error: {exc.strerror}: {exc.filename}", file=sys.stderr)
         return 1
-    except CLIError as exc:
+    except (CLIError, templates.KernelRefused) as exc:
         print(f"dkrz-kernel: error: {exc}", file=sys.stderr)
         return 2
 

@@ -28,6 +28,9 @@ QUEUE_FORMAT = "%i|%P"
 #: a job's id and comment: the spawn's tag that finds a job a timed-out sbatch created anyway
 TAGGED_FORMAT = "%i|%k"
 SACCT_FORMAT = "JobIDRaw,State,ExitCode,Elapsed,Timelimit"
+#: one job as its own user sees it (a Jupyter server's job, asked from inside it): id, state, account,
+#: partition, nodes, CPUs, memory, generic resources per node, start, end
+JOB_INFO_FORMAT = "%i|%T|%a|%P|%N|%C|%m|%b|%S|%e"
 #: how many successful squeue answers may miss a job before it counts as gone when sacct cannot tell
 MISSES_BEFORE_GONE = 2
 #: what of a job's output file the hub reads for a failed spawn, at the most (the last lines come from this)
@@ -37,6 +40,7 @@ OUTPUT_TAIL_BYTES = 64 * 1024
 _JOB_OR_STEP_ID = re.compile(r"[0-9]+(\.[0-9]+)?", re.ASCII)
 _JOB_ID = re.compile(r"[0-9]+", re.ASCII)
 _SIGNAL = re.compile(r"[A-Z][A-Z0-9]*|[0-9]+", re.ASCII)
+_GPUS = re.compile(r"gpu(?::[^:,()]+)?:(\d+)", re.ASCII)
 _ESTIMATE = re.compile(r"Job \d+ to start at (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)", re.ASCII)
 
 
@@ -71,6 +75,22 @@ class JobStatus:
         return self.state == "RUNNING"
 
 
+@dataclass(frozen=True)
+class JobInfo:
+    """What squeue says about one job, for the job's own user (:data:`JOB_INFO_FORMAT`)."""
+
+    job_id: str
+    state: str
+    account: str | None
+    partition: str | None
+    nodes: str | None
+    cpus: int | None
+    memory: str | None
+    gpus: int
+    start_time: str | None
+    end_time: str | None
+
+
 # -- parsers (pure) ----------------------------------------------------------------------------------------
 def parse_squeue(text: str) -> dict[str, JobStatus]:
     """Parse ``squeue -h -o SQUEUE_FORMAT`` output; ValueError on any line that does not fit."""
@@ -87,6 +107,26 @@ def parse_squeue(text: str) -> dict[str, JobStatus]:
             start_time=value_or_none(start), end_time=value_or_none(end), partition=value_or_none(partition),
         )
     return jobs
+
+
+def parse_job_info(text: str, job_id: str) -> JobInfo | None:
+    """Parse ``squeue -h -j ID -o JOB_INFO_FORMAT``: the line of ``job_id`` (None when squeue has none);
+    ValueError on a line that does not fit. GPUs are counted from the generic resources (``gres/gpu:1``)."""
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        parts = line.split("|")
+        if len(parts) != 10 or not parts[0].strip().isdigit() or not parts[1].strip().isupper():
+            raise ValueError(f"unexpected squeue line: {line!r}")
+        if parts[0].strip() != str(job_id):
+            continue
+        _, state, account, partition, nodes, cpus, memory, gres, start, end = (part.strip() for part in parts)
+        gpus = sum(int(count) for count in _GPUS.findall(gres))
+        return JobInfo(job_id=str(job_id), state=state, account=value_or_none(account),
+                       partition=value_or_none(partition), nodes=value_or_none(nodes),
+                       cpus=int(cpus) if cpus.isdigit() else None, memory=value_or_none(memory), gpus=gpus,
+                       start_time=value_or_none(start), end_time=value_or_none(end))
+    return None
 
 
 def parse_queue(text: str) -> dict[str, list[str]]:
@@ -224,6 +264,15 @@ async def job_states(runner: SlurmRunner, job_ids, *, user: str | None = None, p
     """
     argv = [program, "-h", "-t", "all", "-j", ",".join(_ids(job_ids)), "-o", SQUEUE_FORMAT]
     return parsed(parse_squeue, (await runner.run(argv, user=user, timeout=timeout)).stdout, argv)
+
+
+async def job_info(runner: SlurmRunner, job_id: str, *, timeout: float | None = None) -> JobInfo | None:
+    """``squeue -h -j ID -o JOB_INFO_FORMAT`` as the current user (a Jupyter server asking about its own job,
+    no sudo): the job's :class:`JobInfo`, None when squeue no longer lists it. Raises the runner's typed errors
+    (:class:`~.runner.JobUnknown` when Slurm does not know the id), :class:`~.runner.UnexpectedOutput`."""
+    job = _ids([job_id])[0]
+    argv = ["squeue", "-h", "-j", job, "-o", JOB_INFO_FORMAT]
+    return parsed(lambda text: parse_job_info(text, job), (await runner.run(argv, timeout=timeout)).stdout, argv)
 
 
 async def queue_order(runner: SlurmRunner, partitions, *, program: str = "squeue",

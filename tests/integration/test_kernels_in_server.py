@@ -39,9 +39,9 @@ CODE = "import os, socket; print(os.environ.get('SLURM_JOB_ID'), socket.gethostn
 
 class Server:
     """``jupyter server`` as alice on a free port, with its log in a file: a child of this process, or (``batch``)
-    a Slurm batch job of alice's, as the hub starts it."""
+    a Slurm batch job of alice's, as the hub starts it; ``options``: more of the server's command-line options."""
 
-    def __init__(self, scratch, name: str, batch: bool = False):
+    def __init__(self, scratch, name: str, batch: bool = False, options=()):
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             self.port = sock.getsockname()[1]
@@ -53,7 +53,7 @@ class Server:
                 "JUPYTER_RUNTIME_DIR=", f"HOME=/home/{USER}", "PYTHONDONTWRITEBYTECODE=1",
                 sys.executable, "-m", "jupyter_server", "--no-browser", f"--ServerApp.port={self.port}",
                 "--ServerApp.ip=127.0.0.1", "--ServerApp.port_retries=0", f"--IdentityProvider.token={TOKEN}",
-                f"--ServerApp.root_dir={folder / 'root'}", "--ServerApp.log_level=INFO"]
+                f"--ServerApp.root_dir={folder / 'root'}", "--ServerApp.log_level=INFO", *options]
         self.sudo = self.job_id = self.pid = None
         if batch:
             script = folder / "server.sh"

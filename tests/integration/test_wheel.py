@@ -56,6 +56,10 @@ sudoers = package / "share" / "sudoers.d" / "dkrzspawner"
 found["sudoers_ok"] = subprocess.run(["visudo", "-qcf", str(sudoers)]).returncode == 0
 lab = Path(sys.prefix) / "share" / "jupyter" / "lab" / "settings" / "overrides.d" / "dkrzspawner.json"
 found["lab_overrides"] = json.loads(lab.read_text())
+server = Path(sys.prefix) / "etc" / "jupyter" / "jupyter_server_config.d" / "dkrzspawner.json"
+found["server_config"] = json.loads(server.read_text())
+import dkrzspawner.lab
+found["server_extension"] = dkrzspawner.lab._jupyter_server_extension_points()
 print(json.dumps(found))
 '''
 
@@ -91,6 +95,8 @@ def test_the_wheel_has_every_file_the_docs_promise_and_each_loads(tmp_path):
     assert {"python-slurm", "conda-slurm"} <= set(found["kernel_templates"])
     assert found["sudoers_ok"] is True
     assert found["lab_overrides"]["@jupyterlab/apputils-extension:notification"]["fetchNews"] == "false"
+    assert found["server_config"] == {"ServerApp": {"jpserver_extensions": {"dkrzspawner.lab": True}}}
+    assert found["server_extension"] == [{"module": "dkrzspawner.lab"}]
 
 
 @pytest.mark.parametrize("names", [[], ["accounts", "pages"]])

@@ -84,6 +84,13 @@ SQUEUE_PENDING = "10|PENDING|n/a|PartitionTimeLimit|N/A|N/A|prepost|alice\n"
 SQUEUE_TIMEOUT = "16|TIMEOUT|vm|TimeLimit|2026-11-22T03:01:31|2026-11-22T03:02:59|shared|alice\n"
 
 
+# -- squeue -h -j ID -o '%i|%T|%a|%P|%N|%C|%m|%b|%S|%e' (a Jupyter server's own job, asked as its user) ---------
+#: alice's server job 930 running on vm in shared, no GPUs
+SQUEUE_JOB_INFO = "930|RUNNING|bb1234|shared|vm|2|5000M|N/A|2026-12-01T22:00:00|2026-12-02T04:00:00\n"
+#: a gpu job with one GPU (Slurm 22.05 prints its generic resources as gres:gpu:1)
+SQUEUE_JOB_INFO_GPU = "932|RUNNING|bb1234|gpu|vm|2|3000M|gres:gpu:1|2026-12-01T23:06:07|2026-12-01T23:07:07\n"
+
+
 def squeue_line(job_id, state="RUNNING", host="vm", reason="None"):
     """A line of the watcher's status query for ``job_id`` in ``state`` (the format of :data:`SQUEUE_RUNNING`)."""
     return f"{job_id}|{state}|{host}|{reason}|2026-11-22T03:01:06|2026-11-22T09:01:06|shared|alice\n"

@@ -1,5 +1,6 @@
 """The configuration reference the docs build: every configurable trait of ours is in exactly one topic, with help
-text, shown as ``c.DKRZSpawner.NAME`` (``c.SlurmProvisioner.NAME`` for kernels) whichever class defines it.
+text, shown as ``c.DKRZSpawner.NAME`` (``c.SlurmProvisioner.NAME`` for kernels, ``c.DKRZLab.NAME`` for the
+JupyterLab extension) whichever class defines it.
 
 The traits are enumerated here independently of the generator (every ``config=True`` trait of DKRZSpawner that
 is not JupyterHub's ``Spawner`` trait object, every one of SlurmProvisioner that is not jupyter_client's), so a
@@ -18,10 +19,12 @@ import pytest
 from jupyter_client.provisioning import KernelProvisionerBase
 from jupyterhub.spawner import Spawner
 from traitlets import Integer
+from traitlets.config import Configurable
 
 from dkrzspawner import config_reference
-from dkrzspawner.config_reference import PROVISIONER, SPAWNER, TOPICS
+from dkrzspawner.config_reference import LAB, PROVISIONER, SPAWNER, TOPICS
 from dkrzspawner.kernels.provisioner import SlurmProvisioner
+from dkrzspawner.lab.config import DKRZLab
 from dkrzspawner.spawner import DKRZSpawner
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -34,8 +37,10 @@ def ours(cls: type, base: type) -> list[str]:
 
 SPAWNER_TRAITS = ours(DKRZSpawner, Spawner)
 PROVISIONER_TRAITS = ours(SlurmProvisioner, KernelProvisionerBase)
-ALL = [(SPAWNER, name) for name in SPAWNER_TRAITS] + [(PROVISIONER, name) for name in PROVISIONER_TRAITS]
-CLASSES = {SPAWNER: DKRZSpawner, PROVISIONER: SlurmProvisioner}
+LAB_TRAITS = ours(DKRZLab, Configurable)
+ALL = ([(SPAWNER, name) for name in SPAWNER_TRAITS] + [(PROVISIONER, name) for name in PROVISIONER_TRAITS]
+       + [(LAB, name) for name in LAB_TRAITS])
+CLASSES = {SPAWNER: DKRZSpawner, PROVISIONER: SlurmProvisioner, LAB: DKRZLab}
 
 
 def ids(item):
@@ -55,6 +60,7 @@ def index() -> str:
 def test_there_are_traits_to_check():
     assert {"presets", "partitions", "advanced_options", "watch_interval", "watch_as_users"} <= set(SPAWNER_TRAITS)
     assert {"connection_dir", "srun", "queue_poll_interval"} <= set(PROVISIONER_TRAITS)
+    assert set(LAB_TRAITS) == {"templates", "statusbar", "panel", "notify_minutes"}
 
 
 @pytest.mark.parametrize("item", ALL, ids=ids)
@@ -66,7 +72,7 @@ def test_every_configurable_trait_is_in_exactly_one_topic(item):
 
 @pytest.mark.parametrize("topic", TOPICS, ids=lambda topic: topic.slug)
 def test_a_topic_names_only_existing_traits_once(topic):
-    existing = SPAWNER_TRAITS if topic.section == SPAWNER else PROVISIONER_TRAITS
+    existing = {SPAWNER: SPAWNER_TRAITS, PROVISIONER: PROVISIONER_TRAITS, LAB: LAB_TRAITS}[topic.section]
     assert [name for name in topic.names if name not in existing] == []
     assert [name for name, count in Counter(topic.names).items() if count > 1] == []
 

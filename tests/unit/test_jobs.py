@@ -417,3 +417,30 @@ def test_the_sudoers_rules_refuse_what_no_function_runs():
     assert not allowed(["scancel", "1", "2"])
     assert not allowed(["squeue", "-h", "-t", "all", "-u", "alice", "-o", "%i|%k"]), "find_tagged runs as the hub"
     assert not allowed(["sacct", "-X", "-n", "-P", "-j", "5", "-o", SACCT_FORMAT, "--batch-script"])
+
+
+# -- a Jupyter server's own job (squeue as the server's user) ---------------------------------------------------
+def test_job_info_parses_the_servers_job():
+    from tests.unit.recorded import SQUEUE_JOB_INFO, SQUEUE_JOB_INFO_GPU
+    info = slurm.parse_job_info(SQUEUE_JOB_INFO, "930")
+    assert info == slurm.JobInfo(job_id="930", state="RUNNING", account="bb1234", partition="shared", nodes="vm",
+                                 cpus=2, memory="5000M", gpus=0, start_time="2026-12-01T22:00:00",
+                                 end_time="2026-12-02T04:00:00")
+    assert slurm.parse_job_info(SQUEUE_JOB_INFO_GPU, "932").gpus == 1
+    assert slurm.parse_job_info("", "930") is None
+    assert slurm.parse_job_info("931|PENDING|bb1234|shared|(null)|1|1000M|N/A|N/A|N/A\n", "931").nodes is None
+    with pytest.raises(ValueError):
+        slurm.parse_job_info("930|RUNNING|bb1234\n", "930")
+
+
+async def test_job_info_runs_squeue_as_the_user_itself():
+    from tests.unit.recorded import SQUEUE_JOB_INFO
+    runner = FakeRunner(squeue=SQUEUE_JOB_INFO)
+    info = await slurm.job_info(runner, "930", timeout=5)
+    assert info.end_time == "2026-12-02T04:00:00"
+    assert runner.commands[0].argv == ["squeue", "-h", "-j", "930", "-o", slurm.JOB_INFO_FORMAT]
+    assert runner.commands[0].user is None
+    with pytest.raises(ValueError):
+        await slurm.job_info(runner, "930;rm")
+    with pytest.raises(UnexpectedOutput):
+        await slurm.job_info(FakeRunner(squeue="garbage\n"), "930")

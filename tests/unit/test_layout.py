@@ -20,11 +20,13 @@ LAYERS = [
     ("what a user may ask for", ["options", "policy", "offer", "siteconfig", "form", "migrate"]),
     ("a job's life; kernels", ["lifecycle", "registry", "kernels", "kernels.*"]),
     ("the JupyterHub glue and the services", ["spawner", "handlers", "errors", "hubconfig", "config_reference",
-                                             "singleuser", "services", "services.*", ""]),
+                                             "singleuser", "services", "services.*", "lab", "lab.*", ""]),
 ]
 #: the only modules that may import JupyterHub or tornado (the kernels and the lifecycle never do)
 HUB_SIDE = {"spawner", "handlers", "errors", "hubconfig", "", "services.web", "services.accounts",
             "services.announcements", "config_reference"}
+#: the jupyter_server extension: it may import tornado and jupyter_server, never JupyterHub
+SERVER_SIDE = {"lab.handlers"}
 #: where a Slurm command line may be written: the commands themselves, and the cached fact queries
 ARGV_HOMES = {"slurm.runner", "slurm.jobs", "slurm.allocations", "cluster", "budgets"}
 SLURM_PROGRAMS = {"sbatch", "squeue", "sacct", "scancel", "salloc", "srun", "scontrol", "sinfo", "sacctmgr"}
@@ -61,7 +63,7 @@ def _runtime_nodes(tree: ast.Module):
 
 def imports(name: str, tree: ast.Module) -> list[tuple[str, list[str]]]:
     """(module imported, names taken from it) for each import of this package and of third parties."""
-    package = name.split(".") if name in ("kernels", "services", "slurm", "") else name.split(".")[:-1]
+    package = name.split(".") if name in ("kernels", "services", "slurm", "lab", "") else name.split(".")[:-1]
     package = [part for part in package if part]
     found = []
     for node in _runtime_nodes(tree):
@@ -108,7 +110,7 @@ def test_every_import_goes_down_or_sideways_and_there_is_no_cycle(package):
 
     def visit(node, path):
         for nxt in edges.get(node, ()):
-            if nxt == node or (node.startswith(nxt + ".") and nxt in ("slurm", "kernels", "services")):
+            if nxt == node or (node.startswith(nxt + ".") and nxt in ("slurm", "kernels", "services", "lab")):
                 continue  # a package's __init__ re-exporting its modules
             assert nxt not in path, "import cycle: " + " -> ".join([*path, nxt])
             visit(nxt, [*path, nxt])
@@ -121,8 +123,17 @@ def test_only_the_hub_glue_imports_jupyterhub_or_tornado(package):
     for name, tree in package.items():
         hub = [target[2:] for target, _ in imports(name, tree)
                if target.startswith(("//jupyterhub", "//tornado"))]
+        if name in SERVER_SIDE:
+            hub = [target for target in hub if not target.startswith("tornado")]
         if name not in HUB_SIDE:
             assert not hub, f"dkrzspawner.{name} imports {hub}: only {sorted(HUB_SIDE)} may"
+
+
+def test_only_the_server_extension_imports_jupyter_server(package):
+    for name, tree in package.items():
+        server = [target[2:] for target, _ in imports(name, tree) if target.startswith("//jupyter_server")]
+        if name not in SERVER_SIDE:
+            assert not server, f"dkrzspawner.{name} imports {server}: only {sorted(SERVER_SIDE)} may"
 
 
 def test_no_module_takes_a_private_name_of_another(package):
