@@ -51,7 +51,7 @@ class Lab:
         self.process = subprocess.Popen(
             ["sudo", "-n", "-u", USER, "env", *(f"{k}={v}" for k, v in env.items()),
              str(VENV_BIN / "jupyter"), "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
-             f"--ServerApp.token={TOKEN}", "--ServerApp.jpserver_extensions={'dkrz_lab_stub': True}",
+             f"--ServerApp.token={TOKEN}", "--ServerApp.jpserver_extensions={'dkrz_lab_stub': True, 'dkrzspawner.lab': False}",
              f"--ServerApp.root_dir={self.home}"],
             stdout=self.log, stderr=subprocess.STDOUT, cwd=self.home)
         deadline = time.monotonic() + 60
