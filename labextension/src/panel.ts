@@ -52,6 +52,7 @@ export class SlurmPanel extends Widget {
 
   protected onAfterShow(msg: Message): void {
     super.onAfterShow(msg);
+    this.renderJob();
     void this.refresh();
     window.clearInterval(this.timer);
     this.timer = window.setInterval(() => void this.refresh(), REFRESH_MS);
