@@ -92,8 +92,14 @@ async function setup(
       item,
       align: 'left',
       rank: 100,
-      isActive: () => !!job.job?.in_job
+      isActive: () => !!job.job?.in_job,
+      activeStateChanged: job.fetched
     });
+    if (wantPanel) {
+      item.node.addEventListener('click', () =>
+        app.shell.activateById('dkrz-slurm-panel')
+      );
+    }
   }
   if (wantPanel) {
     app.shell.add(new SlurmPanel(job, slurmIcon), 'left', { rank: 900 });

@@ -19,6 +19,11 @@ export class JobModel {
     return this._changed;
   }
 
+  /** Emitted after each answer of GET api/job. */
+  get fetched(): ISignal<this, void> {
+    return this._fetched;
+  }
+
   /** The last answer of GET api/job (null before the first). */
   get job(): IJob | null {
     return this._job;
@@ -54,6 +59,7 @@ export class JobModel {
     } catch (error) {
       console.warn('dkrzspawner: GET api/job failed', error);
     }
+    this._fetched.emit();
     this.tick();
   }
 
@@ -93,4 +99,5 @@ export class JobModel {
   private _fetchTimer = 0;
   private _tickTimer = 0;
   private _changed = new Signal<this, void>(this);
+  private _fetched = new Signal<this, void>(this);
 }

@@ -26,14 +26,12 @@ const FIELDS = [
   'account',
   'cores',
   'tasks',
-  'nodes',
   'memory',
   'gpus',
   'runtime',
   'reservation',
   'modules',
-  'environment',
-  'path'
+  'environment'
 ];
 
 /** One labelled field with its error slot. */
@@ -185,9 +183,7 @@ export class KernelForm extends Widget {
   /** Enable the fields of the chosen kind of request, disable the others. */
   private syncMode(): void {
     const preset = this.mode() === 'preset';
-    for (const name of ['preset']) {
-      this.setEnabled(name, preset);
-    }
+    this.setEnabled('preset', preset);
     for (const name of ['partition', 'memory', 'gpus', 'reservation']) {
       this.setEnabled(name, !preset);
     }

@@ -184,8 +184,10 @@ def walk_through(page, lab):
         assert int(status.get_attribute("data-seconds-left")) <= first - 2
         page.locator(".jp-StatusBar-Widget").screenshot(path=str(SCREENSHOTS / "lab-statusbar.png"))
 
-        # the panel: the job and the allocations, pending with its reason; cancel one after confirming
-        page.locator(".jp-SideBar.jp-mod-left li[data-id=dkrz-slurm-panel]").click()
+        # the panel (its tab in the left side bar, or a click on the status bar item opens it): the job and the
+        # allocations, pending with its reason; cancel one after confirming
+        assert page.locator(".jp-SideBar.jp-mod-left li[data-id=dkrz-slurm-panel]").count() == 1
+        status.click()
         panel = page.locator("#dkrz-slurm-panel")
         panel.wait_for(state="visible")
         panel.locator(".dkrz-allocation[data-job-id='456']").wait_for()
