@@ -2,7 +2,8 @@
 Python-via-Slurm kernel made through the launcher's dialog (a refused value first: its message next to the
 field, nothing made), a notebook with it printing its own SLURM_JOB_ID (not the server's), its allocation in
 the Slurm panel, the kernel shut down and the allocation gone from squeue and the panel; the status bar's
-countdown is the job's real time left. Screenshots: test-artifacts/screenshots/lab-e2e-*.png."""
+countdown is the job's real time left, and the notification before the end appears for a short server.
+Screenshots: test-artifacts/screenshots/lab-e2e-*.png."""
 
 from __future__ import annotations
 
@@ -25,14 +26,18 @@ def kernel_jobs(name: str) -> list[str]:
 
 
 def seconds(text: str) -> int:
-    """[D-]H:MM:SS as seconds."""
+    """Slurm's time left, [D-][H:]M:SS, as seconds."""
     days, _, clock = text.rpartition("-")
-    hours, minutes, secs = (int(part) for part in clock.split(":"))
-    return ((int(days or 0) * 24 + hours) * 60 + minutes) * 60 + secs
+    total = 0
+    for part in clock.split(":"):
+        total = total * 60 + int(part)
+    return int(days or 0) * 86400 + total
 
 
 def test_a_slurm_kernel_from_the_launcher_runs_in_its_own_allocation(hub, login):
-    assert hub.spawn("alice", SERVER, options={"preset": "shared", "cores": 1}).status_code in (201, 202)
+    # a short server: 10 minutes, so the notification of 15 minutes before the end shows at once
+    options = {"preset": "shared", "cores": 1, "runtime": "00:10:00"}
+    assert hub.spawn("alice", SERVER, options=options).status_code in (201, 202)
     hub.wait_ready("alice", SERVER, timeout=180)
     server_job = job_field_of_server()
     api = f"{hub.public_url}/user/alice/{SERVER}/dkrzspawner/api"
@@ -50,6 +55,10 @@ def test_a_slurm_kernel_from_the_launcher_runs_in_its_own_allocation(hub, login)
         assert status.inner_text().startswith(f"Slurm job {server_job} on ")
         left = job_field(server_job, "%L")
         assert abs(int(status.get_attribute("data-seconds-left")) - seconds(left)) <= 10, left
+        toast = page.locator(".Toastify__toast", has_text="Your server's Slurm job ends in")
+        toast.wait_for()
+        assert "unsaved work is lost" in toast.inner_text()
+        toast.locator("button").first.click()  # closed: it would hide the launcher's cards
 
         section = page.locator(".jp-Launcher-section", has_text="Slurm kernels")
         section.locator(".jp-LauncherCard", has_text="Python via Slurm").click()
