@@ -6,34 +6,22 @@ Screenshots go to test-artifacts/screenshots/ (the user guide uses them).
 from __future__ import annotations
 
 import datetime
-import os
 import re
 import shutil
 
 import pytest
 
-from tests.e2e.conftest import ARTIFACTS
+from tests.browsertools import SCREENSHOTS, chromium
 from tests.slurmtools import job_field, slurm, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slurm, pytest.mark.browser]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SCREENSHOTS = ARTIFACTS / "screenshots"
 
 
 @pytest.fixture(scope="module")
 def browser():
-    if not os.path.exists(CHROMIUM):
-        message = "Debian's Chromium is missing: run `make env` (ci/make-env installs it)"
-        pytest.fail(message) if os.environ.get("CI") else pytest.skip(reason=message)
-    sync_api = pytest.importorskip("playwright.sync_api")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture

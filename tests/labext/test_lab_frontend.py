@@ -5,7 +5,6 @@ Debian's Chromium. Screenshots into test-artifacts/screenshots/ (lab-*.png)."""
 
 from __future__ import annotations
 
-import os
 import pwd
 import json
 import shutil
@@ -18,15 +17,13 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.browsertools import SCREENSHOTS, chromium
+
 pytestmark = [pytest.mark.browser]
 
 REPO = Path(__file__).resolve().parents[2]
 STUB = Path(__file__).resolve().parent / "stub"
-SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
 VENV_BIN = Path(sys.executable).parent
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 USER, TOKEN = "alice", "labext-test-token"
 
 
@@ -83,20 +80,14 @@ class Lab:
 
 @pytest.fixture(scope="module")
 def browser():
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(reason="Debian's Chromium is missing: run `make env`")
     try:
         pwd.getpwnam(USER)
     except KeyError:
         pytest.skip(reason=f"no user {USER}: run `make cluster` (ci/slurm-up makes the demo users)")
     listed = subprocess.run([str(VENV_BIN / "jupyter"), "labextension", "list"], capture_output=True, text=True)
     assert "@dkrzspawner/lab" in listed.stdout + listed.stderr, "the extension is not installed: run `make env`"
-    sync_api = pytest.importorskip("playwright.sync_api")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    with chromium() as launched:
+        yield launched
 
 
 def open_lab(browser, lab):
