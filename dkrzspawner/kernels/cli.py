@@ -194,7 +194,7 @@ def parser() -> argparse.ArgumentParser:
 
     create = sub.add_parser("create", help="create a kernel that runs on a compute node through Slurm")
     what = create.add_mutually_exclusive_group(required=True)
-    what.add_argument("--template", choices=TEMPLATES)
+    what.add_argument("--template", choices=list(templates.templates()))
     what.add_argument("--wrap", metavar="KERNEL",
                       help="run this installed kernel (see `jupyter kernelspec list`) on the compute node")
     create.add_argument("--name", required=True)

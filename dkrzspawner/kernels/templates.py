@@ -1,5 +1,5 @@
-"""The user's own kernels, made from the package's templates: create, edit, register an environment, list,
-remove; and the environments the user may pick. One code path for ``dkrz-kernel`` (:mod:`.cli`) and the
+"""The user's own kernels, made from the package's templates and the site's own: create, edit, register an
+environment, list, remove; and the environments the user may pick. One code path for ``dkrz-kernel`` (:mod:`.cli`) and the
 JupyterLab extension's REST API (:mod:`dkrzspawner.lab`): both validate with :func:`check_options` (the hub's
 offer from the site file, :func:`dkrzspawner.siteconfig.for_kernels`, and the cluster's facts) and write the same
 kernel.json. A refusal is :class:`KernelRefused`, one sentence naming the field; nothing is written then.
@@ -26,6 +26,7 @@ from pathlib import Path
 
 import jinja2
 from jupyter_core.paths import jupyter_data_dir
+from pydantic import BaseModel, ConfigDict, Field
 
 from .. import siteconfig
 from ..cluster import Cluster
@@ -34,16 +35,43 @@ from ..options import OptionsError, check_modules
 from ..slurm import SlurmError, SlurmRunner, allocations
 from . import activation, kernelspec
 
-#: the Slurm templates users make kernels from: name -> (display name, description, needs an environment)
+@dataclass(frozen=True)
+class Template:
+    """A template users make Slurm kernels from: the package's (``base`` is its own name) or the site's, which
+    starts from one of the package's with default Slurm ``options`` (the dialog's starting values; what the user
+    sends wins)."""
+
+    name: str
+    display_name: str
+    description: str = ""
+    base: str = "python-slurm"
+    options: dict = field(default_factory=dict)
+
+    @property
+    def needs_environment(self) -> bool:
+        return self.base == "conda-slurm"
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "display_name": self.display_name, "description": self.description,
+                "needs_environment": self.needs_environment, "options": dict(self.options)}
+
+
+#: the package's Slurm templates (``share/kernels/NAME/kernel.json.j2``)
 SLURM_TEMPLATES = {
-    "python-slurm": ("Python via Slurm", "This server's Python (ipykernel) on a compute node, in an allocation of "
-                                         "its own.", False),
-    "conda-slurm": ("Conda via Slurm", "One of your conda environments (it needs ipykernel) on a compute node, "
-                                       "in an allocation of its own.", True),
+    "python-slurm": Template("python-slurm", "Python via Slurm", "This server's Python (ipykernel) on a compute "
+                                                                 "node, in an allocation of its own.", "python-slurm"),
+    "conda-slurm": Template("conda-slurm", "Conda via Slurm", "One of your conda environments (it needs ipykernel) "
+                                                              "on a compute node, in an allocation of its own.",
+                            "conda-slurm"),
 }
 TEMPLATES = tuple(SLURM_TEMPLATES)
+#: where a site puts templates of its own: a folder NAME/ with a template.json (display_name, description, base:
+#: one of :data:`TEMPLATES`, options); the variable, if set, replaces this list (folders separated by ``:``)
+SITE_TEMPLATE_DIRS = ("/etc/dkrzspawner/kernels", f"{sys.prefix}/share/dkrzspawner/kernels")
+SITE_TEMPLATES_ENV = "DKRZSPAWNER_KERNEL_TEMPLATES"
 KERNEL_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}", re.ASCII)
 SHARE = Path(__file__).resolve().parent.parent / "share" / "kernels"
+log = logging.getLogger("dkrzspawner.kernels")
 #: conda installs in the home whose ``envs/`` folders hold the user's environments
 CONDA_HOMES = ("miniconda3", "miniforge3", "anaconda3", ".conda")
 
@@ -68,10 +96,51 @@ class Written:
     kind: str | None = None  # a registered environment's kind (conda, venv)
 
 
+class _SiteTemplate(BaseModel):
+    """A site's template.json."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    display_name: str = Field(min_length=1, max_length=200)
+    description: str = Field("", max_length=2000)
+    base: str = "python-slurm"
+    options: dict = {}
+
+
+def templates(environ=None) -> dict[str, Template]:
+    """The package's Slurm templates, then the site's own (:data:`SITE_TEMPLATE_DIRS`), by name. A site template
+    that cannot be read is left out with a warning in the log; one cannot replace a package template."""
+    environ = os.environ if environ is None else environ
+    found = dict(SLURM_TEMPLATES)
+    folders = environ[SITE_TEMPLATES_ENV].split(":") if SITE_TEMPLATES_ENV in environ else SITE_TEMPLATE_DIRS
+    for folder in (Path(f) for f in folders if f):
+        for path in sorted(folder.glob("*/template.json")) if folder.is_dir() else ():
+            name = path.parent.name
+            try:
+                read = _SiteTemplate.model_validate_json(path.read_text())
+                if not KERNEL_NAME.fullmatch(name) or name in found or read.base not in SLURM_TEMPLATES:
+                    raise ValueError(f"the folder must be a new kernel name and base one of {', '.join(TEMPLATES)}")
+            except (OSError, ValueError) as exc:
+                log.warning("Kernel template %s is left out: %s", path, str(exc).splitlines()[0])
+                continue
+            found[name] = Template(name, read.display_name, read.description, read.base, read.options)
+    return found
+
+
 def template_list() -> list[dict]:
-    """The Slurm templates, as the JupyterLab extension lists them."""
-    return [{"name": name, "display_name": display, "description": description, "needs_environment": needs}
-            for name, (display, description, needs) in SLURM_TEMPLATES.items()]
+    """The templates, as the JupyterLab extension lists them."""
+    return [template.as_dict() for template in templates().values()]
+
+
+def with_defaults(defaults: dict, options: dict) -> dict:
+    """``options`` with the template's ``defaults`` for what they leave out; defaults of the other kind of request
+    (a preset's or a partition's) are dropped when ``options`` chooses one."""
+    advanced = ("partition", "memory", "gpus", "reservation", "nodes")
+    if "preset" in options:
+        defaults = {k: v for k, v in defaults.items() if k not in advanced}
+    elif "partition" in options:
+        defaults = {k: v for k, v in defaults.items() if k != "preset"}
+    return {**defaults, **options}
 
 
 def kernels_dir() -> Path:
@@ -79,11 +148,12 @@ def kernels_dir() -> Path:
     return Path(jupyter_data_dir()) / "kernels"
 
 
-def render(template: str, **values) -> dict:
-    """A kernel.json from ``share/kernels/TEMPLATE/kernel.json.j2``, parsed (so it is valid JSON)."""
+def render(template: str, base: str | None = None, **values) -> dict:
+    """A kernel.json from ``share/kernels/BASE/kernel.json.j2`` (``base``: the template's own by default), its
+    metadata naming ``template``, parsed (so it is valid JSON)."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(SHARE)), undefined=jinja2.StrictUndefined,
                              autoescape=False, keep_trailing_newline=True)
-    text = env.get_template(f"{template}/kernel.json.j2").render(template=template, **values)
+    text = env.get_template(f"{base or template}/kernel.json.j2").render(template=template, **values)
     return json.loads(text)
 
 
@@ -190,11 +260,14 @@ async def create_kernel(template: str, name: str, *, options: dict, display_name
     as ``user_options``; they become the provisioner's config). ``environment``: the conda env (conda-slurm, which
     needs one) or a virtualenv (python-slurm); ``env``: variables for the kernel; ``force``: replace a kernel of
     the same name. Raises KernelRefused (nothing written)."""
-    if template not in SLURM_TEMPLATES:
-        raise KernelRefused("template", f"Template {template!r} is not one of {', '.join(TEMPLATES)}.")
+    known = templates()
+    if template not in known:
+        raise KernelRefused("template", f"Template {template!r} is not one of {', '.join(known)}.")
     folder_name = kernel_name(name)
     if not isinstance(options, dict):
         raise KernelRefused("options", "Options must be an object of Slurm options (a preset or a partition).")
+    chosen = known[template]
+    options = with_defaults(chosen.options, options)
     extra = variables(env)
     if display_name is not None and (not isinstance(display_name, str) or len(display_name) > 200):
         raise KernelRefused("display_name", "Display name must be a text of at most 200 characters.")
@@ -205,9 +278,9 @@ async def create_kernel(template: str, name: str, *, options: dict, display_name
     notes: list[str] = []
     values: dict = {}
     prefix = None
-    if template == "conda-slurm":
+    if chosen.needs_environment:
         if not environment:
-            raise KernelRefused("environment", "The conda-slurm template needs --environment PATH (the conda "
+            raise KernelRefused("environment", f"The {template} template needs --environment PATH (the conda "
                                                "environment's prefix).")
         prefix = environment_prefix(environment)
         values = activation.conda_activation(prefix)
@@ -226,8 +299,8 @@ async def create_kernel(template: str, name: str, *, options: dict, display_name
     except activation.NotAnEnvironment as exc:
         raise KernelRefused("environment", str(exc)) from None
     display = display_name or f"{name} (Slurm: {kernelspec.describe(checked)})"
-    spec = render(template, python=interpreter, display_name=display, env={**values, **extra}, config=options,
-                  prefix=str(prefix) if prefix else None)
+    spec = render(template, chosen.base, python=interpreter, display_name=display, env={**values, **extra},
+                  config=options, prefix=str(prefix) if prefix else None)
     return Written(folder_name, write_kernel(folder_name, spec, force=force), display, notes, prefix)
 
 

@@ -102,6 +102,8 @@ export interface ITemplate {
   display_name: string;
   description: string;
   needs_environment: boolean;
+  /** the dialog's starting Slurm options (a site's template) */
+  options?: Record<string, unknown>;
 }
 
 /** A preset of the offer. */

@@ -203,7 +203,7 @@ export class KernelForm extends Widget {
   private build(): HTMLElement {
     const { offer, template } = this;
     const old = this.existing;
-    const options = (old?.options ?? {}) as Record<string, unknown>;
+    const options = (old?.options ?? template.options ?? {}) as Record<string, unknown>;
     const startAdvanced =
       offer.advanced && options.partition !== undefined && !options.preset;
     const form = h('form', { class: 'dkrz-form', autocomplete: 'off' });

@@ -166,6 +166,15 @@ def walk_through(page, lab):
         page.locator(".jp-LauncherCard[title='Demo via Slurm']").first.wait_for(state="detached")
         assert lab.api("kernels") == {"kernels": []}
 
+        # a site's own template: the dialog starts from its options
+        section.locator(".jp-LauncherCard", has_text="Long on shared").click()
+        dialog.wait_for()
+        assert dialog.locator("input[name=mode][value=partition]").is_checked()
+        assert dialog.locator("input[name=cores]").input_value() == "2"
+        assert dialog.locator("input[name=runtime]").input_value() == "03:00:00"
+        page.locator(".jp-Dialog button.jp-mod-reject").click()
+        dialog.wait_for(state="detached")
+
         # the status bar: job, node, a countdown that moves with the local clock
         status = page.locator("#dkrz-slurm-statusbar")
         status.wait_for(state="visible")

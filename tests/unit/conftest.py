@@ -1,4 +1,4 @@
-"""Fixtures of every unit test: no site file of this machine is read; ``make_watcher`` makes JobWatchers on a
+"""Fixtures of every unit test: no site file and no site kernel template of this machine is read; ``make_watcher`` makes JobWatchers on a
 fake runner (:mod:`tests.unit.fakeslurm`)."""
 
 import asyncio
@@ -6,6 +6,7 @@ import asyncio
 import pytest
 
 from dkrzspawner import siteconfig
+from dkrzspawner.kernels import templates
 from dkrzspawner.watcher import JobWatcher
 
 #: the watcher's queue-position query (``squeue -h -t PD -p PARTITIONS ...``), answered apart from its status query
@@ -17,6 +18,7 @@ def no_site_file_of_this_machine(monkeypatch, tmp_path_factory):
     monkeypatch.delenv(siteconfig.ENV_PATH, raising=False)
     monkeypatch.delenv(siteconfig.ENV_HUB_GROUPS, raising=False)
     monkeypatch.setattr(siteconfig, "DEFAULT_PATH", str(tmp_path_factory.getbasetemp() / "no-site.toml"))
+    monkeypatch.setenv(templates.SITE_TEMPLATES_ENV, "")
 
 
 @pytest.fixture

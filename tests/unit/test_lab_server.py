@@ -16,6 +16,7 @@ from traitlets.config import Config
 
 from dkrzspawner import lab, siteconfig
 from dkrzspawner.kernels import provisioner as prov
+from dkrzspawner.kernels import templates
 from dkrzspawner.lab import allocations, jobinfo
 from dkrzspawner.lab.handlers import SETTINGS_KEY
 from dkrzspawner.modules import ModuleCatalog
@@ -155,6 +156,18 @@ async def test_templates_list_the_slurm_templates(server):
     assert status == 200
     assert [(t["name"], t["needs_environment"]) for t in body["templates"]] == [("python-slurm", False),
                                                                                 ("conda-slurm", True)]
+
+
+async def test_templates_list_the_sites_own_with_their_starting_options(server, tmp_path, monkeypatch):
+    (tmp_path / "python-gpu").mkdir()
+    (tmp_path / "python-gpu" / "template.json").write_text(json.dumps(
+        {"display_name": "Python on a GPU via Slurm", "options": {"partition": "gpu", "gpus": 1}}))
+    monkeypatch.setenv(templates.SITE_TEMPLATES_ENV, str(tmp_path))
+    status, body = await server.call("GET", "templates")
+    assert status == 200
+    assert body["templates"][-1] == {"name": "python-gpu", "display_name": "Python on a GPU via Slurm",
+                                     "description": "", "needs_environment": False,
+                                     "options": {"partition": "gpu", "gpus": 1}}
 
 
 async def test_offer_is_the_hubs_offer_for_this_user(server):

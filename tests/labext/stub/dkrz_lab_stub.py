@@ -27,7 +27,10 @@ PARTITIONS = [{"name": "shared", "display_name": "shared", "max_nodes": 1, "max_
 TEMPLATES = [{"name": "python-slurm", "display_name": "Python via Slurm", "needs_environment": False,
               "description": "IPython in an allocation of its own on a compute node."},
              {"name": "conda-slurm", "display_name": "Conda via Slurm", "needs_environment": True,
-              "description": "A conda environment of yours on a compute node."}]
+              "description": "A conda environment of yours on a compute node."},
+             {"name": "long-shared", "display_name": "Long on shared", "needs_environment": False,
+              "description": "A site's own template.", "options": {"partition": "shared", "cores": 2,
+                                                                  "runtime": "03:00:00"}}]
 STATE = {
     "ends": time.time() + int(os.environ.get("DKRZ_STUB_SECONDS_LEFT", "20000")),
     "allocations": [
