@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import json
 import logging
 import os
@@ -41,6 +42,17 @@ __all__ = ["SHARE", "TEMPLATES", "kernels_dir", "render", "main", "parser"]
 
 class CLIError(Exception):
     """A refusal: printed as one line, exit status 2, nothing written."""
+
+
+def run(coroutine):
+    """Run ``coroutine`` to its end: in this thread, or, when the caller of :func:`main` runs an event loop already
+    (IPython, a test), in a thread of its own with its own loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 def options_from_args(args) -> dict:
@@ -86,11 +98,11 @@ def cmd_create(args, runner=None) -> int:
                        "--environment.")
     if args.wrap:
         try:
-            options = asyncio.run(templates.check_options(config, runner=runner, with_slurm=not args.no_check))
+            options = run(templates.check_options(config, runner=runner, with_slurm=not args.no_check))
         except (OptionsError, siteconfig.SiteConfigError) as exc:
             raise CLIError(str(exc)) from None
         return _create_wrapped(name, args, options, config, variables)
-    written = asyncio.run(templates.create_kernel(
+    written = run(templates.create_kernel(
         args.template, args.name, options=config, display_name=args.display_name, environment=args.environment,
         env=variables, python=args.python, force=args.force, runner=runner, with_slurm=not args.no_check))
     _notes(written)
@@ -118,7 +130,7 @@ def _create_wrapped(name: str, args, options, config: dict, variables: dict) -> 
 
 
 def cmd_register_env(args, runner=None) -> int:
-    written = asyncio.run(templates.register_env(args.path, name=args.name, display_name=args.display_name,
+    written = run(templates.register_env(args.path, name=args.name, display_name=args.display_name,
                                                  env=user_env(args.env), force=args.force,
                                                  check=not args.no_check))
     _notes(written)
@@ -136,7 +148,7 @@ def cmd_install_system(args, runner=None) -> int:
         config = system.load(args.config)
         catalog = ModuleCatalog(runner or SlurmRunner(), lmod_command=config.modules.lmod_command,
                                 module_path=config.modules.module_path)
-        offered = asyncio.run(catalog.offered(logging.getLogger("dkrz-kernel")))
+        offered = run(catalog.offered(logging.getLogger("dkrz-kernel")))
         system.check(config, offered)
     except system.SystemConfigError as exc:
         raise CLIError(str(exc)) from None
@@ -145,7 +157,7 @@ def cmd_install_system(args, runner=None) -> int:
         for kernel in config.kernel:
             if kernel.slurm:
                 try:
-                    asyncio.run(templates.check_options(kernel.options, runner=runner))
+                    run(templates.check_options(kernel.options, runner=runner))
                 except OptionsError as exc:
                     raise CLIError(f"System kernel {kernel.name!r}: {exc}") from None
     base = system.kernels_dir(args.prefix)

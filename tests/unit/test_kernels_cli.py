@@ -250,3 +250,8 @@ def test_setup_cfg_declares_entry_points_that_load():
     from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
     assert issubclass(ep.load(), KernelProvisionerBase)
     assert "share/kernels/*/*" in parser["options.package_data"]["dkrzspawner"]
+
+
+async def test_main_works_where_an_event_loop_runs_already(data_dir):
+    assert create("--preset", "shared", "--no-check") == 0, "main() called from async code (IPython, a test)"
+    assert (data_dir / "kernels" / "k" / "kernel.json").is_file()
