@@ -55,9 +55,9 @@ def test_a_groups_server_limit_refuses_one_more(hub):
         hub.api("DELETE", "/groups/e2e-limited")
 
 
-def metrics_text(hub) -> str:
+def metrics_text(hub, scheme="token") -> str:
     response = requests.get(hub.api_url.removesuffix("/api") + "/metrics",
-                            headers={"Authorization": f"token {hub.token}"}, timeout=30)
+                            headers={"Authorization": f"{scheme} {hub.token}"}, timeout=30)
     assert response.ok, response.text
     return response.text
 
@@ -87,5 +87,6 @@ def test_metrics_change_after_a_spawn(hub):
 
 
 def test_every_metric_the_alerts_and_the_dashboard_name_is_on_hub_metrics(hub):
-    """dkrzspawner/share/prometheus/alerts.yml and share/grafana/dkrzspawner.json against the real scrape."""
-    assert unexported(text_string_to_metric_families(metrics_text(hub))) == {}
+    """dkrzspawner/share/prometheus/alerts.yml and share/grafana/dkrzspawner.json against the real scrape, asked
+    as Prometheus asks with share/prometheus/scrape.yml (a bearer token with the read:metrics scope)."""
+    assert unexported(text_string_to_metric_families(metrics_text(hub, scheme="Bearer"))) == {}
