@@ -24,7 +24,7 @@ PROMTOOL_MISSING = ("promtool is missing: `apt-get install --no-install-recommen
 METRIC = re.compile(r"\b(?:jupyterhub|dkrzspawner)_\w+|\bup\b")
 #: the series each metric type exports (prometheus_client's text format)
 SUFFIXES = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_sum", "_count", "_created"),
-            "summary": ("", "_sum", "_count", "_created")}
+            "summary": ("", "_sum", "_count", "_created"), "info": ("_info",)}
 #: what Prometheus records itself for each target, not the hub
 PROMETHEUS_OWN = {"up"}
 

@@ -52,9 +52,9 @@ found["page_templates"] = parsed(dkrzspawner.templates_path())
 found["service_templates"] = parsed(package / "services" / "templates")
 found["batch_script"] = bool(script.environment().get_template("batch_script.sh.j2"))
 found["kernel_templates"] = sorted(p.parent.name for p in cli.SHARE.glob("*/kernel.json.j2"))
-sudoers = package / "share" / "sudoers.d" / "dkrzspawner"
 found["operations_kit"] = sorted(str(p.relative_to(package / "share")) for p in (package / "share").glob("*/*")
                                  if p.parent.name in ("prometheus", "grafana"))
+sudoers = package / "share" / "sudoers.d" / "dkrzspawner"
 found["sudoers_ok"] = subprocess.run(["visudo", "-qcf", str(sudoers)]).returncode == 0
 lab = Path(sys.prefix) / "share" / "jupyter" / "lab" / "settings" / "overrides.d" / "dkrzspawner.json"
 found["lab_overrides"] = json.loads(lab.read_text())
