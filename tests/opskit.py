@@ -18,7 +18,8 @@ SCRAPE = SHARE / "prometheus" / "scrape.yml"
 DASHBOARD = SHARE / "grafana" / "dkrzspawner.json"
 
 PROMTOOL_MISSING = ("promtool is missing: `apt-get install --no-install-recommends prometheus` (Debian's package, "
-                    "which ci/make-env installs). The alert rules were not checked.")
+                    "which ci/make-env installs). The alert rules, their tests, the scrape example and the "
+                    "dashboard's queries were not checked.")
 
 #: a metric of the hub (JupyterHub's own, or dkrzspawner's), or Prometheus's own ``up`` of the scrape
 METRIC = re.compile(r"\b(?:jupyterhub|dkrzspawner)_\w+|\bup\b")
