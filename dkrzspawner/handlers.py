@@ -1,4 +1,5 @@
-"""The hub API handlers through which a job reports its server's port, and that its server has ended.
+"""The hub API handlers through which a job reports its server's port and that its server has ended, and the
+options schema for REST clients.
 
 ``POST /hub/api/dkrzspawner/port`` with ``{"port": N}``: accepted only with the API token of the very server
 that is starting, only an integer port; it sets that port and nothing more. The host is never taken from
@@ -6,6 +7,12 @@ the job: it comes from Slurm.
 
 ``POST /hub/api/dkrzspawner/ended``: the same token only; the hub asks Slurm about that job now (and drops the
 route as soon as Slurm says the job ended), instead of at its next poll. It is never taken as the end itself.
+
+``GET /hub/api/dkrzspawner/options-schema[?user=NAME]``: the JSON Schema of the ``user_options`` the caller may
+send to start a server (:mod:`dkrzspawner.schema`, built from the offer the validation checks against, with the
+cluster facts the spawn form uses: no Slurm command of its own). Read-only; it needs the ``start:servers`` scope
+on that user: any user's own token or hub cookie for themselves, an admin's (or a token with that scope) for
+``?user=NAME``.
 """
 
 from __future__ import annotations
@@ -13,7 +20,10 @@ from __future__ import annotations
 import json
 
 from jupyterhub.apihandlers.base import APIHandler
+from jupyterhub.scopes import needs_scope
 from tornado import web
+
+from .slurm import BadUserName
 
 
 def parse_port(body: bytes) -> int:
@@ -72,8 +82,34 @@ class ServerEndedHandler(_ServerTokenHandler):
         self.set_status(204)
 
 
-#: the hub API routes of the job side's reports
-ROUTES = ((r"/api/dkrzspawner/port", PortReportHandler), (r"/api/dkrzspawner/ended", ServerEndedHandler))
+class OptionsSchemaHandler(APIHandler):
+    """The JSON Schema of the ``user_options`` a user may send, for REST clients."""
+
+    async def get(self):
+        caller = self.current_user
+        if caller is None:
+            raise web.HTTPError(403, "Missing or invalid credentials.")
+        name = self.get_argument("user", "") or getattr(caller, "name", "")
+        self.write(await self.schema_of(user_name=name))
+
+    @needs_scope("start:servers")
+    async def schema_of(self, user_name: str) -> dict:
+        """``user_name``'s schema, if the caller may start that user's servers (404 for an unknown user)."""
+        user = self.find_user(user_name)
+        if user is None:
+            raise web.HTTPError(404, f"no user {user_name}")
+        spawner = user.spawner
+        if not hasattr(spawner, "options_schema"):
+            raise web.HTTPError(404, "this hub's spawner is not dkrzspawner's")
+        try:
+            return await spawner.options_schema()
+        except BadUserName as exc:  # a user name no Slurm command may carry: no offer either
+            raise web.HTTPError(403, exc.reason) from None
+
+
+#: the hub API routes of the job side's reports, and of the options schema
+ROUTES = ((r"/api/dkrzspawner/port", PortReportHandler), (r"/api/dkrzspawner/ended", ServerEndedHandler),
+          (r"/api/dkrzspawner/options-schema", OptionsSchemaHandler))
 
 
 def register():

@@ -26,7 +26,7 @@ from urllib.parse import unquote, urlparse
 from jupyterhub.spawner import Spawner
 from traitlets import Bool, Dict, Float, Integer, List, TraitError, Unicode, default, observe, validate
 
-from . import form, handlers, jobcerts, metrics, options, policy, reasons, script, siteconfig
+from . import form, handlers, jobcerts, metrics, options, policy, reasons, schema, script, siteconfig
 from .offer import Offer
 from .errors import SpawnLinkToConfirm, spawn_error
 from .lifecycle import JobRecord, ServerJob, StartFailed, Submission, Timeouts
@@ -521,6 +521,12 @@ class DKRZSpawner(ModuleSettings, Spawner):
     async def _apply_options(spawner, user_options):
         """``Spawner.apply_user_options``: validate once; ``start()`` submits this very request."""
         spawner.job_request = await spawner.validate_options(user_options)
+
+    async def options_schema(self) -> dict:
+        """The JSON Schema of the ``user_options`` this user may send (:mod:`dkrzspawner.schema`), from the same
+        offer as the validation; :class:`~dkrzspawner.slurm.BadUserName` for a name no command may carry."""
+        check_user_name(self.user.name)
+        return schema.options_schema(await self.offer())
 
     # == the form and spawn links ===============================================================================
     async def render_options_form(self) -> str:
