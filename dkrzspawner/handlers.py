@@ -10,8 +10,8 @@ route as soon as Slurm says the job ended), instead of at its next poll. It is n
 
 ``GET /hub/api/dkrzspawner/options-schema[?user=NAME]``: the JSON Schema of the ``user_options`` the caller may
 send to start a server (:mod:`dkrzspawner.schema`, built from the offer the validation checks against, with the
-cluster facts the spawn form uses: no Slurm command of its own). Read-only; it needs the ``start:servers`` scope
-on that user: any user's own token or hub cookie for themselves, an admin's (or a token with that scope) for
+cluster facts the spawn form uses: no Slurm command of its own). Read-only; it needs the right to start that
+user's servers (:data:`START_SCOPES`): any user's own token or hub cookie for themselves, an admin's (or a token with that scope) for
 ``?user=NAME``.
 """
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 
 from jupyterhub.apihandlers.base import APIHandler
-from jupyterhub.scopes import needs_scope
+from jupyterhub.scopes import needs_scope, scope_definitions
 from tornado import web
 
 from .slurm import BadUserName
@@ -82,6 +82,10 @@ class ServerEndedHandler(_ServerTokenHandler):
         self.set_status(204)
 
 
+#: the scopes that let a caller start a user's servers: JupyterHub 6's ``start:servers``, or ``servers`` (5.x)
+START_SCOPES = tuple(scope for scope in ("start:servers", "servers") if scope in scope_definitions)
+
+
 class OptionsSchemaHandler(APIHandler):
     """The JSON Schema of the ``user_options`` a user may send, for REST clients."""
 
@@ -92,7 +96,7 @@ class OptionsSchemaHandler(APIHandler):
         name = self.get_argument("user", "") or getattr(caller, "name", "")
         self.write(await self.schema_of(user_name=name))
 
-    @needs_scope("start:servers")
+    @needs_scope(*START_SCOPES)
     async def schema_of(self, user_name: str) -> dict:
         """``user_name``'s schema, if the caller may start that user's servers (404 for an unknown user)."""
         user = self.find_user(user_name)
