@@ -11,8 +11,8 @@ route as soon as Slurm says the job ended), instead of at its next poll. It is n
 ``GET /hub/api/dkrzspawner/options-schema[?user=NAME]``: the JSON Schema of the ``user_options`` the caller may
 send to start a server (:mod:`dkrzspawner.schema`, built from the offer the validation checks against, with the
 cluster facts the spawn form uses: no Slurm command of its own). Read-only; it needs the right to start that
-user's servers (:data:`START_SCOPES`): any user's own token or hub cookie for themselves, an admin's (or a token with that scope) for
-``?user=NAME``.
+user's servers (:data:`START_SCOPES`): any user's own token or hub cookie for themselves, an admin's (or a token
+with that scope) for ``?user=NAME``.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 For several users, groups (policy) and partitions (the recorded cluster, and a hand-written multi-node GPU
 partition with Slurm's per-CPU memory limit and an account list): every request generated from the schema
 (:func:`instances`: hypothesis strategies read from the schema's keywords; hypothesis-jsonschema 0.23.1 fails
-with this hypothesis, ``'many' object has no attribute 'more'``) is accepted by ``Offer.validate``; every request of a broad generator, and every
-near-miss made from a valid request (a value just out of range, an unknown key, a wrong type), gets the same
+with this hypothesis, ``'many' object has no attribute 'more'``) is accepted by ``Offer.validate``; every request
+of a broad generator, and every near-miss made from a valid request (a value just out of range, an unknown key, a wrong type), gets the same
 answer from both; and the range patterns match exactly the texts ``units`` reads as values in the range.
 """
 
@@ -28,7 +28,7 @@ from dkrzspawner.patterns import LONGEST_RUNTIME, memory_pattern, runtime_patter
 from dkrzspawner.policy import allowance_for, load_policy
 from dkrzspawner.schema import options_schema
 from dkrzspawner.units import MEMORY, RUNTIME, format_runtime, memory_mb, runtime_seconds
-from tests.unit.builders import DEMO_POLICY, RESERVATIONS, facts_for, make_spawner, slurm_partitions
+from tests.unit.builders import DEMO_POLICY, RESERVATIONS, make_spawner, slurm_partitions
 from tests.unit.recorded import LMOD_AVAIL, SCONTROL_RESTRICTED
 
 SLOW = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
