@@ -13,6 +13,10 @@ send to start a server (:mod:`dkrzspawner.schema`, built from the offer the vali
 cluster facts the spawn form uses: no Slurm command of its own). Read-only; it needs the right to start that
 user's servers (:data:`START_SCOPES`): any user's own token or hub cookie for themselves, an admin's (or a token
 with that scope) for ``?user=NAME``.
+
+``POST /hub/api/dkrzspawner/extend/USER[/SERVER]`` with ``{"add": "01:00:00"}``: adds that time to the server's
+running job (``c.DKRZSpawner.extend_walltime``, off by default; :mod:`dkrzspawner.extension` says how far), with
+the same right as starting it; answers the job's new ``time_limit`` and ``end``, or 400 with the sentence why not.
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ from jupyterhub.apihandlers.base import APIHandler
 from jupyterhub.scopes import needs_scope, scope_definitions
 from tornado import web
 
-from .slurm import BadUserName
+from .extension import parse_request
+from .options import OptionsError
+from .slurm import BadUserName, SlurmError
 
 
 def parse_port(body: bytes) -> int:
@@ -111,9 +117,29 @@ class OptionsSchemaHandler(APIHandler):
             raise web.HTTPError(403, exc.reason) from None
 
 
-#: the hub API routes of the job side's reports, and of the options schema
+class ExtendHandler(APIHandler):
+    """Adds time to a running server's job (``c.DKRZSpawner.extend_walltime``)."""
+
+    @needs_scope(*START_SCOPES)
+    async def post(self, user_name: str, server_name: str = ""):
+        user = self.find_user(user_name)
+        if user is None or server_name not in user.orm_spawners:
+            raise web.HTTPError(404, f"no server {user_name}/{server_name}")
+        spawner = user.spawners[server_name]
+        if not hasattr(spawner, "extend"):
+            raise web.HTTPError(404, "this hub's spawner is not dkrzspawner's")
+        try:
+            self.write(await spawner.extend(parse_request(self.get_json_body())))
+        except OptionsError as exc:
+            raise web.HTTPError(400, str(exc)) from None
+        except SlurmError as exc:
+            raise web.HTTPError(409, f"Slurm did not extend the job: {exc.reason}") from None
+
+
+#: the hub API routes of the job side's reports, of the options schema and of extending a server
 ROUTES = ((r"/api/dkrzspawner/port", PortReportHandler), (r"/api/dkrzspawner/ended", ServerEndedHandler),
-          (r"/api/dkrzspawner/options-schema", OptionsSchemaHandler))
+          (r"/api/dkrzspawner/options-schema", OptionsSchemaHandler),
+          (r"/api/dkrzspawner/extend/([^/]+)/?([^/]*)", ExtendHandler))
 
 
 def register():

@@ -54,7 +54,8 @@ def test_the_routes_are_registered_once():
     handlers.register()
     handlers.register()
     routes = [route for route, _ in apihandlers.default_handlers if "dkrzspawner" in route]
-    assert routes == ["/api/dkrzspawner/port", "/api/dkrzspawner/ended", "/api/dkrzspawner/options-schema"]
+    assert routes == ["/api/dkrzspawner/port", "/api/dkrzspawner/ended", "/api/dkrzspawner/options-schema",
+                      r"/api/dkrzspawner/extend/([^/]+)/?([^/]*)"]
 
 
 def test_importing_the_modules_adds_nothing_loading_the_class_through_the_package_does():
@@ -68,4 +69,4 @@ def test_importing_the_modules_adds_nothing_loading_the_class_through_the_packag
              "EntryPoint('dkrz', 'dkrzspawner:DKRZSpawner', 'jupyterhub.spawners').load()\n"
              "print(len(ours()))\n")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
-    assert out == ["0", "3"], "no side effect at import; the entry point adds the routes"
+    assert out == ["0", "4"], "no side effect at import; the entry point adds the routes"
