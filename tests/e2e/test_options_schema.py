@@ -1,6 +1,6 @@
 """The options schema on the real hub and cluster: alice's own token reads her schema (her accounts, not bob's); a
-request built from it starts a server, one the schema forbids is refused with the validation's sentence; who may
-read whose schema."""
+request built from it starts a server (which cannot be extended: that is off by default), one the schema forbids
+is refused with the validation's sentence; who may read whose schema."""
 
 from __future__ import annotations
 
@@ -63,6 +63,9 @@ def test_alices_schema_lists_her_accounts_and_a_request_built_from_it_starts_one
     started = requests.post(url, headers=headers, json={"user_options": options}, timeout=120)
     assert started.status_code in (201, 202), started.text
     hub.wait_ready("alice", "schema")
+    extend = requests.post(hub.api_url + "/dkrzspawner/extend/alice/schema", headers=headers,
+                           json={"add": "00:10:00"}, timeout=60)
+    assert extend.status_code == 400 and "not switched on" in extend.json()["message"], "off by default"
     hub.stop_server("alice", "schema")
 
     forbidden = {**options, "account": "ab0000"}
