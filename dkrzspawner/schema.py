@@ -228,7 +228,8 @@ def _partition_branch(limits: PartitionLimits, facts: Facts, offer: Offer) -> di
                            title=ADVANCED_WORDS["cores"], description="Cores per node."),
         "memory": _memory(limits, limits.max_cores),
         "gpus": _nullable("integer", minimum=0, maximum=limits.max_gpus * limits.max_nodes, default=0,
-                          title=ADVANCED_WORDS["gpus"], description=f"{limits.max_gpus} per node at most."),
+                          title=ADVANCED_WORDS["gpus"], description=f"At most {limits.max_gpus} per node."
+                          if limits.max_gpus else "This partition has none."),
         "runtime": runtime[0],
         "reservation": {"anyOf": [{"type": "null"}, {"const": ""}], "title": ADVANCED_WORDS["reservation"],
                         "description": "A Slurm reservation open to you; empty: none."},
