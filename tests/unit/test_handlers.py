@@ -48,13 +48,14 @@ def test_duplicate_keys_take_the_last():
     assert parse_port(b'{"port": 1, "port": 8888}') == 8888
 
 
-def test_both_routes_are_registered_once():
+def test_the_routes_are_registered_once():
     from jupyterhub import apihandlers
     from dkrzspawner import handlers
     handlers.register()
     handlers.register()
     routes = [route for route, _ in apihandlers.default_handlers if "dkrzspawner" in route]
-    assert routes == ["/api/dkrzspawner/port", "/api/dkrzspawner/ended"]
+    assert routes == ["/api/dkrzspawner/port", "/api/dkrzspawner/ended", "/api/dkrzspawner/options-schema",
+                      r"/api/dkrzspawner/extend/([^/]+)/?([^/]*)"]
 
 
 def test_importing_the_modules_adds_nothing_loading_the_class_through_the_package_does():
@@ -68,4 +69,4 @@ def test_importing_the_modules_adds_nothing_loading_the_class_through_the_packag
              "EntryPoint('dkrz', 'dkrzspawner:DKRZSpawner', 'jupyterhub.spawners').load()\n"
              "print(len(ours()))\n")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
-    assert out == ["0", "2"], "no side effect at import; the entry point adds both routes"
+    assert out == ["0", "4"], "no side effect at import; the entry point adds the routes"
