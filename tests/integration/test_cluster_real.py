@@ -32,11 +32,13 @@ async def test_partitions_limits_and_free_resources(runner):
     assert shared.default and not prepost.default
     assert (shared.max_time, prepost.max_time, gpu.max_time) == (7 * 86400, 12 * 3600, 12 * 3600)
     assert shared.default_time == 3600
-    cpus, memory = (int(n) for n in slurm("sinfo", "-h", "-N", "-o", "%c %m").split()[:2])  # node vm's size
+    nodes = [line.split() for line in slurm("sinfo", "-h", "-N", "-p", "shared", "-o", "%n %c %m").splitlines()]
+    assert len(nodes) == 2 and len({(cpus, memory) for _, cpus, memory in nodes}) == 1  # node1, node2: one size
+    cpus, memory = int(nodes[0][1]), int(nodes[0][2])
     for partition in partitions.values():
         assert (partition.cpus_per_node, partition.memory_per_node, partition.gpus_per_node) == (cpus, memory, 2)
-        assert 0 <= partition.idle_cpus <= cpus and 0 <= partition.free_gpus <= 2
-        assert partition.usable_nodes == 1 and partition.up
+        assert 0 <= partition.idle_cpus <= 2 * cpus and 0 <= partition.free_gpus <= 2 * 2
+        assert partition.usable_nodes == 2 and partition.up
 
 
 async def test_the_users_accounts(runner):
@@ -65,7 +67,7 @@ def reservation():
     """A reservation for alice and carol that starts tomorrow: it holds nothing today."""
     name = f"dkrz-test-{uuid.uuid4().hex[:6]}"
     slurm("scontrol", "create", "reservation", f"ReservationName={name}", "StartTime=now+1day", "Duration=60",
-          "Users=alice,carol", "Nodes=vm", "CoreCnt=1")
+          "Users=alice,carol", "Nodes=node1", "CoreCnt=1")
     yield name
     slurm("scontrol", "delete", f"ReservationName={name}", check=False)
 

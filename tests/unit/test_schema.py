@@ -310,7 +310,7 @@ def plausible(offer) -> st.SearchStrategy[dict]:
 
 
 @pytest.mark.parametrize("name", OFFERS)
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(data=st.data())
 def test_every_request_the_validation_accepts_the_schema_accepts_and_the_rest_it_refuses(name, data):
     offer = OFFERS[name]
