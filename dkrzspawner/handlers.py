@@ -6,6 +6,8 @@ the job: it comes from Slurm.
 
 ``POST /hub/api/dkrzspawner/ended``: the same token only; the hub asks Slurm about that job now (and drops the
 route as soon as Slurm says the job ended), instead of at its next poll. It is never taken as the end itself.
+
+``GET /hub/api/dkrzspawner/recent``: the calling user's recent jobs (:class:`RecentJobsHandler`).
 """
 
 from __future__ import annotations
@@ -72,8 +74,25 @@ class ServerEndedHandler(_ServerTokenHandler):
         self.set_status(204)
 
 
+class RecentJobsHandler(APIHandler):
+    """``GET /hub/api/dkrzspawner/recent``: the calling user's recent jobs (:mod:`dkrzspawner.recent`), newest
+    first, as ``{"jobs": [...]}``; a user's own only (cookie or a token with ``read:servers`` on themselves)."""
+
+    async def get(self):
+        user = self.current_user
+        if user is None or getattr(user, "kind", "user") != "user":
+            raise web.HTTPError(403, "only users have recent servers")
+        if not self.has_scope(f"read:servers!user={user.name}"):
+            raise web.HTTPError(403, f"this token may not read the servers of {user.name}")
+        listing = getattr(user.spawner, "recent_servers", None)
+        self.set_header("Content-Type", "application/json")
+        self.write(json.dumps({"jobs": listing() if listing else []}))
+
+
 #: the hub API routes of the job side's reports
 ROUTES = ((r"/api/dkrzspawner/port", PortReportHandler), (r"/api/dkrzspawner/ended", ServerEndedHandler))
+#: the recent jobs of the calling user
+ROUTES += ((r"/api/dkrzspawner/recent", RecentJobsHandler),)
 
 
 def register():

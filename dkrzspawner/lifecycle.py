@@ -427,7 +427,7 @@ class ServerJob:
         final = status
         if status.state == "COMPLETING" or (self.accounting and status.exit_code is None):
             final = await self._sacct_final(status)
-        if tail is None and final.state == "FAILED":
+        if tail is None and final.state not in ("COMPLETED", "CANCELLED"):  # a failure: its output says more
             tail = await self.output_tail()
         by = _user_of_uid(final.cancelled_by) if final.cancelled_by else None
         self.record.last_end = {

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+from urllib.parse import quote, urlencode
 
 import sqlalchemy as sa
 
@@ -26,6 +27,8 @@ from .units import human_memory, human_runtime
 
 #: how many jobs per user are kept
 KEEP = 20
+#: the ends that are no failure: their output is not kept
+CLEAN_ENDS = ("COMPLETED", "CANCELLED")
 
 METADATA = sa.MetaData()
 #: JupyterHub's ``users`` table, named here only for the foreign key (never created by us)
@@ -88,6 +91,18 @@ def elapsed_between(started: str | None, ended: str | None) -> float | None:
     return (datetime.datetime.fromisoformat(ended) - datetime.datetime.fromisoformat(started)).total_seconds()
 
 
+def start_again_url(base_url: str, user: str, server: str, user_options: dict) -> str:
+    """The spawn page of ``server`` (``""``: the default one) filled in with ``user_options``: a spawn link
+    (``/hub/spawn/alice/analysis?opt-preset=shared&opt-cores=2``), which only fills in the form; the user confirms
+    with Start, and the options are validated as any request."""
+    path = base_url.rstrip("/") + "/spawn/" + quote(user, safe="") + (f"/{quote(server, safe='')}" if server else "")
+    query = []
+    for key, value in user_options.items():
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            query.append((f"opt-{key}", str(item)))
+    return path + ("?" + urlencode(query) if query else "")
+
+
 @dataclasses.dataclass
 class RecentJob:
     """One job of the user, as the API returns it (:meth:`as_dict`)."""
@@ -108,7 +123,7 @@ class RecentJob:
     @property
     def failed(self) -> bool:
         """Whether it ended other than by the server exiting or being cancelled (its output tail is kept)."""
-        return bool(self.state) and self.state not in ("COMPLETED", "CANCELLED")
+        return bool(self.state) and self.state not in CLEAN_ENDS
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -26,10 +26,11 @@ from urllib.parse import unquote, urlparse
 from jupyterhub.spawner import Spawner
 from traitlets import Bool, Dict, Float, Integer, List, TraitError, Unicode, default, observe, validate
 
-from . import form, handlers, jobcerts, metrics, options, policy, reasons, script, siteconfig
+from . import form, handlers, jobcerts, metrics, options, policy, reasons, recent, script, siteconfig
 from .offer import Offer
 from .errors import SpawnLinkToConfirm, spawn_error
 from .lifecycle import JobRecord, ServerJob, StartFailed, Submission, Timeouts
+from .recent import RecentJob, RecentJobs
 from .registry import REGISTRY
 from .slurm import BadUserName, SlurmError, check_user_name
 from .modules import ModuleSettings
@@ -340,6 +341,8 @@ class DKRZSpawner(ModuleSettings, Spawner):
     #: the task that asks Slurm after the job side said the server ended (a reference, so it runs to its end)
     _end_confirmation: asyncio.Future | None = None
     _life: ServerJob | None = None
+    #: the request of the current start and its ``user_options``, for its entry in the recent jobs
+    _starting: tuple[options.JobRequest, dict] | None = None
 
     def __init__(self, **kwargs):
         self.record = JobRecord()
@@ -431,8 +434,75 @@ class DKRZSpawner(ModuleSettings, Spawner):
                 timeouts=Timeouts(queue=self.queue_timeout, server=self.server_timeout, stop=self.stop_timeout,
                                   end_confirm=self.server_end_confirm),
                 tail_lines=self.output_tail_lines, on_record=self._save_state, on_over=self._job_over,
-                log=self.log, name=self._log_name)
+                on_submitted=self._job_submitted, on_end=self._job_ended, log=self.log, name=self._log_name)
         return self._life
+
+    # == the recent jobs (dkrzspawner.recent) ===================================================================
+    @property
+    def recent_jobs(self) -> RecentJobs | None:
+        """The user's recent jobs in the hub's database; None without a database (a spawner outside a hub)."""
+        if self.db is None or self._user_id() is None:
+            return None
+        return REGISTRY.recent(self.db)
+
+    def _user_id(self) -> int | None:
+        return getattr(getattr(self.user, "orm_user", None), "id", None)
+
+    def _remember(self, what: str, change) -> None:
+        """Run ``change(ledger, user_id)``; a database failure is logged, never the spawn's or the stop's."""
+        try:
+            ledger = self.recent_jobs
+            if ledger is not None:
+                change(ledger, self._user_id())
+        except Exception as exc:  # the hub's database went away or refused: the server itself is not affected
+            self.log.warning("%s: the recent jobs could not be updated (%s): %s", self._log_name, what, exc)
+            if self.db is not None:
+                self.db.rollback()
+
+    def _job_submitted(self, job_id: str) -> None:
+        if self._starting is None:
+            return
+        request, user_options = self._starting
+        entry = RecentJob(job_id=job_id, server=self.name, user_options=user_options,
+                          summary=recent.describe(request), cores=request.nodes * request.cores,
+                          submitted=recent.now())
+        self._remember(f"job {job_id} submitted", lambda ledger, user_id: ledger.submitted(user_id, entry))
+
+    def _job_ended(self, end: dict) -> None:
+        def change(ledger, user_id):
+            entry = ledger.get(user_id, end["job_id"])
+            if entry is None:
+                return
+            ledger.update(user_id, end["job_id"], started=end["started"], ended=recent.now(), state=end["state"],
+                          end_reason=end["reason"], core_hours=recent.core_hours(entry.cores, end["elapsed"]),
+                          output_tail=end["tail"] if end["state"] not in recent.CLEAN_ENDS and end["tail"] else None)
+        self._remember(f"job {end['job_id']} ended", change)
+
+    def recent_options(self) -> tuple[dict, str] | None:
+        """The ``user_options`` of this user's most recent job (any server) and that server's name, or None."""
+        try:
+            ledger = self.recent_jobs
+            jobs = ledger.list(self._user_id()) if ledger is not None else []
+        except Exception as exc:  # the form then starts from the defaults
+            self.log.warning("%s: the recent jobs could not be read: %s", self._log_name, exc)
+            return None
+        return (jobs[0].user_options, jobs[0].server) if jobs else None
+
+    def recent_servers(self) -> list[dict]:
+        """The user's recent jobs for the home page and the API, newest first: each entry's fields
+        (:class:`~dkrzspawner.recent.RecentJob`), ``start_again`` (the spawn link that fills in the form with its
+        options) and ``active`` (a server of that name is starting or running now)."""
+        try:
+            ledger = self.recent_jobs
+            jobs = ledger.list(self._user_id()) if ledger is not None else []
+        except Exception as exc:
+            self.log.warning("%s: the recent jobs could not be read: %s", self._log_name, exc)
+            return []
+        active = {name for name, spawner in self.user.spawners.items() if spawner.active}
+        return [dict(job.as_dict(), active=job.server in active, failed=job.failed,
+                     start_again=recent.start_again_url(self.hub.base_url, self.user.name, job.server,
+                                                        job.user_options))
+                for job in jobs]
 
     # == what this user is offered ==============================================================================
     def site_settings(self) -> siteconfig.SiteConfig:
@@ -533,7 +603,11 @@ class DKRZSpawner(ModuleSettings, Spawner):
             return f'<p class="alert alert-danger" id="dkrz-spawn-error">{html.escape(str(exc))}</p>'
         offer = await self.offer()
         link = self.link_options()
-        selected = form.preselect(link or self.last_user_options(), offer.presets, offer.facts)
+        last, remembered_from = self.last_user_options(), ""
+        if not link and not last and self.name:  # a new named server: the user's most recent options
+            last, remembered_from = self.recent_options() or (None, "")
+        selected = form.preselect(link or last, offer.presets, offer.facts)
+        selected["remembered_from"] = remembered_from
         if link:  # the link's options, not this server's last ones (the notice above the form says so)
             selected["remembered"] = False
         context = form.context(presets=offer.presets, facts=offer.facts, selected=selected, server_name=self.name,
@@ -671,6 +745,7 @@ class DKRZSpawner(ModuleSettings, Spawner):
     async def start(self):
         started = time.monotonic()
         request, self.job_request = self.job_request or await self.validate_options(self.user_options), None
+        self._starting = (request, dict(options.unwrap(self.user_options or {})))
         self.token_digest = _digest(self.api_token)
         try:
             served = await self.life.start(self.submission(request))
