@@ -350,10 +350,11 @@ class ServerJob:
             return f"Job {job_id} is running on {status.host}; starting the Jupyter server."
         return f"Job {job_id} is {status.state.lower()}."
 
-    def _seen_running(self, status) -> None:
-        """The job runs: when it started is recorded, its queue wait goes into the metrics (once per submission)."""
+    def _seen_running(self, status=None) -> None:
+        """The job runs: when it started is recorded (Slurm's start, else now), its queue wait goes into the
+        metrics (once per submission)."""
         if not self.record.job_started:
-            self.record.job_started = utc_time(status.start_time) or utc_time(
+            self.record.job_started = utc_time(getattr(status, "start_time", None)) or utc_time(
                 datetime.datetime.now().isoformat(timespec="seconds"))
         if self._submitted_at is not None:
             metrics.QUEUE_WAIT_SECONDS.labels(partition=self.record.job_partition or "unknown").observe(

@@ -153,7 +153,7 @@ class RecentJobs:
         """A job was submitted: add it (or, for a job id already listed, replace it), then drop the oldest beyond
         ``keep`` of this user."""
         values = job.as_dict()
-        values["user_options"] = json.dumps(job.user_options, sort_keys=True)
+        values["user_options"] = json.dumps(job.user_options)
         self.session.execute(sa.delete(TABLE).where(TABLE.c.user_id == user_id, TABLE.c.job_id == job.job_id))
         self.session.execute(sa.insert(TABLE).values(user_id=user_id, **values))
         old = self.session.execute(sa.select(TABLE.c.id).where(TABLE.c.user_id == user_id)

@@ -24,6 +24,7 @@ import time
 from urllib.parse import unquote, urlparse
 
 from jupyterhub.spawner import Spawner
+from sqlalchemy.orm import object_session
 from traitlets import Bool, Dict, Float, Integer, List, TraitError, Unicode, default, observe, validate
 
 from . import form, handlers, jobcerts, metrics, options, policy, reasons, recent, script, siteconfig
@@ -440,24 +441,28 @@ class DKRZSpawner(ModuleSettings, Spawner):
     # == the recent jobs (dkrzspawner.recent) ===================================================================
     @property
     def recent_jobs(self) -> RecentJobs | None:
-        """The user's recent jobs in the hub's database; None without a database (a spawner outside a hub)."""
-        if self.db is None or self._user_id() is None:
+        """The user's recent jobs in the hub's database, through the hub's own session (the one holding the
+        user's row; ``Spawner.db`` is deprecated); None outside a hub."""
+        orm_user = getattr(self.user, "orm_user", None)
+        session = object_session(orm_user) if orm_user is not None else None
+        if session is None or self._user_id() is None:
             return None
-        return REGISTRY.recent(self.db)
+        return REGISTRY.recent(session)
 
     def _user_id(self) -> int | None:
         return getattr(getattr(self.user, "orm_user", None), "id", None)
 
     def _remember(self, what: str, change) -> None:
         """Run ``change(ledger, user_id)``; a database failure is logged, never the spawn's or the stop's."""
+        ledger = None
         try:
             ledger = self.recent_jobs
             if ledger is not None:
                 change(ledger, self._user_id())
         except Exception as exc:  # the hub's database went away or refused: the server itself is not affected
             self.log.warning("%s: the recent jobs could not be updated (%s): %s", self._log_name, what, exc)
-            if self.db is not None:
-                self.db.rollback()
+            if ledger is not None:
+                ledger.session.rollback()
 
     def _job_submitted(self, job_id: str) -> None:
         if self._starting is None:
@@ -605,7 +610,8 @@ class DKRZSpawner(ModuleSettings, Spawner):
         link = self.link_options()
         last, remembered_from = self.last_user_options(), ""
         if not link and not last and self.name:  # a new named server: the user's most recent options
-            last, remembered_from = self.recent_options() or (None, "")
+            last, server = self.recent_options() or (None, None)
+            remembered_from = "" if server is None else server or "default"
         selected = form.preselect(link or last, offer.presets, offer.facts)
         selected["remembered_from"] = remembered_from
         if link:  # the link's options, not this server's last ones (the notice above the form says so)

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from dkrzspawner import handlers
 from dkrzspawner.handlers import parse_port
 
 
