@@ -483,26 +483,25 @@ class DKRZSpawner(ModuleSettings, Spawner):
                           output_tail=end["tail"] if end["state"] not in recent.CLEAN_ENDS and end["tail"] else None)
         self._remember(f"job {end['job_id']} ended", change)
 
-    def recent_options(self) -> tuple[dict, str] | None:
-        """The ``user_options`` of this user's most recent job (any server) and that server's name, or None."""
+    def _recent_list(self) -> list[RecentJob]:
+        """The user's recent jobs, newest first; [] (logged) when the database cannot say."""
         try:
             ledger = self.recent_jobs
-            jobs = ledger.list(self._user_id()) if ledger is not None else []
-        except Exception as exc:  # the form then starts from the defaults
+            return ledger.list(self._user_id()) if ledger is not None else []
+        except Exception as exc:  # the page and the form go on without them
             self.log.warning("%s: the recent jobs could not be read: %s", self._log_name, exc)
-            return None
+            return []
+
+    def recent_options(self) -> tuple[dict, str] | None:
+        """The ``user_options`` of this user's most recent job (any server) and that server's name, or None."""
+        jobs = self._recent_list()
         return (jobs[0].user_options, jobs[0].server) if jobs else None
 
     def recent_servers(self) -> list[dict]:
         """The user's recent jobs for the home page and the API, newest first: each entry's fields
         (:class:`~dkrzspawner.recent.RecentJob`), ``start_again`` (the spawn link that fills in the form with its
         options) and ``active`` (a server of that name is starting or running now)."""
-        try:
-            ledger = self.recent_jobs
-            jobs = ledger.list(self._user_id()) if ledger is not None else []
-        except Exception as exc:
-            self.log.warning("%s: the recent jobs could not be read: %s", self._log_name, exc)
-            return []
+        jobs = self._recent_list()
         active = {name for name, spawner in self.user.spawners.items() if spawner.active}
         return [dict(job.as_dict(), active=job.server in active, failed=job.failed,
                      start_again=recent.start_again_url(self.hub.base_url, self.user.name, job.server,

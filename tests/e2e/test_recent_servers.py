@@ -100,7 +100,7 @@ def test_a_removed_server_is_listed_with_how_it_ended_and_starts_again_with_its_
     jobs = {job["job_id"]: job for job in recent_api(hub, USER)}
     mine = jobs[job_id]
     assert mine["server"] == SERVER and mine["state"] == "CANCELLED" and mine["ended"] and mine["started"]
-    assert mine["user_options"] == {"preset": "shared", "cores": 2, "runtime": "00:10:00"}
+    assert mine["user_options"] == {"preset": "shared", "cores": 2, "runtime": "00:10:00", "account": "ab0000"}
     assert isinstance(mine["core_hours"], float)
     assert job_id not in {job["job_id"] for job in recent_api(hub, "alice")}, "only the calling user's own jobs"
 

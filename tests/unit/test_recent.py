@@ -11,7 +11,7 @@ import pytest
 from jupyterhub import orm
 
 from dkrzspawner import form, recent
-from dkrzspawner.lifecycle import JobRecord, ServerJob, Timeouts
+from dkrzspawner.lifecycle import JobRecord, ServerJob, Timeouts, utc_time
 from dkrzspawner.options import JobRequest
 from dkrzspawner.recent import RecentJob, RecentJobs
 from dkrzspawner.registry import REGISTRY
@@ -246,3 +246,13 @@ async def test_the_lifecycle_tells_how_long_the_job_ran_and_its_output():
 async def _tail():
     return "Killed: out of memory"
 
+
+
+async def test_after_a_hub_restart_the_first_poll_records_when_the_running_job_started():
+    record = JobRecord(job_id="78", job_host="node1", job_port=8888)
+    saved = []
+    life = ServerJob(FakeRunner({}), EndedWatcher(JobStatus(job_id="78", state="RUNNING", host="node1",
+                                                            start_time="2026-12-02T01:00:00")),
+                     record, user="carol", on_record=lambda: saved.append(record.to_state()))
+    assert await life.poll(wait=1) is None
+    assert saved and saved[-1]["job_started"] == utc_time("2026-12-02T01:00:00")
