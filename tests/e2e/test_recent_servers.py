@@ -81,7 +81,7 @@ def test_a_removed_server_is_listed_with_how_it_ended_and_starts_again_with_its_
     assert row.get_attribute("data-job-id") == job_id
     assert "preset shared: 2 cores, 5 GB memory, runtime 10 min, account ab0000" in row.inner_text()
     assert "The job was cancelled" in row.locator(".dkrz-recent-end").inner_text()
-    assert re.fullmatch(r"\d+(\.\d+)?", row.locator(".dkrz-recent-core-hours").inner_text())
+    assert re.fullmatch(r"\d+\.\d\d", row.locator(".dkrz-recent-core-hours").inner_text())
 
     # a job that failed: how it ended and the last lines of its output ("broken": no job environment)
     hub.spawn(USER, "broken", {"preset": "shared"})

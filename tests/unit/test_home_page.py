@@ -56,6 +56,6 @@ def test_the_recent_servers_are_listed_with_start_again_and_a_failed_ones_output
     assert "Recent servers" in html
     assert 'href="/hub/spawn/carol/analysis?opt-preset=shared&amp;opt-cores=2"' in html
     assert "The job failed (exit code 1)." in html and "ImportError: &lt;no module&gt;" in html
-    assert "running now" in html and "not ended yet" in html
+    assert "running now" in html and "not ended yet" in html and ">2.00<" in html
     assert html.count("Start again</a>") == 1, "a running server has no Start again"
     assert "data-ends-at" not in html, "no countdown without an end"
