@@ -512,6 +512,10 @@ class DKRZSpawner(ModuleSettings, Spawner):
         options) and ``active`` (a server of that name is starting or running now)."""
         jobs = self._recent_list()
         active = {name for name, spawner in self.user.spawners.items() if spawner.active}
+        running = {spawner.record.job_id: spawner.record.job_started for spawner in self.user.spawners.values()
+                   if getattr(spawner, "record", None) is not None and spawner.record.job_id}
+        for job in jobs:  # a running job's start is in its server's record until it ends
+            job.started = job.started or running.get(job.job_id)
         return [dict(job.as_dict(), active=job.server in active, failed=job.failed,
                      start_again=recent.start_again_url(self.hub.base_url, self.user.name, job.server,
                                                         job.user_options))

@@ -67,6 +67,7 @@ def test_a_removed_server_is_listed_with_how_it_ended_and_starts_again_with_its_
     page.goto(f"{hub.public_url}/hub/home")
     left = page.locator(f"tr.dkrz-job-row[data-server-name='{SERVER}'] .dkrz-time-left")
     first = left.inner_text()
+    assert recent_row(page, SERVER).locator("time").count() == 2, "submitted and started, while it runs"
     assert re.fullmatch(r"\d+ min \d+ s", first), first
     assert "dkrz-time-short" in left.get_attribute("class")
     page.wait_for_function("([cell, was]) => cell.textContent !== was", arg=[left.element_handle(), first])

@@ -165,8 +165,10 @@ def test_the_spawner_records_a_job_from_submission_to_its_end(monkeypatch, db_ur
     request = JobRequest(partition="shared", cores=2, memory_mb=5000, runtime_seconds=3600, preset="shared")
     spawner._starting = (request, {"preset": "shared", "cores": 2})
     spawner._job_submitted("900")
+    spawner.record.job_id, spawner.record.job_started = "900", "2026-12-02T00:59:00+00:00"
     listed = spawner.recent_servers()
     assert [(j["job_id"], j["server"], j["ended"], j["active"]) for j in listed] == [("900", "analysis", None, False)]
+    assert listed[0]["started"] == "2026-12-02T00:59:00+00:00", "a running job's start, from its server's record"
     assert listed[0]["summary"] == "preset shared: 2 cores, 5 GB memory, runtime 1 h, account default"
     assert listed[0]["start_again"] == "/hub/spawn/carol/analysis?opt-preset=shared&opt-cores=2"
 
