@@ -2,8 +2,8 @@
 
 Writes ``benchmarks/results/benchmarks.json``, ``load.png``, ``latency.png`` and ``summary.md`` (the hubs), and
 ``kernels.json``, ``kernels.png`` and ``kernels.md`` (the kernel provisioners), and copies each table into
-README.md when its measurements ran in full into that folder. ``--smoke`` runs every measurement at a tiny size
-into a folder of its own (for tests), and never touches README.md.
+README.md when its measurements ran in full, at the default sizes, into that folder; a partial run leaves README.md
+as it was and says so. ``--smoke`` runs every measurement at a tiny size into a folder of its own (for tests).
 """
 
 from __future__ import annotations
@@ -18,6 +18,11 @@ from benchmarks import form_render, harness, kernels, report, scenarios
 
 #: the hub measurements: README's main table is theirs, and only a run of all of them rewrites it
 HUB_MEASUREMENTS = ("seeded", "pending", "latency", "form")
+#: the settings README's tables were measured with: a run with any other value is partial
+HUB_SETTINGS = ("servers", "interval", "window", "spawns", "kinds")
+KERNEL_SETTINGS = ("kernel_kinds", "kernel_rounds", "kernel_limit", "kernel_window")
+LEFT_ALONE = ("{readme} keeps its {table} table: this run was partial (--only, --servers or another setting, "
+              "--results or --smoke); its figures are in {folder}")
 
 
 def parse_args(argv=None):
@@ -95,29 +100,40 @@ def write(results: dict, folder: Path, readme: Path | None = None, sections=()):
             report.plot_latency(results["latency"], folder / "latency.png")
         table = report.table(hubs)
         (folder / "summary.md").write_text(table)
+        print(table)
         if readme is not None and "benchmarks" in sections:
             report.update_readme(readme, table)
-        print(table)
+        elif readme is not None:
+            print(LEFT_ALONE.format(readme=readme.name, table="benchmark", folder=folder))
     if "kernels" in results:
         (folder / "kernels.json").write_text(json.dumps(results["kernels"], indent=1) + "\n")
         report.plot_kernels(results["kernels"], folder / "kernels.png")
         table = report.kernel_table(results["kernels"])
         (folder / "kernels.md").write_text(table)
+        print(table)
         if readme is not None and "kernels" in sections:
             report.update_readme(readme, table, report.KERNELS_BEGIN, report.KERNELS_END)
-        print(table)
+        elif readme is not None:
+            print(LEFT_ALONE.format(readme=readme.name, table="kernel", folder=folder))
 
 
 def complete_sections(args) -> set[str]:
-    """README tables this run may rewrite: those whose measurements all ran, full size, into the default folder."""
+    """README tables this run may rewrite: those whose measurements all ran, with the default settings, into the
+    default folder."""
     if args.smoke or args.results.resolve() != harness.RESULTS.resolve():
         return set()
+    defaults = parse_args([])
     sections = set()
-    if set(HUB_MEASUREMENTS) <= set(args.only) and set(harness.KINDS) <= set(args.kinds):
+    if set(HUB_MEASUREMENTS) <= set(args.only) and settings(args, HUB_SETTINGS) == settings(defaults, HUB_SETTINGS):
         sections.add("benchmarks")
-    if "kernels" in args.only and set(kernels.KINDS) <= set(args.kernel_kinds):
+    if "kernels" in args.only and settings(args, KERNEL_SETTINGS) == settings(defaults, KERNEL_SETTINGS):
         sections.add("kernels")
     return sections
+
+
+def settings(args, names) -> list:
+    """The values of ``names`` in ``args``; lists as sets (the order of --servers or --kinds changes no table)."""
+    return [frozenset(value) if isinstance(value, list) else value for value in (getattr(args, n) for n in names)]
 
 
 def main(argv=None):

@@ -19,7 +19,6 @@ import http.server
 import os
 import platform
 import re
-import subprocess
 import sys
 import threading
 from dataclasses import dataclass
@@ -168,6 +167,7 @@ class Sleeper:
     user: str
     name: str
     job_id: str
+    host: str = ""  # the node it runs on (squeue's batch host)
 
 
 def start_sleepers(count: int) -> list[Sleeper]:
@@ -183,6 +183,8 @@ def start_sleepers(count: int) -> list[Sleeper]:
     if ids:
         wait_for(lambda: len(slurm("squeue", "-h", "-t", "R", "-j", ids, "-o", "%i").split()) == count,
                  timeout=300, interval=1, what=f"{count} sleeper jobs running")
+        hosts = dict(line.split() for line in slurm("squeue", "-h", "-j", ids, "-o", "%i %B").splitlines())
+        sleepers = [Sleeper(s.user, s.name, s.job_id, hosts[s.job_id]) for s in sleepers]
     return sleepers
 
 
@@ -207,7 +209,6 @@ def seed_servers(hub: BenchHub, sleepers: list[Sleeper], port: int):
     from jupyterhub import orm
 
     session = orm.new_session_factory(hub.db_url)()
-    host = platform.node().split(".")[0]
     users = {}
     for name in USERS:
         users[name] = session.query(orm.User).filter_by(name=name).first() or orm.User(name=name)
@@ -215,9 +216,9 @@ def seed_servers(hub: BenchHub, sleepers: list[Sleeper], port: int):
     now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
     for sleeper in sleepers:
         if hub.kind == "dkrz":
-            state = {"job_id": sleeper.job_id, "job_host": host, "job_port": port}
+            state = {"job_id": sleeper.job_id, "job_host": sleeper.host, "job_port": port}
         else:
-            state = {"job_id": sleeper.job_id, "job_status": f"RUNNING {host}"}
+            state = {"job_id": sleeper.job_id, "job_status": f"RUNNING {sleeper.host}"}
         spawner = orm.Spawner(name=sleeper.name, user=users[sleeper.user], state=state, started=now,
                               last_activity=now)
         spawner.server = orm.Server(ip="127.0.0.1", port=port,

@@ -93,9 +93,10 @@ TOPICS: tuple[Topic, ...] = (
         """Who may use what, by Unix or JupyterHub group: which presets, partitions and accounts, and how many
         servers may run at once, per user and per partition. Every request, from the form, a spawn URL or REST,
         is checked against it before anything is submitted. Maintenance refuses new servers with a message of
-        yours while running ones go on; the file switches it on and off without a hub restart. Examples and the
-        refusals users read: :ref:`admin-policy` and :ref:`admin-maintenance`.""",
-        ("policy", "maintenance_message", "maintenance_file"),
+        yours while running ones go on; the file switches it on and off without a hub restart. Extending running
+        servers is off by default (it needs the hub's Slurm account to be an operator). Examples and the
+        refusals users read: :ref:`admin-policy`, :ref:`admin-maintenance` and :ref:`admin-extend`.""",
+        ("policy", "maintenance_message", "maintenance_file", "extend_walltime", "extend_max_runtime"),
     ),
     Topic(
         "budgets", "Budgets",

@@ -1,4 +1,5 @@
-"""The hub API handlers through which a job reports its server's port, and that its server has ended.
+"""The hub API handlers through which a job reports its server's port and that its server has ended, the
+options schema for REST clients, extending a server, and the user's recent jobs.
 
 ``POST /hub/api/dkrzspawner/port`` with ``{"port": N}``: accepted only with the API token of the very server
 that is starting, only an integer port; it sets that port and nothing more. The host is never taken from
@@ -6,6 +7,16 @@ the job: it comes from Slurm.
 
 ``POST /hub/api/dkrzspawner/ended``: the same token only; the hub asks Slurm about that job now (and drops the
 route as soon as Slurm says the job ended), instead of at its next poll. It is never taken as the end itself.
+
+``GET /hub/api/dkrzspawner/options-schema[?user=NAME]``: the JSON Schema of the ``user_options`` the caller may
+send to start a server (:mod:`dkrzspawner.schema`, built from the offer the validation checks against, with the
+cluster facts the spawn form uses: no Slurm command of its own). Read-only; it needs the right to start that
+user's servers (:data:`START_SCOPES`): any user's own token or hub cookie for themselves, an admin's (or a token
+with that scope) for ``?user=NAME``.
+
+``POST /hub/api/dkrzspawner/extend/USER[/SERVER]`` with ``{"add": "01:00:00"}``: adds that time to the server's
+running job (``c.DKRZSpawner.extend_walltime``, off by default; :mod:`dkrzspawner.extension` says how far), with
+the same right as starting it; answers the job's new ``time_limit`` and ``end``, or 400 with the sentence why not.
 
 ``GET /hub/api/dkrzspawner/recent``: the calling user's recent jobs (:class:`RecentJobsHandler`).
 """
@@ -15,7 +26,12 @@ from __future__ import annotations
 import json
 
 from jupyterhub.apihandlers.base import APIHandler
+from jupyterhub.scopes import needs_scope, scope_definitions
 from tornado import web
+
+from .extension import parse_request
+from .options import OptionsError
+from .slurm import BadUserName, SlurmError
 
 
 def parse_port(body: bytes) -> int:
@@ -74,6 +90,54 @@ class ServerEndedHandler(_ServerTokenHandler):
         self.set_status(204)
 
 
+#: the scopes that let a caller start a user's servers: JupyterHub 6's ``start:servers``, or ``servers`` (5.x)
+START_SCOPES = tuple(scope for scope in ("start:servers", "servers") if scope in scope_definitions)
+
+
+class OptionsSchemaHandler(APIHandler):
+    """The JSON Schema of the ``user_options`` a user may send, for REST clients."""
+
+    async def get(self):
+        caller = self.current_user
+        if caller is None:
+            raise web.HTTPError(403, "Missing or invalid credentials.")
+        name = self.get_argument("user", "") or getattr(caller, "name", "")
+        self.write(await self.schema_of(user_name=name))
+
+    @needs_scope(*START_SCOPES)
+    async def schema_of(self, user_name: str) -> dict:
+        """``user_name``'s schema, if the caller may start that user's servers (404 for an unknown user)."""
+        user = self.find_user(user_name)
+        if user is None:
+            raise web.HTTPError(404, f"no user {user_name}")
+        spawner = user.spawner
+        if not hasattr(spawner, "options_schema"):
+            raise web.HTTPError(404, "this hub's spawner is not dkrzspawner's")
+        try:
+            return await spawner.options_schema()
+        except BadUserName as exc:  # a user name no Slurm command may carry: no offer either
+            raise web.HTTPError(403, exc.reason) from None
+
+
+class ExtendHandler(APIHandler):
+    """Adds time to a running server's job (``c.DKRZSpawner.extend_walltime``)."""
+
+    @needs_scope(*START_SCOPES)
+    async def post(self, user_name: str, server_name: str = ""):
+        user = self.find_user(user_name)
+        if user is None or server_name not in user.orm_spawners:
+            raise web.HTTPError(404, f"no server {user_name}/{server_name}")
+        spawner = user.spawners[server_name]
+        if not hasattr(spawner, "extend"):
+            raise web.HTTPError(404, "this hub's spawner is not dkrzspawner's")
+        try:
+            self.write(await spawner.extend(parse_request(self.get_json_body())))
+        except OptionsError as exc:
+            raise web.HTTPError(400, str(exc)) from None
+        except SlurmError as exc:
+            raise web.HTTPError(409, f"Slurm did not extend the job: {exc.reason}") from None
+
+
 class RecentJobsHandler(APIHandler):
     """``GET /hub/api/dkrzspawner/recent``: the calling user's recent jobs (:mod:`dkrzspawner.recent`), newest
     first, as ``{"jobs": [...]}``; a user's own only (cookie or a token with ``read:servers`` on themselves)."""
@@ -89,10 +153,11 @@ class RecentJobsHandler(APIHandler):
         self.write(json.dumps({"jobs": listing() if listing else []}))
 
 
-#: the hub API routes of the job side's reports
-ROUTES = ((r"/api/dkrzspawner/port", PortReportHandler), (r"/api/dkrzspawner/ended", ServerEndedHandler))
-#: the recent jobs of the calling user
-ROUTES += ((r"/api/dkrzspawner/recent", RecentJobsHandler),)
+#: the hub API routes of the job side's reports, of the options schema, of extending a server and of the recent jobs
+ROUTES = ((r"/api/dkrzspawner/port", PortReportHandler), (r"/api/dkrzspawner/ended", ServerEndedHandler),
+          (r"/api/dkrzspawner/options-schema", OptionsSchemaHandler),
+          (r"/api/dkrzspawner/extend/([^/]+)/?([^/]*)", ExtendHandler),
+          (r"/api/dkrzspawner/recent", RecentJobsHandler))
 
 
 def register():

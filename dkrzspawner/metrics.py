@@ -44,6 +44,11 @@ WATCHER_CYCLE_SECONDS = Histogram(
     "Seconds one watcher cycle took: the batched squeue for every job, plus sacct and queue positions.",
     buckets=SHORT_BUCKETS,
 )
+WATCHER_INTERVAL_SECONDS = Gauge(
+    "dkrzspawner_watcher_interval_seconds",
+    "The watcher's poll interval while no job is starting or stopping (watch_interval): a cycle that takes "
+    "longer cannot keep up.",
+)
 SERVERS = Gauge(
     "dkrzspawner_servers",
     "Jobs of the hub's servers that Slurm has not yet reported over, by Slurm state (lower case; unknown: no "

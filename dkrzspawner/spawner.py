@@ -12,6 +12,7 @@ The only modules that import JupyterHub are this one, :mod:`dkrzspawner.handlers
 from __future__ import annotations
 
 import asyncio
+import datetime
 import hashlib
 import hmac
 import html
@@ -28,13 +29,15 @@ from jupyterhub.spawner import Spawner
 from sqlalchemy.orm import object_session
 from traitlets import Bool, Dict, Float, Integer, List, TraitError, Unicode, default, observe, validate
 
-from . import form, handlers, jobcerts, metrics, options, policy, reasons, recent, script, siteconfig
+from . import (extension, form, handlers, jobcerts, metrics, options, policy, reasons, recent, schema, script,
+               siteconfig)
 from .offer import Offer
 from .errors import SpawnLinkToConfirm, spawn_error
 from .lifecycle import JobRecord, ServerJob, StartFailed, Submission, Timeouts
 from .recent import RecentJob, RecentJobs
 from .registry import REGISTRY
-from .slurm import BadUserName, SlurmError, check_user_name
+from .slurm import BadUserName, SlurmError, check_user_name, job_info, set_time_limit
+from .units import format_runtime, runtime_seconds
 from .modules import ModuleSettings
 
 
@@ -140,6 +143,22 @@ class DKRZSpawner(ModuleSettings, Spawner):
         spawn and each showing of the form; it takes precedence over ``maintenance_message``. Admins
         switch maintenance on and off by writing and removing it (``echo "Back at 14:00." > FILE``), no hub
         restart needed. Empty (the default): only ``maintenance_message`` counts.""",
+    ).tag(config=True)
+
+    extend_walltime = Bool(
+        False,
+        help="""Let users extend their running server's walltime (``POST /hub/api/dkrzspawner/extend``) within
+        the partition's longest runtime, ``extend_max_runtime`` and the core-hours their job's account has left.
+        Needs the hub's Slurm account to be a Slurm operator (``sacctmgr modify user NAME set
+        adminlevel=operator``), which lets that account change and cancel every job of the cluster: read the
+        security page first. Off by default.""",
+    ).tag(config=True)
+
+    extend_max_runtime = Dict(
+        {},
+        help="""The longest total runtime (``[D-]HH:MM:SS``) an extended server may reach, by partition name
+        (``"*"``: every partition without an entry of its own); the partition's own longest runtime holds as
+        well. Empty (the default): only the partition's.""",
     ).tag(config=True)
 
     # == budgets =============================================================================================
@@ -295,6 +314,16 @@ class DKRZSpawner(ModuleSettings, Spawner):
     def _octal_umask(self, proposal):
         if not re.fullmatch(r"0?[0-7]{3}", proposal.value):
             raise TraitError(f"job_umask must be an octal umask such as 0022, not {proposal.value!r}")
+        return proposal.value
+
+    @validate("extend_max_runtime")
+    def _runtimes_by_partition(self, proposal):
+        for key, value in proposal.value.items():
+            try:
+                runtime_seconds(value)
+            except ValueError:
+                raise TraitError(f"extend_max_runtime[{key!r}] must be a runtime such as 1-00:00:00, "
+                                 f"not {value!r}") from None
         return proposal.value
 
     @validate("site_config_file")
@@ -609,6 +638,12 @@ class DKRZSpawner(ModuleSettings, Spawner):
         """``Spawner.apply_user_options``: validate once; ``start()`` submits this very request."""
         spawner.job_request = await spawner.validate_options(user_options)
 
+    async def options_schema(self) -> dict:
+        """The JSON Schema of the ``user_options`` this user may send (:mod:`dkrzspawner.schema`), from the same
+        offer as the validation; :class:`~dkrzspawner.slurm.BadUserName` for a name no command may carry."""
+        check_user_name(self.user.name)
+        return schema.options_schema(await self.offer())
+
     # == the form and spawn links ===============================================================================
     async def render_options_form(self) -> str:
         """This server's form, with what the policy lets this user use, a spawn link's options or else its last
@@ -834,6 +869,45 @@ class DKRZSpawner(ModuleSettings, Spawner):
         return True
 
     # == what the pages show ====================================================================================
+    # == extending the running job (dkrzspawner.handlers, c.DKRZSpawner.extend_walltime) =======================
+    async def extend(self, add: int) -> dict:
+        """Add ``add`` seconds to this server's running job within the site's limits (:mod:`dkrzspawner.extension`)
+        and return its ``job_id``, new ``time_limit`` and ``end``; OptionsError says why not, in one sentence."""
+        if not self.extend_walltime:
+            raise options.OptionsError("add", "Add: extending a running server is not switched on at this hub.")
+        job = await job_info(self.runner, self.job_id, timeout=self.slurm_timeout) if self.job_id else None
+        if job is None or job.state != "RUNNING" or not job.partition:
+            raise options.OptionsError("add", "Add: this server has no running job to extend.")
+        limit = extension.time_limit(job.start_time, job.end_time)
+        offer = await self.offer()
+        limits = (offer.facts.partitions or {}).get(job.partition) if offer.facts is not None else None
+        if limit is None or limits is None:
+            raise options.OptionsError("add", "Add: Slurm did not say when this server ends or what its partition "
+                                              "allows; please try again in a minute.")
+        site = self.extend_max_runtime.get(job.partition, self.extend_max_runtime.get("*"))
+        new = extension.extended_limit(limit=limit, add=add, partition=job.partition, longest=limits.max_runtime,
+                                       site_longest=runtime_seconds(site) if site else None, cpus=job.cpus or 1,
+                                       account=job.account, left_hours=await self._hours_left(job.account))
+        await set_time_limit(self.runner, job.job_id, new, timeout=self.slurm_timeout)
+        ends = datetime.datetime.strptime(job.start_time, extension.STAMP) + datetime.timedelta(seconds=new)
+        self.log.info("%s: job %s extended by %s to %s", self._log_name, job.job_id, format_runtime(add),
+                      format_runtime(new))
+        return {"job_id": job.job_id, "time_limit": format_runtime(new), "end": ends.strftime(extension.STAMP)}
+
+    async def _hours_left(self, account: str | None) -> float | None:
+        """The core-hours ``account`` has left for this user (None: no limit); refused when Slurm cannot say."""
+        ledger = REGISTRY.budgets(self.runner, ttl=self.cluster_cache_ttl, timeout=self.slurm_timeout,
+                                  period=self.budget_period_start)
+        try:
+            statement = await ledger.statement(self.user.name)
+        except SlurmError:
+            statement = None
+        budget = next((b for b in statement.budgets if b.account == account), None) if statement else None
+        if budget is None or (budget.limit_hours is not None and budget.used_hours is None):
+            raise options.OptionsError("add", f"Add: Slurm did not say how many core-hours account {account} has "
+                                              "left; please try again in a minute.")
+        return budget.left_hours
+
     def job_summary(self) -> dict:
         """For the hub's home page: the job's state, node and walltime left, or how the last one ended."""
         return self.life.summary()

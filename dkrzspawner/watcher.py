@@ -36,6 +36,7 @@ class JobWatcher:
         self._owners: dict[str, str | None] = {}
         self.log = log or logging.getLogger("dkrzspawner.watcher")
         self.interval = interval
+        metrics.WATCHER_INTERVAL_SECONDS.set(interval)  # what the alert on slow cycles compares them with
         self.fast_interval = fast_interval
         self.pending_interval = pending_interval
         self.jitter = jitter

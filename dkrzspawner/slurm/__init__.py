@@ -16,7 +16,8 @@ Knows nothing of JupyterHub, spawners or kernels; imports only :mod:`dkrzspawner
 from .jobs import (
     ENDED_STATES, JOB_INFO_FORMAT, MISSES_BEFORE_GONE, OUTPUT_TAIL_BYTES, QUEUE_FORMAT, SACCT_FORMAT, SQUEUE_FORMAT, TAGGED_FORMAT,
     JobInfo, JobStatus, accounted_states, cancel, final_state, find_tagged, job_info, job_states, output_tail,
-    parse_estimate, parse_job_id, parse_job_info, parse_queue, parse_sacct, parse_squeue, parse_tagged, queue_order, submit, test_only,
+    parse_estimate, parse_job_id, parse_job_info, parse_queue, parse_sacct, parse_squeue, parse_tagged, queue_order,
+    set_time_limit, submit, test_only,
 )
 from .runner import (
     BASE_ENV, PASSED_FROM_HUB, COMMAND_UMASK, SlurmError, SlurmUnreachable, SlurmTimeout, SlurmRejected,
@@ -32,5 +33,5 @@ __all__ = [
     'TAGGED_FORMAT', 'JOB_INFO_FORMAT', 'JobInfo', 'JobStatus', 'accounted_states', 'cancel', 'final_state',
     'find_tagged', 'job_info', 'job_states', 'output_tail', 'parse_estimate', 'parse_job_id', 'parse_job_info',
     'parse_queue', 'parse_sacct', 'parse_squeue', 'parse_tagged',
-    'queue_order', 'submit', 'test_only',
+    'queue_order', 'set_time_limit', 'submit', 'test_only',
 ]

@@ -1,5 +1,6 @@
-"""Every Slurm command about jobs, as one function each: submit, test-only, find by tag, cancel, the batched
-status queries of the watcher (squeue, the queue order, sacct), a job's final state and its output's tail.
+"""Every Slurm command about jobs, as one function each: submit, test-only, find by tag, cancel, a running job's
+time limit raised, the batched status queries of the watcher (squeue, the queue order, sacct), a job's final
+state and its output's tail.
 
 Each function builds its argument list here (and nowhere else: the sudoers rules in
 ``share/sudoers.d/dkrzspawner`` match these very command lines), runs it through a
@@ -14,7 +15,7 @@ import re
 import time
 from dataclasses import dataclass, field
 
-from ..units import value_or_none
+from ..units import format_runtime, value_or_none
 from .runner import SlurmRunner, check_user_name, parsed, printable
 
 #: final states: the job is over and its resources are free
@@ -277,6 +278,17 @@ async def job_info(runner: SlurmRunner, job_id: str, *, timeout: float | None = 
     job = _ids([job_id])[0]
     argv = ["squeue", "-h", "-j", job, "-o", JOB_INFO_FORMAT]
     return parsed(lambda text: parse_job_info(text, job), (await runner.run(argv, timeout=timeout)).stdout, argv)
+
+
+async def set_time_limit(runner: SlurmRunner, job_id: str, seconds: int, *, timeout: float | None = None) -> None:
+    """``scontrol update JobId=ID TimeLimit=[D-]HH:MM:SS`` as the hub's account, which Slurm lets raise a limit
+    only if it is an operator (``c.DKRZSpawner.extend_walltime``). ``seconds`` must be a whole number of at least
+    60 (a ValueError before anything runs); raises the runner's typed errors (:class:`~.runner.SlurmRejected`
+    when Slurm refuses)."""
+    job = _ids([job_id])[0]
+    if type(seconds) is not int or seconds < 60:
+        raise ValueError(f"not a time limit: {seconds!r}")
+    await runner.run(["scontrol", "update", f"JobId={job}", f"TimeLimit={format_runtime(seconds)}"], timeout=timeout)
 
 
 async def queue_order(runner: SlurmRunner, partitions, *, program: str = "squeue",

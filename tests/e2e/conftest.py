@@ -96,8 +96,10 @@ class Hub:
         #: the hub's whole environment; a job must get none of it (test_unprivileged.py)
         self.environment = {"PATH": f"{venv_bin}:{VENV_BIN}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
                             "LANG": "C.UTF-8", "HOME": str(workdir), "DKRZ_E2E_HUB": "only the hub has this"}
-        if os.environ.get("DKRZ_E2E_HUB_REPO_CODE"):  # the hub runs this checkout's dkrzspawner, not the installed
-            self.environment["PYTHONPATH"] = str(REPO)  # one (the checkout must be readable by the hub's account)
+        # The venv holds the package as `make env` installed it; DKRZ_E2E_HUB_PYTHONPATH (a checkout, readable by
+        # the hub's account) puts that checkout's code before it in the hub (the jobs keep the venv's).
+        if os.environ.get("DKRZ_E2E_HUB_PYTHONPATH"):
+            self.environment["PYTHONPATH"] = os.environ["DKRZ_E2E_HUB_PYTHONPATH"]
         # The repository's config (it loads every drop-in beside it), copied: the hub's account may not be able
         # to read a clone under root's home.
         site = workdir / "site"

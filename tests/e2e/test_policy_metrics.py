@@ -11,6 +11,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.test_lifecycle import answers
+from tests.opskit import unexported
 from tests.slurmtools import jobs_of
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slurm]
@@ -54,12 +55,16 @@ def test_a_groups_server_limit_refuses_one_more(hub):
         hub.api("DELETE", "/groups/e2e-limited")
 
 
-def scrape(hub) -> dict[tuple, float]:
+def metrics_text(hub, scheme="token") -> str:
     response = requests.get(hub.api_url.removesuffix("/api") + "/metrics",
-                            headers={"Authorization": f"token {hub.token}"}, timeout=30)
+                            headers={"Authorization": f"{scheme} {hub.token}"}, timeout=30)
     assert response.ok, response.text
+    return response.text
+
+
+def scrape(hub) -> dict[tuple, float]:
     return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(response.text) for sample in family.samples
+            for family in text_string_to_metric_families(metrics_text(hub)) for sample in family.samples
             if sample.name.startswith("dkrzspawner_")}
 
 
@@ -79,3 +84,9 @@ def test_metrics_change_after_a_spawn(hub):
     assert grew("dkrzspawner_watcher_cycle_duration_seconds_count")
     assert after[("dkrzspawner_servers", (("partition", "shared"), ("state", "running")))] >= 1
     assert not any("carol" in str(key) for key in after), "no user names in labels"
+
+
+def test_every_metric_the_alerts_and_the_dashboard_name_is_on_hub_metrics(hub):
+    """dkrzspawner/share/prometheus/alerts.yml and share/grafana/dkrzspawner.json against the real scrape, asked
+    as Prometheus asks with share/prometheus/scrape.yml (a bearer token with the read:metrics scope)."""
+    assert unexported(text_string_to_metric_families(metrics_text(hub, scheme="Bearer"))) == {}

@@ -86,12 +86,3 @@ def test_juelich_side_of_the_kernel_benchmark_runs_too(tmp_path):
         assert row["attempts"] == 2 and all(r["job_id"] for r in row["rounds"])  # an allocation each
     [window] = results["time_limit"]
     assert window["kind"] == "juelich" and window["allocations"] >= 1
-
-
-def test_only_a_complete_run_into_the_results_folder_rewrites_a_readme_table():
-    assert bench.complete_sections(bench.parse_args([])) == {"benchmarks", "kernels"}
-    assert bench.complete_sections(bench.parse_args(["--only", "kernels"])) == {"kernels"}
-    assert bench.complete_sections(bench.parse_args(["--only", "seeded", "kernels"])) == {"kernels"}
-    assert bench.complete_sections(bench.parse_args(["--only", "kernels", "--kernel-kinds", "dkrz"])) == set()
-    assert bench.complete_sections(bench.parse_args(["--smoke"])) == set()
-    assert bench.complete_sections(bench.parse_args(["--results", "/tmp/elsewhere"])) == set()

@@ -52,6 +52,8 @@ found["page_templates"] = parsed(dkrzspawner.templates_path())
 found["service_templates"] = parsed(package / "services" / "templates")
 found["batch_script"] = bool(script.environment().get_template("batch_script.sh.j2"))
 found["kernel_templates"] = sorted(p.parent.name for p in cli.SHARE.glob("*/kernel.json.j2"))
+found["operations_kit"] = sorted(str(p.relative_to(package / "share")) for p in (package / "share").glob("*/*")
+                                 if p.parent.name in ("prometheus", "grafana"))
 sudoers = package / "share" / "sudoers.d" / "dkrzspawner"
 found["sudoers_ok"] = subprocess.run(["visudo", "-qcf", str(sudoers)]).returncode == 0
 lab = Path(sys.prefix) / "share" / "jupyter" / "lab" / "settings" / "overrides.d" / "dkrzspawner.json"
@@ -94,6 +96,7 @@ def test_the_wheel_has_every_file_the_docs_promise_and_each_loads(tmp_path):
     assert found["batch_script"] is True
     assert {"python-slurm", "conda-slurm"} <= set(found["kernel_templates"])
     assert found["sudoers_ok"] is True
+    assert found["operations_kit"] == ["grafana/dkrzspawner.json", "prometheus/alerts.yml", "prometheus/scrape.yml"]
     assert found["lab_overrides"]["@jupyterlab/apputils-extension:notification"]["fetchNews"] == "false"
     assert found["server_config"] == {"ServerApp": {"jpserver_extensions": {"dkrzspawner.lab": True}}}
     assert found["server_extension"] == [{"module": "dkrzspawner.lab"}]

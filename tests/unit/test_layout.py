@@ -13,11 +13,12 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[2] / "dkrzspawner"
 
 #: the layers, lowest first; a module may import its own layer and the ones below
 LAYERS = [
-    ("units and plain data", ["units", "metrics", "jobcerts", "dropins", "script"]),
+    ("units and plain data", ["units", "patterns", "metrics", "jobcerts", "dropins", "script"]),
     ("running Slurm's commands", ["slurm", "slurm.runner", "slurm.jobs", "slurm.allocations"]),
     ("shared helpers", ["cache", "reasons"]),
     ("what Slurm and Lmod say", ["cluster", "watcher", "modules", "budgets"]),
-    ("what a user may ask for", ["options", "policy", "offer", "siteconfig", "form", "migrate"]),
+    ("what a user may ask for", ["options", "policy", "offer", "schema", "extension", "siteconfig", "form",
+                                 "migrate"]),
     ("a job's life; kernels", ["lifecycle", "recent", "registry", "kernels", "kernels.*"]),
     ("the JupyterHub glue and the services", ["spawner", "handlers", "errors", "hubconfig", "config_reference",
                                              "singleuser", "services", "services.*", "lab", "lab.*", ""]),

@@ -50,7 +50,8 @@ async def test_watcher_cycles_are_timed_and_servers_counted(make_watcher):
         return squeue_line("201") + squeue_line("202", state="PENDING", host="", reason="Resources")
 
     cycles = value("dkrzspawner_watcher_cycle_duration_seconds_count")
-    w = make_watcher(FakeRunner(squeue=squeue))
+    w = make_watcher(FakeRunner(squeue=squeue), interval=45)
+    assert value("dkrzspawner_watcher_interval_seconds") == 45, "what a slow cycle is compared with"
     w.watch("201")
     w.watch("202")
     await polled(w)
@@ -93,9 +94,11 @@ def test_the_scrape_has_every_metric_with_bounded_labels():
     scrape = generate_latest(REGISTRY).decode()
     for name in ("dkrzspawner_spawn_duration_seconds", "dkrzspawner_queue_wait_seconds",
                  "dkrzspawner_slurm_command_duration_seconds", "dkrzspawner_slurm_command_errors_total",
-                 "dkrzspawner_watcher_cycle_duration_seconds", "dkrzspawner_servers"):
+                 "dkrzspawner_watcher_cycle_duration_seconds", "dkrzspawner_watcher_interval_seconds",
+                 "dkrzspawner_servers"):
         assert f"# TYPE {name} " in scrape and f"# HELP {name} " in scrape, name
     labels = {m._name: set(m._labelnames) for m in (metrics.SPAWN_SECONDS, metrics.QUEUE_WAIT_SECONDS,
                                                    metrics.SLURM_COMMAND_SECONDS, metrics.SLURM_COMMAND_ERRORS,
-                                                   metrics.WATCHER_CYCLE_SECONDS, metrics.SERVERS)}
+                                                   metrics.WATCHER_CYCLE_SECONDS, metrics.WATCHER_INTERVAL_SECONDS,
+                                                   metrics.SERVERS)}
     assert set().union(*labels.values()) == {"partition", "command", "kind", "state"}, "no job ids, no users"
