@@ -11,6 +11,7 @@ import :mod:`dkrzspawner.options`, :mod:`dkrzspawner.offer` (for annotations) an
 
 from __future__ import annotations
 
+import datetime
 import functools
 import os
 import re
@@ -206,6 +207,16 @@ def core_hours_text(value: float) -> str:
     return text + (" core-hour" if text == "1" else " core-hours")
 
 
+def end_text(runtime: int, now: datetime.datetime | None = None) -> str:
+    """When a server with ``runtime`` seconds, started ``now``, would end: ``17:45 today``, ``09:00 tomorrow``,
+    ``12:00 on 2026-12-09`` (the hub's clock; the form's script puts the browser's in its place)."""
+    now = now or datetime.datetime.now()
+    end = now + datetime.timedelta(seconds=runtime)
+    days = (end.date() - now.date()).days
+    day = "today" if days == 0 else "tomorrow" if days == 1 else f"on {end:%Y-%m-%d}"
+    return f"{end:%H:%M} {day}"
+
+
 @dataclass(frozen=True)
 class Choice:
     value: str  # the form value: "preset:cores"
@@ -346,16 +357,19 @@ def context(*, presets: dict[str, Preset], facts: Facts | None, selected: dict, 
                         if r.allows(facts.user, account) or any(r.allows(facts.user, a) for a in accounts)]
     views = preset_views(presets, facts, selected)
     cost = {"preset": 0.0, "advanced": 0.0}
+    ends = {"preset": "", "advanced": ""}
     checked = next(((v, c) for v in views for c in v.choices if c.checked), None)
     if checked:
         view, choice = checked
         runtime = runtime_seconds(selected["preset_runtime"]) if selected["preset_runtime"] else view.runtime
         cost["preset"] = choice.cores * runtime / 3600
+        ends["preset"] = end_text(runtime)
     if current is not None:
         nodes = int(selected["nodes"] or 1)
         cores = int(selected["cores_advanced"] or current.default_cores)
         runtime = runtime_seconds(selected["runtime"]) if selected["runtime"] else current.default_runtime
         cost["advanced"] = nodes * cores * runtime / 3600
+        ends["advanced"] = end_text(runtime)
     data = {
         "presets": {v.key: {"runtime": v.runtime, "max_runtime": v.max_runtime, "partition": v.partition}
                     for v in views},
@@ -379,6 +393,7 @@ def context(*, presets: dict[str, Preset], facts: Facts | None, selected: dict, 
         "gpu_partitions": [p.name for p in offered if p.max_gpus],
         "selected": selected,
         "cost": cost,
+        "ends": ends,
         "budget": budget_view(budgets or {}, selected.get("account") or getattr(access, "default_account", None)
                               or (accounts[0] if accounts else ""), cost[selected["mode"]]),
         "slurm_errors": list(facts.errors) if facts is not None else [],

@@ -1,5 +1,5 @@
-"""The hub API handlers through which a job reports its server's port and that its server has ended, and the
-options schema for REST clients.
+"""The hub API handlers through which a job reports its server's port and that its server has ended, the
+options schema for REST clients, extending a server, and the user's recent jobs.
 
 ``POST /hub/api/dkrzspawner/port`` with ``{"port": N}``: accepted only with the API token of the very server
 that is starting, only an integer port; it sets that port and nothing more. The host is never taken from
@@ -17,6 +17,8 @@ with that scope) for ``?user=NAME``.
 ``POST /hub/api/dkrzspawner/extend/USER[/SERVER]`` with ``{"add": "01:00:00"}``: adds that time to the server's
 running job (``c.DKRZSpawner.extend_walltime``, off by default; :mod:`dkrzspawner.extension` says how far), with
 the same right as starting it; answers the job's new ``time_limit`` and ``end``, or 400 with the sentence why not.
+
+``GET /hub/api/dkrzspawner/recent``: the calling user's recent jobs (:class:`RecentJobsHandler`).
 """
 
 from __future__ import annotations
@@ -136,10 +138,26 @@ class ExtendHandler(APIHandler):
             raise web.HTTPError(409, f"Slurm did not extend the job: {exc.reason}") from None
 
 
-#: the hub API routes of the job side's reports, of the options schema and of extending a server
+class RecentJobsHandler(APIHandler):
+    """``GET /hub/api/dkrzspawner/recent``: the calling user's recent jobs (:mod:`dkrzspawner.recent`), newest
+    first, as ``{"jobs": [...]}``; a user's own only (cookie or a token with ``read:servers`` on themselves)."""
+
+    async def get(self):
+        user = self.current_user
+        if user is None or getattr(user, "kind", "user") != "user":
+            raise web.HTTPError(403, "only users have recent servers")
+        if not self.has_scope(f"read:servers!user={user.name}"):
+            raise web.HTTPError(403, f"this token may not read the servers of {user.name}")
+        listing = getattr(user.spawner, "recent_servers", None)
+        self.set_header("Content-Type", "application/json")
+        self.write(json.dumps({"jobs": listing() if listing else []}))
+
+
+#: the hub API routes of the job side's reports, of the options schema, of extending a server and of the recent jobs
 ROUTES = ((r"/api/dkrzspawner/port", PortReportHandler), (r"/api/dkrzspawner/ended", ServerEndedHandler),
           (r"/api/dkrzspawner/options-schema", OptionsSchemaHandler),
-          (r"/api/dkrzspawner/extend/([^/]+)/?([^/]*)", ExtendHandler))
+          (r"/api/dkrzspawner/extend/([^/]+)/?([^/]*)", ExtendHandler),
+          (r"/api/dkrzspawner/recent", RecentJobsHandler))
 
 
 def register():

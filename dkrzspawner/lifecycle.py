@@ -24,6 +24,7 @@ from typing import Callable
 
 from . import metrics, reasons
 from .slurm import SlurmError, SlurmRejected, SlurmUnreachable, jobs
+from .units import slurm_duration_seconds
 
 #: how often ``find_tagged`` is asked again while Slurm does not answer, after a submission that did not answer
 FIND_RETRY_SECONDS = 2.0
@@ -51,6 +52,8 @@ class JobRecord:
     job_comment: str | None = None
     #: the partition of the request, for the policy's per-partition counts
     job_partition: str | None = None
+    #: when the current job started to run (ISO 8601 with its UTC offset), once the hub has seen it run
+    job_started: str | None = None
     #: how the last job of this server ended: ``job_id``, ``state``, ``reason``, ``at``
     last_end: dict = dataclasses.field(default_factory=dict)
 
@@ -66,7 +69,7 @@ class JobRecord:
 
     def forget_job(self) -> None:
         """The job is gone: keep only how it ended."""
-        self.job_id = self.job_host = self.job_comment = self.job_partition = None
+        self.job_id = self.job_host = self.job_comment = self.job_partition = self.job_started = None
         self.job_port = 0
 
 
@@ -138,6 +141,12 @@ def fill_output_pattern(output: str, job_id: str, job_name: str) -> str:
     return output.replace("%j", str(job_id)).replace("%x", job_name)
 
 
+def utc_time(slurm_time: str | None) -> str | None:
+    """Slurm's local ``2026-11-22T03:01:31`` as ISO 8601 with its UTC offset, or None when it is no time."""
+    when = reasons.parse_slurm_time(slurm_time)
+    return when.astimezone(datetime.timezone.utc).isoformat(timespec="seconds") if when else None
+
+
 def _user_of_uid(uid: str) -> str:
     try:
         return pwd.getpwuid(int(uid)).pw_name
@@ -149,18 +158,23 @@ class ServerJob:
     """One server's job: one start attempt at a time, its end, its cancelling (see the module's docstring).
 
     ``record`` is the caller's :class:`JobRecord` (changed in place; ``on_record()`` is called whenever it must be
-    saved); ``on_over()`` is called when the watcher sees the job end.
+    saved); ``on_over()`` is called when the watcher sees the job end. ``on_submitted(job_id)`` is called once a
+    job exists, ``on_end(end)`` once its end is known: ``end`` is the record's ``last_end`` and ``started``,
+    ``elapsed`` (seconds it ran, from sacct or the hub's clock; None if unknown) and ``tail`` (its output's
+    last lines when read, else '').
     """
 
     def __init__(self, runner, watcher, record: JobRecord, *, user: str, timeouts: Timeouts = Timeouts(),
                  accounting: bool = True, tail_lines: int = 20, output: str = "", job_name: str = "",
                  on_record: Callable[[], None] = lambda: None, on_over: Callable[[], None] = lambda: None,
-                 log: logging.Logger | None = None, name: str = ""):
+                 on_submitted: Callable[[str], None] = lambda job_id: None,
+                 on_end: Callable[[dict], None] = lambda end: None, log: logging.Logger | None = None, name: str = ""):
         self.runner, self.watcher, self.record = runner, watcher, record
         self.user, self.timeouts, self.accounting, self.tail_lines = user, timeouts, accounting, tail_lines
         #: the output file pattern and job name of the current job (for its output tail)
         self.output, self.job_name = output, job_name
         self.on_record, self.on_over = on_record, on_over
+        self.on_submitted, self.on_end = on_submitted, on_end
         self.log = log or logging.getLogger("dkrzspawner.lifecycle")
         self.name = name or user
         self.progress = Progress(self.log, self.name)
@@ -203,7 +217,7 @@ class ServerJob:
         self._port = asyncio.get_running_loop().create_future()
         self._submitted_at = None
         self.output, self.job_name = submission.output, submission.job_name
-        self.record.job_id = self.record.job_host = None
+        self.record.job_id = self.record.job_host = self.record.job_started = None
         self.record.job_port = 0
         self.record.job_partition = submission.partition
 
@@ -243,6 +257,7 @@ class ServerJob:
                              self.name, exc.reason, self.record.job_id)
         self._submitted_at = time.monotonic()
         self.on_record()
+        self.on_submitted(self.record.job_id)
         self.watch()
         self.progress.emit(10, f"Submitted Slurm job {self.record.job_id}: {submission.summary}.")
 
@@ -305,7 +320,7 @@ class ServerJob:
                     self.progress.emit(50 if status.running else 20, message)
                 if status.running and running_since is None:
                     running_since = time.monotonic()
-                    self._seen_running()
+                    self._seen_running(status)
             now = time.monotonic()
             if running_since is None and now - queued_since > self.timeouts.queue:
                 raise StartFailed(f"Job {job_id} waited longer than {self.timeouts.queue:g} s in the queue; "
@@ -335,8 +350,12 @@ class ServerJob:
             return f"Job {job_id} is running on {status.host}; starting the Jupyter server."
         return f"Job {job_id} is {status.state.lower()}."
 
-    def _seen_running(self) -> None:
-        """The job runs: its queue wait goes into the metrics, once per submission."""
+    def _seen_running(self, status=None) -> None:
+        """The job runs: when it started is recorded (Slurm's start, else now), its queue wait goes into the
+        metrics (once per submission)."""
+        if not self.record.job_started:
+            self.record.job_started = utc_time(getattr(status, "start_time", None)) or utc_time(
+                datetime.datetime.now().isoformat(timespec="seconds"))
         if self._submitted_at is not None:
             metrics.QUEUE_WAIT_SECONDS.labels(partition=self.record.job_partition or "unknown").observe(
                 time.monotonic() - self._submitted_at)
@@ -349,7 +368,7 @@ class ServerJob:
             if status is not None and status.over:
                 await self._fail_ended(status)
             if status is not None and status.running and status.host:
-                self._seen_running()
+                self._seen_running(status)
                 return status.host
             await self.watcher.refresh()
 
@@ -409,7 +428,7 @@ class ServerJob:
         final = status
         if status.state == "COMPLETING" or (self.accounting and status.exit_code is None):
             final = await self._sacct_final(status)
-        if tail is None and final.state == "FAILED":
+        if tail is None and final.state not in ("COMPLETED", "CANCELLED"):  # a failure: its output says more
             tail = await self.output_tail()
         by = _user_of_uid(final.cancelled_by) if final.cancelled_by else None
         self.record.last_end = {
@@ -419,7 +438,22 @@ class ServerJob:
         }
         self.log.info("%s: job %s ended (%s): %s", self.name, self.record.job_id, final.state,
                       self.record.last_end["reason"])
+        self.on_end(dict(self.record.last_end, started=self.record.job_started, elapsed=self._elapsed(final),
+                         tail=tail or ""))
         return self.record.last_end
+
+    def _elapsed(self, final) -> float | None:
+        """Seconds the job ran: sacct's ``Elapsed``, else from when the hub saw it start until now."""
+        try:
+            seconds = slurm_duration_seconds(final.elapsed or "")
+        except ValueError:
+            seconds = None
+        if seconds is not None:
+            return float(seconds)
+        if self.record.job_started:
+            started = datetime.datetime.fromisoformat(self.record.job_started)
+            return (datetime.datetime.now(datetime.timezone.utc) - started).total_seconds()
+        return None
 
     async def _sacct_final(self, status):
         """sacct's record of how the job ended; the watcher's status if sacct cannot tell (yet)."""
@@ -460,6 +494,9 @@ class ServerJob:
             status = self.watcher.status(self.record.job_id)
         if status is not None and self._requeued(status):
             return await self._end_requeued(status)
+        if status is not None and status.running and not self.record.job_started:
+            self._seen_running(status)
+            self.on_record()
         if status is None or not status.over:
             return None
         if self.record.last_end.get("job_id") != self.record.job_id:
@@ -485,6 +522,8 @@ class ServerJob:
                                 "reason": reasons.explain_requeued(job_id, host, status.state),
                                 "at": datetime.datetime.now().isoformat(timespec="seconds")}
         self.on_record()
+        self.on_end(dict(self.record.last_end, started=self.record.job_started, elapsed=self._elapsed(status),
+                         tail=""))
         await self.cancel_quietly()
         return 1
 
@@ -545,13 +584,16 @@ class ServerJob:
         self.on_record()
 
     def summary(self) -> dict:
-        """For the hub's home page: the job's state, node and walltime left, or how the last one ended."""
+        """For the hub's home page: the job's state, node and walltime left (``ends_at``: when it runs out, in
+        seconds since the epoch), or how the last one ended."""
         record = self.record
         status = self.watcher.status(record.job_id) if record.job_id else None
         summary = {"job_id": record.job_id, "state": status.state if status else None, "host": record.job_host,
-                   "time_left": "", "waiting": "", "last_end": record.last_end or None}
+                   "time_left": "", "ends_at": None, "waiting": "", "last_end": record.last_end or None}
         if status is not None and status.running:
-            summary["time_left"] = reasons.format_remaining(reasons.parse_slurm_time(status.end_time))
+            end = reasons.parse_slurm_time(status.end_time)
+            summary["time_left"] = reasons.format_remaining(end)
+            summary["ends_at"] = int(end.timestamp()) if end else None  # for the page's countdown
         elif status is not None and status.state == "PENDING":
             summary["waiting"] = reasons.explain_pending(status.reason)
         return summary

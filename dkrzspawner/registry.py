@@ -2,11 +2,11 @@
 
 All spawners of a hub share one :class:`~dkrzspawner.slurm.SlurmRunner` (its counters are what the hub costs
 Slurm), one :class:`~dkrzspawner.watcher.JobWatcher` (one batched ``squeue`` for every job), one cache of the
-cluster's facts, one of the account budgets, one module catalogue, each site file as first read, and the set of
-live spawners (for the per-partition server counts). :data:`REGISTRY` holds them, keyed by the settings that
+cluster's facts, one of the account budgets, one module catalogue, each site file as first read, the recent jobs
+in the hub's database, and the set of live spawners (for the per-partition server counts). :data:`REGISTRY` holds them, keyed by the settings that
 make them; nothing is created at import time. Tests start from a fresh registry with :meth:`Registry.clear`.
 
-Imports the core parts it builds (slurm, watcher, cluster, budgets, modules, siteconfig); never JupyterHub.
+Imports the core parts it builds (slurm, watcher, cluster, budgets, modules, recent, siteconfig); never JupyterHub.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from . import siteconfig
 from .budgets import Ledger
 from .cluster import Cluster
 from .modules import ModuleCatalog, ModuleSettings
+from .recent import RecentJobs
 from .slurm import SlurmRunner
 from .watcher import JobWatcher
 
@@ -68,6 +69,10 @@ class Registry:
         """The module catalogue asked with ``settings`` (a spawner's :class:`~dkrzspawner.modules.ModuleSettings`)."""
         return self._get(("modules", id(runner), *settings.module_catalog_key),
                          lambda: settings.new_module_catalog(runner, timeout=min(timeout, FACT_TIMEOUT)))
+
+    def recent(self, session) -> RecentJobs:
+        """The recent jobs in the database of ``session`` (the hub's ``db``); its table is created once."""
+        return self._get(("recent", id(session)), lambda: RecentJobs(session))
 
     def site(self, path: str) -> siteconfig.SiteConfig:
         """The site file as this process first read it: one version for all spawners until the hub restarts."""

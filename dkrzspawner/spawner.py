@@ -26,12 +26,15 @@ import urllib.parse
 from urllib.parse import unquote, urlparse
 
 from jupyterhub.spawner import Spawner
+from sqlalchemy.orm import object_session
 from traitlets import Bool, Dict, Float, Integer, List, TraitError, Unicode, default, observe, validate
 
-from . import extension, form, handlers, jobcerts, metrics, options, policy, reasons, schema, script, siteconfig
+from . import (extension, form, handlers, jobcerts, metrics, options, policy, reasons, recent, schema, script,
+               siteconfig)
 from .offer import Offer
 from .errors import SpawnLinkToConfirm, spawn_error
 from .lifecycle import JobRecord, ServerJob, StartFailed, Submission, Timeouts
+from .recent import RecentJob, RecentJobs
 from .registry import REGISTRY
 from .slurm import BadUserName, SlurmError, check_user_name, job_info, set_time_limit
 from .units import format_runtime, runtime_seconds
@@ -369,6 +372,8 @@ class DKRZSpawner(ModuleSettings, Spawner):
     #: the task that asks Slurm after the job side said the server ended (a reference, so it runs to its end)
     _end_confirmation: asyncio.Future | None = None
     _life: ServerJob | None = None
+    #: the request of the current start and its ``user_options``, for its entry in the recent jobs
+    _starting: tuple[options.JobRequest, dict] | None = None
 
     def __init__(self, **kwargs):
         self.record = JobRecord()
@@ -468,8 +473,82 @@ class DKRZSpawner(ModuleSettings, Spawner):
                 timeouts=Timeouts(queue=self.queue_timeout, server=self.server_timeout, stop=self.stop_timeout,
                                   end_confirm=self.server_end_confirm),
                 tail_lines=self.output_tail_lines, on_record=self._save_state, on_over=self._job_over,
-                log=self.log, name=self._log_name)
+                on_submitted=self._job_submitted, on_end=self._job_ended, log=self.log, name=self._log_name)
         return self._life
+
+    # == the recent jobs (dkrzspawner.recent) ===================================================================
+    @property
+    def recent_jobs(self) -> RecentJobs | None:
+        """The user's recent jobs in the hub's database, through the hub's own session (the one holding the
+        user's row; ``Spawner.db`` is deprecated); None outside a hub."""
+        orm_user = getattr(self.user, "orm_user", None)
+        session = object_session(orm_user) if orm_user is not None else None
+        if session is None or self._user_id() is None:
+            return None
+        return REGISTRY.recent(session)
+
+    def _user_id(self) -> int | None:
+        return getattr(getattr(self.user, "orm_user", None), "id", None)
+
+    def _remember(self, what: str, change) -> None:
+        """Run ``change(ledger, user_id)``; a database failure is logged, never the spawn's or the stop's."""
+        ledger = None
+        try:
+            ledger = self.recent_jobs
+            if ledger is not None:
+                change(ledger, self._user_id())
+        except Exception as exc:  # the hub's database went away or refused: the server itself is not affected
+            self.log.warning("%s: the recent jobs could not be updated (%s): %s", self._log_name, what, exc)
+            if ledger is not None:
+                ledger.session.rollback()
+
+    def _job_submitted(self, job_id: str) -> None:
+        if self._starting is None:
+            return
+        request, user_options = self._starting
+        entry = RecentJob(job_id=job_id, server=self.name, user_options=user_options,
+                          summary=recent.describe(request), cores=request.nodes * request.cores,
+                          submitted=recent.now())
+        self._remember(f"job {job_id} submitted", lambda ledger, user_id: ledger.submitted(user_id, entry))
+
+    def _job_ended(self, end: dict) -> None:
+        def change(ledger, user_id):
+            entry = ledger.get(user_id, end["job_id"])
+            if entry is None:
+                return
+            ledger.update(user_id, end["job_id"], started=end["started"], ended=recent.now(), state=end["state"],
+                          end_reason=end["reason"], core_hours=recent.core_hours(entry.cores, end["elapsed"]),
+                          output_tail=end["tail"] if end["state"] not in recent.CLEAN_ENDS and end["tail"] else None)
+        self._remember(f"job {end['job_id']} ended", change)
+
+    def _recent_list(self) -> list[RecentJob]:
+        """The user's recent jobs, newest first; [] (logged) when the database cannot say."""
+        try:
+            ledger = self.recent_jobs
+            return ledger.list(self._user_id()) if ledger is not None else []
+        except Exception as exc:  # the page and the form go on without them
+            self.log.warning("%s: the recent jobs could not be read: %s", self._log_name, exc)
+            return []
+
+    def recent_options(self) -> tuple[dict, str] | None:
+        """The ``user_options`` of this user's most recent job (any server) and that server's name, or None."""
+        jobs = self._recent_list()
+        return (jobs[0].user_options, jobs[0].server) if jobs else None
+
+    def recent_servers(self) -> list[dict]:
+        """The user's recent jobs for the home page and the API, newest first: each entry's fields
+        (:class:`~dkrzspawner.recent.RecentJob`), ``start_again`` (the spawn link that fills in the form with its
+        options) and ``active`` (a server of that name is starting or running now)."""
+        jobs = self._recent_list()
+        active = {name for name, spawner in self.user.spawners.items() if spawner.active}
+        running = {spawner.record.job_id: spawner.record.job_started for spawner in self.user.spawners.values()
+                   if getattr(spawner, "record", None) is not None and spawner.record.job_id}
+        for job in jobs:  # a running job's start is in its server's record until it ends
+            job.started = job.started or running.get(job.job_id)
+        return [dict(job.as_dict(), active=job.server in active, failed=job.failed,
+                     start_again=recent.start_again_url(self.hub.base_url, self.user.name, job.server,
+                                                        job.user_options))
+                for job in jobs]
 
     # == what this user is offered ==============================================================================
     def site_settings(self) -> siteconfig.SiteConfig:
@@ -576,7 +655,12 @@ class DKRZSpawner(ModuleSettings, Spawner):
             return f'<p class="alert alert-danger" id="dkrz-spawn-error">{html.escape(str(exc))}</p>'
         offer = await self.offer()
         link = self.link_options()
-        selected = form.preselect(link or self.last_user_options(), offer.presets, offer.facts)
+        last, remembered_from = self.last_user_options(), ""
+        if not link and not last and self.name:  # a new named server: the user's most recent options
+            last, server = self.recent_options() or (None, None)
+            remembered_from = "" if server is None else server or "default"
+        selected = form.preselect(link or last, offer.presets, offer.facts)
+        selected["remembered_from"] = remembered_from
         if link:  # the link's options, not this server's last ones (the notice above the form says so)
             selected["remembered"] = False
         context = form.context(presets=offer.presets, facts=offer.facts, selected=selected, server_name=self.name,
@@ -715,6 +799,7 @@ class DKRZSpawner(ModuleSettings, Spawner):
         started = time.monotonic()
         self._warn_hub_unreachable_from_nodes()
         request, self.job_request = self.job_request or await self.validate_options(self.user_options), None
+        self._starting = (request, dict(options.unwrap(self.user_options or {})))
         self.token_digest = _digest(self.api_token)
         try:
             served = await self.life.start(self.submission(request))

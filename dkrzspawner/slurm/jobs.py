@@ -60,6 +60,8 @@ class JobStatus:
     partition: str | None = None
     exit_code: str | None = None
     cancelled_by: str | None = None
+    #: sacct's ``Elapsed`` (``01:02:03``, ``1-00:00:00``): how long the job ran
+    elapsed: str | None = None
     seen: float = field(default_factory=time.time)
 
     @property
@@ -155,11 +157,11 @@ def parse_sacct(text: str) -> dict[str, JobStatus]:
         parts = line.split("|")
         if len(parts) != 5 or not parts[0].isdigit():
             raise ValueError(f"unexpected sacct line: {line!r}")
-        job_id, state, exit_code, _elapsed, _limit = parts
+        job_id, state, exit_code, elapsed, _limit = parts
         words = state.split()
         cancelled_by = words[2] if len(words) == 3 and words[1] == "by" else None
         jobs[job_id] = JobStatus(job_id=job_id, state=words[0] if words else "", exit_code=exit_code,
-                                 cancelled_by=cancelled_by)
+                                 cancelled_by=cancelled_by, elapsed=elapsed or None)
     return jobs
 
 

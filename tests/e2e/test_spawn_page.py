@@ -202,8 +202,9 @@ def test_a_second_named_server_remembers_its_own_last_options(hub, login):
     assert job_field(first["state"]["job_id"], "%P|%C|%a") == "shared|2|ab0000"
 
     page.goto(f"{hub.public_url}/hub/spawn/carol/second")
-    assert page.locator("#dkrz-preset-shared-1").is_checked(), "a new server starts from the defaults"
-    assert page.locator("#dkrz-account").input_value() == "bb1234"
+    assert page.locator("#dkrz-preset-shared-2").is_checked(), "a new server starts from the most recent options"
+    assert page.locator("#dkrz-account").input_value() == "ab0000"
+    page.select_option("#dkrz-account", "bb1234")
     page.click("label[for=dkrz-mode-advanced]")
     page.select_option("#dkrz-partition", "gpu")
     page.fill("#dkrz-cores", "3")

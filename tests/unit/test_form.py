@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 
@@ -180,3 +181,10 @@ def test_a_site_overrides_one_block(presets, tmp_path):
                                          (4.25, "4.2 core-hours")])
 def test_core_hours_text(value, text):
     assert form.core_hours_text(value) == text
+
+
+def test_the_form_says_when_a_server_with_this_runtime_would_end():
+    now = datetime.datetime(2026, 12, 2, 15, 45)
+    assert form.end_text(2 * 3600, now) == "17:45 today"
+    assert form.end_text(12 * 3600, now) == "03:45 tomorrow"
+    assert form.end_text(7 * 86400, now) == "15:45 on 2026-12-09"

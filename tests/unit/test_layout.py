@@ -19,7 +19,7 @@ LAYERS = [
     ("what Slurm and Lmod say", ["cluster", "watcher", "modules", "budgets"]),
     ("what a user may ask for", ["options", "policy", "offer", "schema", "extension", "siteconfig", "form",
                                  "migrate"]),
-    ("a job's life; kernels", ["lifecycle", "registry", "kernels", "kernels.*"]),
+    ("a job's life; kernels", ["lifecycle", "recent", "registry", "kernels", "kernels.*"]),
     ("the JupyterHub glue and the services", ["spawner", "handlers", "errors", "hubconfig", "config_reference",
                                              "singleuser", "services", "services.*", "lab", "lab.*", ""]),
 ]

@@ -9,7 +9,7 @@ import contextlib
 
 import pytest
 
-from dkrzspawner.lifecycle import JobRecord, ServerJob, StartFailed, Submission, Timeouts
+from dkrzspawner.lifecycle import JobRecord, ServerJob, StartFailed, Submission, Timeouts, utc_time
 from dkrzspawner.slurm import JobStatus, Result, SlurmRejected, SlurmTimeout, SlurmUnreachable
 from tests.unit.fakeslurm import FakeRunner
 from tests.unit.recorded import TEST_ONLY
@@ -134,7 +134,7 @@ async def start_and_serve(life, watcher, port, **changes):
         await asyncio.sleep(0.01)
     watcher.say(life.record.job_id, "PENDING", reason="Priority", start_time="2026-11-22T04:56:21")
     await asyncio.sleep(0.05)
-    watcher.say(life.record.job_id, "RUNNING", host="127.0.0.1")
+    watcher.say(life.record.job_id, "RUNNING", host="127.0.0.1", start_time="2026-11-22T05:00:00")
     await asyncio.sleep(0.05)
     assert life.receive_port(port)
     return await asyncio.wait_for(start, 10)
@@ -147,7 +147,7 @@ async def test_a_start_submits_as_the_user_waits_and_serves():
     assert [call[:2] for call in calls(runner)] == [(TEST, "carol"), (SUBMIT, "carol")]
     assert saved[0] == {"job_comment": TAG, "job_partition": "gpu"}, "the tag is saved before sbatch runs"
     assert saved[-1] == {"job_id": "4242", "job_host": "127.0.0.1", "job_port": port, "job_comment": TAG,
-                         "job_partition": "gpu"}
+                         "job_partition": "gpu", "job_started": utc_time("2026-11-22T05:00:00")}
     assert watcher.watched == [("4242", "carol")] and watcher.urgent_ids == ["4242"]
     said = messages(life)
     assert said[1] == "Submitted Slurm job 4242: partition gpu, 2 cores."
