@@ -108,6 +108,18 @@ async def latency(kernel_name: str, rounds: str, after: str = "await-end") -> di
     return {"samples": samples}
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct ports free on this host right now (the ephemeral range: very likely free on a node)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
 async def floor(python: str, rounds: str, job_name: str, partition: str, memory: str, minutes: str) -> dict:
     loop = asyncio.get_running_loop()
     folder = tempfile.mkdtemp(prefix="floor-", dir=jupyter_runtime_dir())
@@ -123,7 +135,10 @@ async def floor(python: str, rounds: str, job_name: str, partition: str, memory:
         job_id = granted.group(1)
         _, node, _ = await command("squeue", "-h", "-j", job_id, "-o", "%N")
         path = os.path.join(folder, f"kernel-{index}.json")
-        write_connection_file(path, ip=socket.gethostbyname(node.strip().split(",")[0]))
+        # the kernel runs on the node: its address, and ports free here (write_connection_file would bind the
+        # node's address on this host to find some)
+        ports = dict(zip(("shell_port", "iopub_port", "stdin_port", "hb_port", "control_port"), free_ports(5)))
+        write_connection_file(path, ip=socket.gethostbyname(node.strip().split(",")[0]), **ports)
         kernel = await asyncio.create_subprocess_exec(
             "srun", f"--jobid={job_id}", "--nodes=1", "--ntasks=1", "--input=none", python, "-m",
             "ipykernel_launcher", "-f", path, stdin=asyncio.subprocess.DEVNULL)

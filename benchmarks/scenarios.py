@@ -83,8 +83,10 @@ def seeded(kind: str, servers: int, window: float, interval: float, responder: h
 
 
 def pending(kind: str, window: float, interval: float) -> dict:
-    """One spawn waits behind an exclusive job for ``window`` seconds; nothing else runs."""
+    """One spawn waits behind an exclusive job (on every node) for ``window`` seconds; nothing else runs."""
+    nodes = len(slurm("sinfo", "-h", "-N", "-p", "shared", "-o", "%n").split())
     blocker = slurm("sudo", "-n", "-u", "bob", "--", "sbatch", "--parsable", "-p", "shared", "--exclusive",
+                    f"--nodes={nodes}",
                     "--mem=100M", "-t", "60", "-J", "bench-blocker", "-o", "/dev/null", "--chdir=/tmp",
                     "--wrap", "exec sleep 3600").strip().split(";")[0]
     wait_for(lambda: slurm("squeue", "-h", "-j", blocker, "-o", "%T").strip() == "RUNNING", timeout=120,

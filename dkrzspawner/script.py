@@ -12,6 +12,7 @@ import shlex
 from importlib import resources
 
 import jinja2
+import jinja2.runtime
 
 # No control characters anywhere; in #SBATCH values no white space either (sbatch reads each word as an option).
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -26,7 +27,36 @@ class ShellWords(str):
     """Text already quoted for the shell: it may contain spaces, but no control characters."""
 
 
+class RenderedBlock(str):
+    """A parent block's text as ``{{ super() }}`` gives it: rendered by the template itself, every value in it
+    already checked one by one, so its line breaks are the template's own."""
+
+
+class _ParentBlock(jinja2.runtime.BlockReference):
+    """``super()`` in a site's template that extends ours: the parent block's text, marked as rendered."""
+
+    def __call__(self):
+        return RenderedBlock(super().__call__())
+
+    @property
+    def super(self):
+        parent = super().super
+        if isinstance(parent, jinja2.runtime.BlockReference):
+            parent.__class__ = _ParentBlock
+        return parent
+
+
+class _Context(jinja2.runtime.Context):
+    def super(self, name, current):
+        parent = super().super(name, current)
+        if isinstance(parent, jinja2.runtime.BlockReference):
+            parent.__class__ = _ParentBlock
+        return parent
+
+
 def _refuse_unsafe(value):
+    if isinstance(value, RenderedBlock):
+        return value
     if isinstance(value, str) and (_CONTROL if isinstance(value, ShellWords) else _UNSAFE).search(value):
         raise UnsafeValue(f"refusing to write {value!r} into a batch script")
     return value
@@ -36,13 +66,15 @@ def environment(extra_paths=()) -> jinja2.Environment:
     """The template environment: admins' folders first, then the packaged ``share/``."""
     loaders = [jinja2.FileSystemLoader(list(extra_paths))] if extra_paths else []
     loaders.append(jinja2.FileSystemLoader(str(resources.files("dkrzspawner") / "share")))
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.ChoiceLoader(loaders),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
         finalize=_refuse_unsafe,
     )
+    env.context_class = _Context
+    return env
 
 
 def render(template: str, *, request, job_name, comment, output, workdir, export_names, path, command,

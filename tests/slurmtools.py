@@ -55,6 +55,14 @@ def nodes_script(*args: str) -> None:
         raise RuntimeError(f"ci/slurm-nodes {' '.join(args)} failed: {done.stderr.strip()}")
 
 
+def power_on(node: str, timeout: float = 120) -> None:
+    """Start ``node``'s slurmd again (after ``ci/slurm-nodes poweroff``) and wait until Slurm has it back in service
+    (ReturnToService=2: it returns when its slurmd registers)."""
+    nodes_script("start", node)
+    wait_for(lambda: slurm("sinfo", "-h", "-n", node, "-o", "%T").strip() in ("idle", "mixed", "allocated", "reserved"),
+             timeout=timeout, interval=0.5, what=f"{node} back in service")
+
+
 def require_slurm():
     """Fail in CI, skip loudly elsewhere, when the local cluster is not up."""
     try:

@@ -9,7 +9,7 @@ import time
 import requests
 
 from tests.jupytertools import channels, execute
-from tests.slurmtools import job_field, nodes_script, sacct_state, slurm, wait_for
+from tests.slurmtools import job_field, nodes_script, power_on, sacct_state, slurm, wait_for
 
 
 def job_id_of(hub, user, name):
@@ -31,10 +31,6 @@ def run_in_server(hub, user: str, name: str, code: str) -> str:
     finally:
         ws.close()
         requests.delete(f"{base}/kernels/{kernel.json()['id']}", headers=headers, timeout=60)
-
-
-def node_state(node: str) -> str:
-    return slurm("sinfo", "-h", "-n", node, "-o", "%T").strip()
 
 
 def test_a_two_node_server_has_both_nodes_and_srun_reaches_them(hub):
@@ -73,9 +69,7 @@ def test_a_failed_node_ends_its_server_with_the_reason_and_frees_it(hub, record_
         assert wait_for(lambda: sacct_state(job_id) == "NODE_FAIL", timeout=30, what="sacct's NODE_FAIL")
         assert "ended because its node failed" in hub.home("alice")
     finally:
-        nodes_script("start", node)
-        wait_for(lambda: node_state(node) in ("idle", "mixed", "allocated"), timeout=120,
-                 what=f"{node} back in service")
+        power_on(node)
 
 
 def test_a_job_requeued_after_its_server_started_is_cancelled_and_said(hub):

@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.slurmtools import slurm, wait_for
+from tests.slurmtools import head_address, slurm, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slurm]
 
@@ -203,7 +203,9 @@ def ssl_hub(hub):
     """A hub with ``c.JupyterHub.internal_ssl = True`` (its API reached through its proxy: the hub's own port
     wants a client certificate)."""
     proxy_api = SSL_PORTS[2]
+    # the hub's own certificate must name the address the jobs on the nodes (and the proxy) reach it at
     extra = ("c.JupyterHub.internal_ssl = True\n"
+             f'c.JupyterHub.trusted_alt_names = ["IP:{head_address()}"]\n'
              f'c.ConfigurableHTTPProxy.api_url = "https://127.0.0.1:{proxy_api}"\n')
     with another_hub(hub, "sslhub", extra, SSL_PORTS, through_proxy=True) as started:
         yield started

@@ -94,8 +94,8 @@ def test_alice_sees_the_two_presets_and_only_her_account(hub, login):
     # the table of free resources comes from Slurm
     rows = page.locator("#dkrz-availability tbody tr")
     assert rows.count() == 3
-    cpus, _ = node_size()
-    assert re.fullmatch(rf"\d+ of {cpus}", page.locator("tr[data-partition=shared] .dkrz-free-cores").inner_text())
+    total = int(slurm("sinfo", "-h", "-p", "shared", "-o", "%C").strip().split("/")[3])  # every node's CPUs
+    assert re.fullmatch(rf"\d+ of {total}", page.locator("tr[data-partition=shared] .dkrz-free-cores").inner_text())
     shot(page, "spawn-presets")
 
 
@@ -235,8 +235,10 @@ def test_a_second_named_server_remembers_its_own_last_options(hub, login):
 
 @pytest.fixture
 def gpus_taken():
-    """Both GPUs held by a job of root, so that a GPU request waits in the queue."""
-    out = slurm("sbatch", "--parsable", "-p", "gpu", "--gpus=2", "-c", "1", "--mem=100M", "--time=00:05:00",
+    """Every node's two GPUs held by a job of root, so that a GPU request waits in the queue."""
+    nodes = len(slurm("sinfo", "-h", "-N", "-p", "gpu", "-o", "%n").split())
+    out = slurm("sbatch", "--parsable", "-p", "gpu", f"--nodes={nodes}", "--gpus-per-node=2", "-c", "1",
+                "--mem=100M", "--time=00:05:00",
                 "-o", "/dev/null", "-J", "e2e-gpu-holder", "--chdir=/tmp", "--wrap", "sleep 300")
     job_id = out.strip().split(";")[0]
     wait_for(lambda: job_field(job_id, "%T") == "RUNNING", timeout=30, what="the GPU holder to run")

@@ -33,7 +33,7 @@ import websocket
 
 from tests.integration.test_kernels_slurm import REPO, RUN, USER, cli, scratch  # noqa: F401 - the fixture
 from tests.jupytertools import channels, execute, outcome, send_execute
-from tests.slurmtools import cluster_filled, nodes_script, slurm, wait_for
+from tests.slurmtools import cluster_filled, nodes_script, power_on, slurm, wait_for
 
 pytestmark = [pytest.mark.slurm, pytest.mark.timeout(900)]
 TOKEN = uuid.uuid4().hex
@@ -354,6 +354,4 @@ def test_a_failed_kernel_node_is_said_and_nothing_replaces_its_allocation(scratc
         time.sleep(10)  # the restarter's retries would come seconds apart
         assert allocations(job_name) == [f"{job_id}|NODE_FAIL"], "a new allocation was asked for unasked"
     finally:
-        nodes_script("start", "node2")
-        wait_for(lambda: slurm("sinfo", "-h", "-n", "node2", "-o", "%T").strip() in ("idle", "mixed", "allocated"),
-                 timeout=120, what="node2 back in service")
+        power_on("node2")

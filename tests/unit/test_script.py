@@ -210,6 +210,20 @@ def test_admin_template_folder_overrides_the_packaged_one(tmp_path):
                                  "jupyterhub-singleuser"]
 
 
+def test_a_site_template_extends_our_blocks_with_super_and_values_stay_checked(tmp_path):
+    """docs/admin/presets.rst's example: a block of ours plus the site's lines; the parent block's own line breaks
+    pass, a value with one inside it is still refused."""
+    (tmp_path / "site.sh.j2").write_text('{% extends "batch_script.sh.j2" %}{% block prologue %}{{ super() }}'
+                                          "module load python3\n{% endblock %}")
+    site = dict(SETTINGS, extra_paths=[str(tmp_path)])
+    lines = script.render("site.sh.j2", request=SHARED_2, **site).splitlines()
+    start = lines.index("umask 0022")
+    assert lines[start:start + 4] == ["umask 0022", f"export PATH={SETTINGS['path']}", "export LANG=C.UTF-8",
+                                      "module load python3"]
+    with pytest.raises(UnsafeValue):
+        script.render("site.sh.j2", request=SHARED_2, **{**site, "path": "/bin\n#SBATCH --x"})
+
+
 @pytest.mark.parametrize("where", ["job_name", "comment"])
 def test_whitespace_in_an_sbatch_value_is_refused(where):
     with pytest.raises(UnsafeValue):
