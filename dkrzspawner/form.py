@@ -393,8 +393,8 @@ def context(*, presets: dict[str, Preset], facts: Facts | None, selected: dict, 
 def advanced_cost(partition: PartitionView, nodes: int, cores: int, runtime: int) -> float:
     """Core-hours of an advanced request of ``nodes`` nodes with ``cores`` cores each for ``runtime`` seconds:
     :attr:`~dkrzspawner.options.JobRequest.core_hours`, the one definition (the form's script mirrors it)."""
-    return JobRequest(partition=partition.name, nodes=nodes, cores=cores, memory_mb=cores * partition.memory_per_core_mb,
-                      runtime_seconds=runtime).core_hours
+    return JobRequest(partition=partition.name, nodes=nodes, cores=cores,
+                      memory_mb=cores * partition.memory_per_core_mb, runtime_seconds=runtime).core_hours
 
 
 def budget_view(budgets: dict[str, dict], account: str, cost: float) -> dict | None:
