@@ -9,10 +9,10 @@ PY     := $(VENV)/bin/python
 env:            ## one world-readable virtualenv: hub, proxy, job side, test tools
 	PREFIX=$(PREFIX) bash ci/make-env
 
-cluster:        ## start the local single-node Slurm (munge, MariaDB, slurmdbd, slurmctld, slurmd)
+cluster:        ## start the local Slurm: munge, MariaDB, slurmdbd, slurmctld; compute nodes in namespaces (SLURM_NODES=2)
 	PREFIX=$(PREFIX) bash ci/slurm-up
 
-cluster-down:   ## stop it (state kept); `bash ci/slurm-down --purge` also removes state
+cluster-down:   ## stop it, remove the nodes' namespaces (state kept; `bash ci/slurm-down --purge` removes it)
 	bash ci/slurm-down
 
 demo: env cluster  ## demo hub on http://127.0.0.1:8000 (users alice, bob, carol, admin; any password)

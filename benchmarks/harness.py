@@ -38,7 +38,7 @@ RESULTS = REPO / "benchmarks" / "results"
 
 COMMON_CONFIG = """
 c.JupyterHub.bind_url = "http://127.0.0.1:{public}"
-c.JupyterHub.hub_bind_url = "http://127.0.0.1:{hub}"
+c.JupyterHub.hub_bind_url = "http://{head}:{hub}"
 c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api}"
 c.JupyterHub.log_level = "DEBUG"
 c.JupyterHub.cleanup_servers = False

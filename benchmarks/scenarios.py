@@ -19,7 +19,7 @@ from pathlib import Path
 import requests
 
 from benchmarks import harness
-from tests.slurmtools import jobs_of, slurm, wait_for
+from tests.slurmtools import head_address, jobs_of, slurm, wait_for
 
 
 def _workdir(kind: str) -> Path:
@@ -139,9 +139,12 @@ def latency(kind: str, spawns: int) -> dict:
     return {"kind": kind, **summary(seconds)}
 
 
+#: the floor's job runs here (a compute node of its own, reached over its address like the spawners' servers)
+FLOOR_NODE = "node1"
 FLOOR_SCRIPT = """#!/bin/bash
 #SBATCH --job-name=bench-floor
 #SBATCH --partition=shared
+#SBATCH --nodelist={node}
 #SBATCH --ntasks=1
 #SBATCH --cpus-per-task=1
 #SBATCH --mem=2500M
@@ -151,9 +154,9 @@ FLOOR_SCRIPT = """#!/bin/bash
 #SBATCH --export=NONE
 export PATH={venv}/bin:/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 HOME=/home/alice
 export JUPYTERHUB_API_TOKEN=floor JUPYTERHUB_CLIENT_ID=jupyterhub-user-alice JUPYTERHUB_USER=alice
-export JUPYTERHUB_API_URL=http://127.0.0.1:{hub_port}/hub/api JUPYTERHUB_BASE_URL=/
+export JUPYTERHUB_API_URL=http://{head}:{hub_port}/hub/api JUPYTERHUB_BASE_URL=/
 export JUPYTERHUB_SERVICE_PREFIX=/user/alice/ JUPYTERHUB_OAUTH_CALLBACK_URL=/user/alice/oauth_callback
-export JUPYTERHUB_SERVICE_URL=http://127.0.0.1:{port}/user/alice/
+export JUPYTERHUB_SERVICE_URL=http://0.0.0.0:{port}/user/alice/
 exec {venv}/bin/jupyterhub-singleuser
 """
 
@@ -186,13 +189,14 @@ def floor(runs: int) -> dict:
 
 def _bare_spawn() -> float:
     port = _free_port()
-    script = FLOOR_SCRIPT.format(venv=harness.VENVS["dkrz"], port=port, hub_port=harness.PORTS[1])
+    script = FLOOR_SCRIPT.format(venv=harness.VENVS["dkrz"], port=port, hub_port=harness.PORTS[1],
+                                 head=head_address(), node=FLOOR_NODE)
     started = time.monotonic()
     done = subprocess.run(["sudo", "-n", "-u", "alice", "--", "sbatch", "--parsable"], input=script,
                           capture_output=True, text=True, timeout=60, check=True)
     job_id = done.stdout.strip().split(";")[0]
     try:
-        wait_for(lambda: _answers(f"http://127.0.0.1:{port}/user/alice/api"), timeout=120, interval=0.01,
+        wait_for(lambda: _answers(f"http://{FLOOR_NODE}:{port}/user/alice/api"), timeout=120, interval=0.01,
                  what="the bare server answering")
         seconds = time.monotonic() - started
     finally:

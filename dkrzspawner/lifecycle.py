@@ -459,12 +459,35 @@ class ServerJob:
             except asyncio.TimeoutError:
                 return None
             status = self.watcher.status(self.record.job_id)
+        if status is not None and self._requeued(status):
+            return await self._end_requeued(status)
         if status is None or not status.over:
             return None
         if self.record.last_end.get("job_id") != self.record.job_id:
             await self.record_end(status)
             self.on_record()
         return 0 if self.record.last_end.get("state") == "COMPLETED" else 1
+
+    def _requeued(self, status) -> bool:
+        """The job has served (its host and port are recorded), and Slurm now says it waits in the queue again
+        or runs on another node: Slurm requeued it (node failure, an administrator's ``scontrol requeue``).
+        Either way the server the hub knew is gone; the job's id is the same."""
+        if not self.record.job_port or status.over:
+            return False
+        return status.state in jobs.REQUEUED_STATES or (status.running and status.host not in (None, self.record.job_host))
+
+    async def _end_requeued(self, status) -> int:
+        """Cancel a requeued job (it would start a new server nobody connects to, on the user's budget) and
+        say why; the server counts as ended (exit status 1)."""
+        job_id, host = self.record.job_id, self.record.job_host
+        self.log.warning("%s: job %s was requeued by Slurm after its server on %s had started (now %s); "
+                         "cancelling it", self.name, job_id, host, status.state)
+        self.record.last_end = {"job_id": job_id, "state": "REQUEUED",
+                                "reason": reasons.explain_requeued(job_id, host, status.state),
+                                "at": datetime.datetime.now().isoformat(timespec="seconds")}
+        self.on_record()
+        await self.cancel_quietly()
+        return 1
 
     async def stop(self) -> None:
         """Cancel the job and wait (at most ``timeouts.stop``) for Slurm to confirm its end."""

@@ -186,6 +186,16 @@ def explain_allocation_end(job_id: str, state: str, reason: str | None = None, t
     return f"Allocation {job_id} {text}."
 
 
+def explain_requeued(job_id: str, host: str | None, state: str) -> str:
+    """Why a server ended whose job Slurm put back in the queue (or started again elsewhere) after it had served:
+    the server the hub knew is gone, and a new start would spend the budget on a server nobody asked for."""
+    where = f" on {host}" if host else ""
+    again = "started it again elsewhere" if state == "RUNNING" else "put it back in the queue (requeued)"
+    return (f"The Jupyter server{where} was lost: Slurm {again}, as it does after a node failure, so the hub "
+            f"cancelled job {job_id} rather than let it start a new server you did not ask for. "
+            "Start the server again when you want it.")
+
+
 # -- refusals of a submission (sbatch, sbatch --test-only) ------------------------------------------------
 _REFUSALS = (
     (re.compile(r"Invalid account or account/partition combination", re.I),

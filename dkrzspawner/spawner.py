@@ -21,6 +21,7 @@ import re
 import secrets
 import sys
 import time
+import urllib.parse
 from urllib.parse import unquote, urlparse
 
 from jupyterhub.spawner import Spawner
@@ -354,6 +355,14 @@ class DKRZSpawner(ModuleSettings, Spawner):
             self.log.error("The hub has no API handler for the job side's port report: load the spawner as "
                            'c.JupyterHub.spawner_class = "dkrz" (or "dkrzspawner.DKRZSpawner"), not by its module')
 
+    def _warn_hub_unreachable_from_nodes(self) -> None:
+        """Jobs run on compute nodes: a hub API on a loopback address is the node's own there (once per hub)."""
+        host = urllib.parse.urlsplit(self.hub.api_url).hostname or ""
+        if (host == "localhost" or host.startswith("127.") or host == "::1") and REGISTRY.once("hub on loopback"):
+            self.log.warning("The hub's API is at %s, a loopback address: the Jupyter servers' jobs run on compute "
+                             "nodes and cannot reach it there. Set c.JupyterHub.hub_connect_ip (or hub_bind_url) "
+                             "to an address of this host that the compute nodes reach.", self.hub.api_url)
+
     def load_state(self, state):
         super().load_state(state)
         self.record.load(state)
@@ -669,6 +678,7 @@ class DKRZSpawner(ModuleSettings, Spawner):
     # == JupyterHub's hooks =====================================================================================
     async def start(self):
         started = time.monotonic()
+        self._warn_hub_unreachable_from_nodes()
         request, self.job_request = self.job_request or await self.validate_options(self.user_options), None
         self.token_digest = _digest(self.api_token)
         try:

@@ -1,4 +1,4 @@
-"""The demo hub: DKRZSpawner on the local single-node Slurm (``make demo``).
+"""The demo hub: DKRZSpawner on the local Slurm cluster and its compute nodes (``make demo``).
 
 Users alice (account bb1234), bob (ab0000) and carol (both) log in with any password; ``admin`` administers.
 Loaded by ``jupyterhub_config.py`` at the top of the repository, after the shipped drop-ins (the services and
@@ -8,6 +8,8 @@ progress page).
 
 c = get_config()  # noqa: F821 (provided by JupyterHub when it loads the file)
 
+import socket  # noqa: E402
+
 from dkrzspawner.options import DKRZ_PRESETS  # noqa: E402
 
 c.JupyterHub.spawner_class = "dkrz"
@@ -16,7 +18,7 @@ c.DKRZSpawner.presets = {
     key: {**preset, **({"modules": ["example/1.0"]} if key == "prepost" else {})}
     for key, preset in DKRZ_PRESETS.items()
 }
-# The demo cluster's three partitions share one node with two GPUs; only "gpu" offers them.
+# The demo cluster's three partitions share its nodes, with two GPUs each; only "gpu" offers them.
 c.DKRZSpawner.partitions = {
     "*": {"max_gpus": 0},
     "shared": {"description": "Interactive work and analysis."},
@@ -28,5 +30,8 @@ c.Authenticator.allowed_users = {"alice", "bob", "carol"}
 c.Authenticator.admin_users = {"admin"}
 c.JupyterHub.allow_named_servers = True
 c.JupyterHub.bind_url = "http://127.0.0.1:8000"
+# The jobs run on compute nodes with addresses of their own: they reach the hub's API at this host's address on
+# their network ("slurm-head", which ci/slurm-up puts in /etc/hosts), never at 127.0.0.1 (a node's own loopback).
+c.JupyterHub.hub_bind_url = f"http://{socket.gethostbyname('slurm-head')}:8081"
 # Servers are Slurm jobs: they keep running while the hub restarts, and the hub finds them again.
 c.JupyterHub.cleanup_servers = False

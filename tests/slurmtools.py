@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -15,12 +17,42 @@ SLURM_MISSING = (
 )
 
 
+REPO = Path(__file__).resolve().parents[1]
+SLURM_LOCAL_DIR = Path(os.environ.get("SLURM_LOCAL_DIR") or "/var/lib/slurm-local")
+#: the name ci/slurm-up gives the host (slurmctld, slurmdbd, the hub) on the compute nodes' network
+HEAD_NAME = "slurm-head"
+
+
+def head_address() -> str:
+    """The host's address on the compute nodes' network: where jobs reach the hub (never 127.0.0.1, which is the
+    node's own loopback inside a job)."""
+    try:
+        return socket.gethostbyname(HEAD_NAME)
+    except OSError:
+        raise RuntimeError(f"{HEAD_NAME} does not resolve: the local cluster is not up (make cluster)") from None
+
+
 def slurm(*argv: str, check=True) -> str:
     """Run a Slurm client command as root and return its stdout."""
     done = subprocess.run(list(argv), capture_output=True, text=True, timeout=60)
     if check and done.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed: {done.stderr.strip()}")
     return done.stdout
+
+
+def on_node(node: str, *argv: str, check=True) -> str:
+    """Run a command as root on compute node ``node`` (in its network and UTS namespaces, entered through its
+    slurmd) and return its stdout: what a node-local command such as ``scontrol listpids`` needs."""
+    pid = (SLURM_LOCAL_DIR / "run" / f"slurmd-{node}.pid").read_text().strip()
+    return slurm("nsenter", "-t", pid, "-n", "-u", "--", *argv, check=check)
+
+
+def nodes_script(*args: str) -> None:
+    """ci/slurm-nodes (power a node off, start its slurmd again, ...), with the cluster's own settings."""
+    done = subprocess.run(["bash", str(REPO / "ci" / "slurm-nodes"), *args], capture_output=True, text=True,
+                          timeout=120)
+    if done.returncode != 0:
+        raise RuntimeError(f"ci/slurm-nodes {' '.join(args)} failed: {done.stderr.strip()}")
 
 
 def require_slurm():
@@ -70,12 +102,21 @@ def accounted_jobs(user: str, since: str) -> list[str]:
 
 
 @contextmanager
-def node_filled(cpus: int):
-    """Root jobs holding ``cpus`` CPUs of the node, so that the next request has to wait."""
-    job = slurm("sbatch", "--parsable", "-A", "root", "-p", "shared", "-c", str(cpus), "--mem=100M", "-t", "10",
-                "--chdir=/tmp", "-o", "/dev/null", "--wrap", "sleep 600").strip()
+def cluster_filled():
+    """Root jobs holding every CPU that is idle on every node, so that the next request has to wait; yields their
+    job ids (one per node that had idle CPUs)."""
+    jobs = []
     try:
-        wait_for(lambda: job_field(job, "%T") == "RUNNING", timeout=30, what="the blocker to run")
-        yield job
+        for line in slurm("sinfo", "-h", "-N", "-p", "shared", "-o", "%n %C").splitlines():
+            node, cpus = line.split()
+            idle = int(cpus.split("/")[1])  # allocated/idle/other/total
+            if idle:
+                jobs.append(slurm("sbatch", "--parsable", "-A", "root", "-p", "shared", "-w", node, "-c", str(idle),
+                                  "--mem=100M", "-t", "10", "--chdir=/tmp", "-o", "/dev/null", "-J", "e2e-blocker",
+                                  "--wrap", "sleep 600").strip())
+        wait_for(lambda: all(job_field(job, "%T") == "RUNNING" for job in jobs), timeout=30,
+                 what="the blockers to run")
+        yield jobs
     finally:
-        slurm("scancel", job, check=False)
+        if jobs:
+            slurm("scancel", *jobs, check=False)

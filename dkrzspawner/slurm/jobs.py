@@ -37,6 +37,8 @@ MISSES_BEFORE_GONE = 2
 OUTPUT_TAIL_BYTES = 64 * 1024
 
 #: a job id (``123``) or a job step's (``123.4``): all that reaches scancel
+#: squeue's states of a job that Slurm has put back in the queue (``PENDING`` again, with the same id)
+REQUEUED_STATES = frozenset("PENDING REQUEUED REQUEUE_HOLD REQUEUE_FED CONFIGURING".split())
 _JOB_OR_STEP_ID = re.compile(r"[0-9]+(\.[0-9]+)?", re.ASCII)
 _JOB_ID = re.compile(r"[0-9]+", re.ASCII)
 _SIGNAL = re.compile(r"[A-Z][A-Z0-9]*|[0-9]+", re.ASCII)

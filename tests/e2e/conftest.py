@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import pwd
@@ -17,12 +18,14 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.slurmtools import require_slurm, slurm, wait_for
+from tests.slurmtools import head_address, require_slurm, slurm, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 ARTIFACTS = REPO / "test-artifacts"
-PUBLIC_PORT, HUB_PORT, PROXY_API_PORT = 18000, 18081, 18001
+#: DKRZ_E2E_PORT_OFFSET moves these ports: two checkouts can run their end-to-end tests at once
+_OFFSET = int(os.environ.get("DKRZ_E2E_PORT_OFFSET") or 0)
+PUBLIC_PORT, HUB_PORT, PROXY_API_PORT = 18000 + _OFFSET, 18081 + _OFFSET, 18001 + _OFFSET
 USERS = ("alice", "bob", "carol")
 # The e2e hub runs as this unprivileged system account (made by `make env`, with the sudoers drop-in of
 # dkrzspawner/share/sudoers.d/), as a site runs it.
@@ -31,7 +34,7 @@ HUB_ACCOUNT = "jupyterhub"
 TEST_CONFIG = """
 load_subconfig({repo_config!r})
 c.JupyterHub.bind_url = "http://127.0.0.1:{public}"
-c.JupyterHub.hub_bind_url = "http://127.0.0.1:{hub}"
+c.JupyterHub.hub_bind_url = "http://{head}:{hub}"
 c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api}"
 c.JupyterHub.log_level = "DEBUG"
 # appended: the drop-ins' services (announcements, accounts) and roles stay
@@ -54,6 +57,14 @@ def test_servers(spawner):
     if spawner.name == "broken":
         spawner.job_prefix = "/nonexistent/env"
     # "hog": reports its port, then takes 4 GB of its 2500M and is killed by Slurm.
+    # "requeueable": a site template that lets Slurm requeue the job (test_nodes.py requeues it)
+    if spawner.name == "requeueable":
+        import pathlib
+        pathlib.Path("requeueable.sh.j2").write_text(
+            '{{% extends "batch_script.sh.j2" %}}{{% block prologue %}}\\n#SBATCH --requeue\\n{{{{ super() }}}}'
+            '{{% endblock %}}')
+        spawner.template_paths = [str(pathlib.Path.cwd())]
+        spawner.batch_script_template = "requeueable.sh.j2"
     if spawner.name == "hog":
         spawner.cmd = ["/usr/bin/python3", "-c", "import time; x = bytearray(4 << 30); time.sleep(600)"]
 
@@ -77,7 +88,7 @@ class Hub:
         self.workdir = workdir
         self.account = pwd.getpwnam(run_as) if run_as else None
         self.token = secrets.token_hex(16)
-        self.api_url = f"http://127.0.0.1:{hub}/hub/api"
+        self.api_url = f"http://{head_address()}:{hub}/hub/api"
         self.public_url = f"http://127.0.0.1:{public}"
         self.venv_bin = venv_bin
         self.proc = None
@@ -93,7 +104,7 @@ class Hub:
         shutil.copy(REPO / "jupyterhub_config.py", site)
         (workdir / "jupyterhub_config.py").write_text(config.format(
             repo_config=str(site / "jupyterhub_config.py"), public=public, hub=hub,
-            proxy_api=proxy_api, token=self.token) + extra_config)
+            proxy_api=proxy_api, token=self.token, head=head_address()) + extra_config)
         if self.account:
             os.chown(workdir, self.account.pw_uid, self.account.pw_gid)
             workdir.chmod(0o700)
@@ -237,9 +248,26 @@ def e2e_jobs() -> str:
     return "\n".join(line for line in out.splitlines() if line.split()[2].startswith(E2E_JOB_NAMES))
 
 
+#: one end-to-end session at a time on a machine: they share the cluster's users, and each checks that no job of
+#: theirs is left behind (another checkout's run waits here instead of failing on this one's jobs)
+SESSION_LOCK = Path("/tmp/dkrzspawner-e2e.lock")
+
+
+def one_session_at_a_time():
+    """An exclusive lock on :data:`SESSION_LOCK`, held until the returned file is closed."""
+    lock = open(SESSION_LOCK, "a")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(f"another end-to-end run holds {SESSION_LOCK}: waiting for it to end")
+        fcntl.flock(lock, fcntl.LOCK_EX)
+    return lock
+
+
 @pytest.fixture(scope="session")
 def hub(tmp_path_factory):
     require_slurm()
+    lock = one_session_at_a_time()
     if not shutil.which("configurable-http-proxy", path=str(VENV_BIN)):
         pytest.fail("configurable-http-proxy is missing from the environment: run `make env`")
     stale = [line.split()[0] for line in e2e_jobs().splitlines()]
@@ -262,6 +290,7 @@ def hub(tmp_path_factory):
     finally:
         hub.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+        lock.close()
 
 
 @pytest.fixture(autouse=True)

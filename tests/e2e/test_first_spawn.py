@@ -9,7 +9,7 @@ import subprocess
 import pytest
 import requests
 
-from tests.slurmtools import accounted_jobs, job_field, jobs_of, sacct_state, slurm, wait_for
+from tests.slurmtools import accounted_jobs, job_field, jobs_of, on_node, sacct_state, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slurm]
 
@@ -20,7 +20,7 @@ def job_id_of(hub, user, name=""):
 
 def owners_of_job_processes(job_id) -> set[str]:
     """The Unix owners of every process Slurm counts as part of the job."""
-    out = slurm("scontrol", "listpids", str(job_id))
+    out = on_node(job_field(job_id, "%B"), "scontrol", "listpids", str(job_id))
     pids = [line.split()[0] for line in out.splitlines()[1:] if line.split() and line.split()[0].isdigit()]
     owners = set()
     for pid in pids:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.slurmtools import job_field, jobs_of, node_filled, sacct_state, slurm, wait_for
+from tests.slurmtools import cluster_filled, job_field, jobs_of, sacct_state, slurm, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slurm]
 
@@ -74,7 +74,7 @@ def test_job_over_its_memory_fails_the_spawn_with_the_reason(hub):
 
 
 def test_pending_spawn_shows_reason_and_estimate_and_cancelling_cancels_the_job(hub):
-    with node_filled(8):
+    with cluster_filled():
         response = hub.spawn("alice", "waiting", options={"preset": "shared"})
         assert response.status_code == 202, response.text
         job = wait_for(lambda: (hub.server("alice", "waiting") or {}).get("state", {}).get("job_id"),
@@ -97,7 +97,7 @@ def test_pending_spawn_shows_reason_and_estimate_and_cancelling_cancels_the_job(
 def test_hub_restart_recovers_a_running_and_a_pending_server(hub):
     hub.spawn("alice", options={"preset": "shared"})
     running = hub.wait_ready("alice")["state"]["job_id"]
-    with node_filled(7) as blocker:
+    with cluster_filled() as blockers:
         assert hub.spawn("alice", "queued", options={"preset": "shared"}).status_code == 202
         pending = wait_for(lambda: (hub.server("alice", "queued") or {}).get("state", {}).get("job_id"),
                            timeout=30, what="the queued job id")
@@ -108,7 +108,7 @@ def test_hub_restart_recovers_a_running_and_a_pending_server(hub):
         assert hub.wait_ready("alice")["state"]["job_id"] == running
         assert job_field(pending, "%T") == "PENDING", "the queued job survives the restart"
 
-        slurm("scancel", blocker)
+        slurm("scancel", *blockers)
         assert hub.wait_ready("alice", "queued", timeout=120)["state"]["job_id"] == pending
     assert answers(hub, "alice") and answers(hub, "alice", "queued")
     assert sorted(jobs_of("alice")) == sorted([running, pending]), "no orphan, no duplicate"

@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import sysconfig
@@ -384,7 +385,8 @@ def test_tasks_give_srun_in_a_notebook_cell_all_of_them(scratch):
     found = drive(scratch, "srun_in_a_cell", f"{RUN}-tasks")
     job_id = found["job_id"]
     assert found["cell"]["status"] == "ok"
-    assert found["cell"]["stdout"].split() == ["vm", "vm"]  # one line per task
+    lines = found["cell"]["stdout"].split()  # one line per task, on the allocation's one node
+    assert len(lines) == 2 and lines[0] == lines[1] and lines[0] in ("node1", "node2"), lines
     assert found["env"][:3] == [job_id, "2", "1"]  # the allocation's tasks and CPUs per task, not the step's
     assert found["env"][3] not in (None, "None")  # the kernel still knows its own step
     fields = slurm("squeue", "-h", "-t", "all", "-j", job_id, "-O", "NumTasks:|,cpus-per-task:", check=False)
@@ -393,26 +395,26 @@ def test_tasks_give_srun_in_a_notebook_cell_all_of_them(scratch):
 
 
 def test_a_kernel_runs_on_the_chosen_node_of_an_existing_allocation(scratch):
-    done = as_alice(scratch, "salloc", "--no-shell", "-J", f"{RUN}-node", "-p", "shared", "-c", "1",
-                    "--mem=500M", "-t", "00:10:00")
+    done = as_alice(scratch, "salloc", "--no-shell", "-J", f"{RUN}-node", "-p", "shared", "-N", "2",
+                    "--ntasks-per-node=1", "-c", "1", "--mem=500M", "-t", "00:10:00")
     job_id = done.stderr.split("Granted job allocation")[1].split()[0]
     try:
         refused = cli(scratch, "create", "--template", "python-slurm", "--name", f"{RUN}-badnode", "--job-id",
                       job_id, "--node", "nosuch", check=False)
         assert refused.returncode == 2
-        assert f"Node 'nosuch' is not one of allocation {job_id}'s nodes (vm)." in refused.stderr
+        assert f"Node 'nosuch' is not one of allocation {job_id}'s nodes (node1, node2)." in refused.stderr
         assert not (scratch / "alice-data" / "kernels" / f"{RUN}-badnode").exists()
         alone = cli(scratch, "create", "--template", "python-slurm", "--name", f"{RUN}-badnode", "--preset",
-                    "shared", "--node", "vm", check=False)
+                    "shared", "--node", "node2", check=False)
         assert alone.returncode == 2 and "Node picks a node of an existing allocation" in alone.stderr
         cli(scratch, "create", "--template", "python-slurm", "--name", f"{RUN}-node", "--job-id", job_id,
-            "--node", "vm")
+            "--node", "node2")
         assert kernel_json(scratch, f"{RUN}-node")["metadata"]["kernel_provisioner"]["config"] == {
-            "job_id": job_id, "node": "vm"}
+            "job_id": job_id, "node": "node2"}
         found = drive(scratch, "env_kernel", f"{RUN}-node")
         assert found["job_id"] == job_id == found["found"]["env"]["SLURM_JOB_ID"]
-        assert found["found"]["env"]["SLURMD_NODENAME"] == "vm"
-        assert found["kernel_ip"] == "127.0.0.1"  # vm's address (the local node resolves to loopback)
+        assert found["found"]["env"]["SLURMD_NODENAME"] == "node2"  # not the allocation's first node
+        assert found["kernel_ip"] == socket.gethostbyname("node2")  # the node's own address, where it binds
         assert slurm("squeue", "-h", "-j", job_id, "-o", "%T").strip() == "RUNNING"  # never cancelled
     finally:
         slurm("scancel", job_id, check=False)

@@ -80,7 +80,7 @@ def make_spawner(monkeypatch, user="carol", name="", last_options=None, answers=
     monkeypatch.setattr(DKRZSpawner, "runner", property(lambda self: runner))
     owner = FakeUser(name=user, orm_spawners={}, spawners={})
     config.setdefault("lmod_command", "")  # no modules unless a test offers them
-    spawner = PageSpawner(user=owner, hub=SimpleNamespace(base_url="/hub/"),
+    spawner = PageSpawner(user=owner, hub=SimpleNamespace(base_url="/hub/", api_url="http://10.0.0.1:8081/hub/api"),
                           partitions={"*": {"max_gpus": 0}, "gpu": {"max_gpus": 2}}, **config)
     spawner.server_name, spawner.last_options = name, last_options
     owner.spawners[name] = spawner

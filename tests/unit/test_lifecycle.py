@@ -299,6 +299,29 @@ async def test_poll_records_how_the_job_ended():
     assert saved and saved[-1]["last_end"]["state"] == "CANCELLED"
 
 
+@pytest.mark.parametrize("state, host", [("PENDING", None), ("REQUEUED", "node1"), ("RUNNING", "node2")])
+async def test_a_job_requeued_after_serving_is_cancelled_never_taken_for_the_live_server(state, host):
+    """Slurm requeued the job (node failure, scontrol requeue): same id, but the server on node1 is gone. Pending
+    again or running on another node, it is cancelled (a new start would spend the budget unasked), and why is
+    said; the same id still running on its node is the live server."""
+    life, runner, watcher, saved = life_for({("scancel", "4242"): Result("", "", 0.0)})
+    life.record.job_id, life.record.job_host, life.record.job_port = "4242", "node1", 45678
+    watcher.say("4242", "RUNNING", host="node1")
+    assert await life.poll(wait=0.1) is None and not calls(runner)
+    watcher.say("4242", state, host=host, reason="BeginTime" if state == "PENDING" else None)
+    assert await life.poll(wait=0.1) == 1
+    assert (("scancel", "4242"), "carol", None) in calls(runner)
+    assert life.record.last_end["state"] == "REQUEUED" and saved[-1]["last_end"]["state"] == "REQUEUED"
+    assert "on node1 was lost" in life.record.last_end["reason"] and "cancelled job 4242" in life.record.last_end["reason"]
+
+
+async def test_a_pending_job_that_never_served_is_just_waiting():
+    life, runner, watcher, _ = life_for()
+    life.record.job_id = "4242"  # e.g. after a hub restart, before the server answered: no port recorded yet
+    watcher.say("4242", "PENDING", reason="Priority")
+    assert await life.poll(wait=0.1) is None and not calls(runner)
+
+
 async def test_stop_cancels_as_the_user_and_waits_for_slurms_word():
     life, runner, watcher, _ = life_for({("scancel", "4242"): Result("", "", 0.0),
                                          SACCT: Result("4242|CANCELLED|0:15|00:10:00|06:00:00\n", "", 0.0)})

@@ -181,7 +181,7 @@ async def test_the_form_offers_only_what_is_allowed(monkeypatch):
 
 
 def active_spawner(user, name, partition):
-    spawner = PageSpawner(user=user, hub=SimpleNamespace(base_url="/hub/"), lmod_command="")
+    spawner = PageSpawner(user=user, hub=SimpleNamespace(base_url="/hub/", api_url="http://10.0.0.1:8081/hub/api"), lmod_command="")
     spawner.server_name, spawner.record.job_partition = name, partition
     spawner._spawn_pending = True
     user.spawners[name] = spawner

@@ -10,6 +10,7 @@ import pytest
 from tornado import web
 
 from dkrzspawner import spawner as spawner_module
+from dkrzspawner.registry import REGISTRY
 from dkrzspawner.slurm import Result, SlurmRejected, SlurmTimeout
 from dkrzspawner.spawner import DKRZSpawner
 from tests.unit.builders import PageSpawner, make_spawner
@@ -123,6 +124,18 @@ async def test_a_preflight_refusal_is_a_400_with_the_plain_message_and_no_submis
     last = runner.commands[-1]
     assert (last.argv, last.user) == (["sbatch", "--test-only"], "carol") and "#SBATCH --cpus-per-task=2" in last.stdin
     assert not [c for c in runner.commands if c.argv[:2] == ["sbatch", "--parsable"]], "no job"
+
+
+async def test_a_hub_api_on_loopback_is_said_once_jobs_on_nodes_cannot_reach_it(monkeypatch, caplog):
+    refusal = SlurmRejected(["sbatch"], 1, "sbatch: error: Batch job submission failed: Invalid partition name")
+    spawner, _ = make_spawner(monkeypatch, answers={("sbatch", "--test-only"): refusal})
+    spawner.hub = SimpleNamespace(base_url="/hub/", api_url="http://127.0.0.1:8081/hub/api")
+    REGISTRY._parts.pop(("once", "hub on loopback"), None)  # noqa: SLF001 - said once per process: reset for this test
+    for _ in range(2):
+        with pytest.raises(web.HTTPError):
+            await start_with(monkeypatch, spawner)
+    warned = [r.getMessage() for r in caplog.records if "loopback address" in r.getMessage()]
+    assert len(warned) == 1 and "c.JupyterHub.hub_connect_ip" in warned[0]
 
 
 async def test_a_hub_user_whose_name_is_no_unix_name_gets_why_and_no_slurm_command(monkeypatch):
