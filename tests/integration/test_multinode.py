@@ -58,11 +58,13 @@ def two_node_request() -> JobRequest:
 
 
 async def test_a_two_node_server_gets_both_nodes_and_its_srun_reaches_them(jobs, shared_dir):
-    seen = shared_dir / "srun.txt"
+    seen, server = shared_dir / "srun.txt", shared_dir / "server.py"
+    server.write_text(SERVER)
+    server.chmod(0o644)
     text = script.render("batch_script.sh.j2", request=two_node_request(), job_name="jupyterhub-multinode",
                          comment="dkrzspawner:alice:multinode:test", output=str(shared_dir / "job.log"),
                          workdir="/tmp", export_names=["DKRZ_TEST"], path=os.path.dirname(sys.executable) +
-                         ":/usr/bin:/bin", command=[sys.executable, "-c", SERVER, str(seen)])
+                         ":/usr/bin:/bin", command=[sys.executable, str(server), str(seen)])
     assert "#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=1\n#SBATCH --cpus-per-task=1\n" in text
     runner = SlurmRunner(timeout=30)
     job = (await runner.run(["sbatch", "--parsable"], user="alice", stdin=text, env={"DKRZ_TEST": "1"})

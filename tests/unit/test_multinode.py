@@ -1,6 +1,6 @@
 """A multi-node request is what it says: nodes=N gives N nodes, each with ``cores``, ``memory`` and ``gpus``; the
 batch script and the pre-flight ask Slurm for that shape, the limits are checked per node, and the form's cost
-and its budget check count all the nodes' cores (issue 17, item 3). On a recorded two-node partition."""
+and its budget check count all the nodes' cores (issue 17, item 3). On the recorded two-node partition (8 cores, 16000 MB, 2 GPUs per node)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def two_node_facts(user="alice"):
 
 def test_the_limits_of_a_two_node_partition_are_per_node():
     limits = two_node_facts().partitions["shared"]
-    assert (limits.max_nodes, limits.max_cores, limits.max_memory_mb, limits.max_gpus) == (2, 4, 8000, 2)
+    assert (limits.max_nodes, limits.max_cores, limits.max_memory_mb, limits.max_gpus) == (2, 8, 16000, 2)
 
 
 def test_a_two_node_request_counts_every_node():
@@ -45,8 +45,8 @@ def test_a_two_node_request_counts_every_node():
 
 @pytest.mark.parametrize("changes, field, words", [
     ({"nodes": 3}, "nodes", "Nodes must be between 1 and 2 in partition shared."),
-    ({"cores": 5}, "cores", "Cores must be between 1 and 4 per node in partition shared."),
-    ({"memory": "9000M"}, "memory", "Memory must be at most 8000M (8 GB) per node in partition shared."),
+    ({"cores": 9}, "cores", "Cores must be between 1 and 8 per node in partition shared."),
+    ({"memory": "17000M"}, "memory", "Memory must be at most 16000M (16 GB) per node in partition shared."),
     ({"gpus": 3}, "gpus", "GPUs must be between 0 and 2 per node in partition shared."),
 ])
 def test_the_limits_are_checked_per_node(changes, field, words):

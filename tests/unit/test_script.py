@@ -36,6 +36,7 @@ TAIL = [
     "umask 0022",
     "export PATH=/opt/dkrzspawner/venv/bin:/usr/bin:/bin",
     "export LANG=C.UTF-8",
+    "export SLURM_EXPORT_ENV=ALL",
     "",
     "",
     "exec /opt/dkrzspawner/venv/bin/python -m dkrzspawner.singleuser -- jupyterhub-singleuser",
