@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import jinja2
 
-from .options import OptionsError, Preset, shown, unwrap, validate
+from .options import JobRequest, OptionsError, Preset, shown, unwrap, validate
 from .units import format_runtime, human_memory, human_runtime, memory_mb, runtime_seconds
 
 if TYPE_CHECKING:  # for annotations only
@@ -320,7 +320,8 @@ def preset_views(presets: dict[str, Preset], facts: Facts | None, selected: dict
         chosen = selected["cores"].get(key)
         choices = tuple(
             Choice(value=f"{key}:{cores}", id=f"dkrz-preset-{key}-{cores}", cores=cores, memory_mb=cores * per_core,
-                   core_hours=cores * runtime / 3600,
+                   core_hours=JobRequest(partition=preset.partition, cores=cores, memory_mb=cores * per_core,
+                                         runtime_seconds=runtime).core_hours,
                    checked=selected["mode"] == "preset" and selected["preset"] == key and chosen == cores)
             for cores in preset.cores
         )
@@ -362,13 +363,14 @@ def context(*, presets: dict[str, Preset], facts: Facts | None, selected: dict, 
     if checked:
         view, choice = checked
         runtime = runtime_seconds(selected["preset_runtime"]) if selected["preset_runtime"] else view.runtime
-        cost["preset"] = choice.cores * runtime / 3600
+        cost["preset"] = JobRequest(partition=view.partition, cores=choice.cores, memory_mb=choice.memory_mb,
+                                    runtime_seconds=runtime).core_hours
         ends["preset"] = end_text(runtime)
     if current is not None:
         nodes = int(selected["nodes"] or 1)
         cores = int(selected["cores_advanced"] or current.default_cores)
         runtime = runtime_seconds(selected["runtime"]) if selected["runtime"] else current.default_runtime
-        cost["advanced"] = nodes * cores * runtime / 3600
+        cost["advanced"] = advanced_cost(current, nodes, cores, runtime)
         ends["advanced"] = end_text(runtime)
     data = {
         "presets": {v.key: {"runtime": v.runtime, "max_runtime": v.max_runtime, "partition": v.partition}
@@ -401,6 +403,13 @@ def context(*, presets: dict[str, Preset], facts: Facts | None, selected: dict, 
         "data": data,
         "format_runtime": format_runtime,
     }
+
+
+def advanced_cost(partition: PartitionView, nodes: int, cores: int, runtime: int) -> float:
+    """Core-hours of an advanced request of ``nodes`` nodes with ``cores`` cores each for ``runtime`` seconds:
+    :attr:`~dkrzspawner.options.JobRequest.core_hours`, the one definition (the form's script mirrors it)."""
+    return JobRequest(partition=partition.name, nodes=nodes, cores=cores,
+                      memory_mb=cores * partition.memory_per_core_mb, runtime_seconds=runtime).core_hours
 
 
 def budget_view(budgets: dict[str, dict], account: str, cost: float) -> dict | None:

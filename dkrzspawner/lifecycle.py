@@ -86,7 +86,8 @@ class Submission:
     job_name: str = ""
     #: the job's output file as ``#SBATCH --output`` has it (Slurm's ``%j`` and ``%x`` still in it)
     output: str = ""
-    #: the request in words, for the progress page (``partition shared, 2 cores, 5000M memory, walltime 06:00:00``)
+    #: the request in words, for the progress page (``partition shared, 2 cores, 5000M memory, walltime 06:00:00``;
+    #: :attr:`~dkrzspawner.options.JobRequest.shape`)
     summary: str = ""
 
 

@@ -174,7 +174,12 @@ def load_partition_settings(config: dict) -> dict[str, PartitionSettings]:
 class JobRequest:
     """A validated request: only these values ever reach a batch script or a command line.
 
-    Memory and runtime are kept as numbers; :attr:`memory` and :attr:`runtime` are Slurm's text for them.
+    ``nodes`` nodes, each with ``cores`` cores, ``memory_mb`` of memory and ``gpus`` GPUs: ``cores``,
+    ``memory_mb`` and ``gpus`` are per node, as Slurm's ``--cpus-per-task`` (of one task per node), ``--mem`` and
+    ``--gpus-per-node`` take them. What the whole job holds (and what it costs) is :attr:`total_cores`,
+    :attr:`total_gpus`, :attr:`total_memory_mb` and :attr:`core_hours`, the one definition the form's cost, the
+    budget warning and the descriptions use. Memory and runtime are kept as numbers; :attr:`memory` and
+    :attr:`runtime` are Slurm's text for them.
     """
 
     partition: str
@@ -199,8 +204,34 @@ class JobRequest:
         return format_runtime(self.runtime_seconds)
 
     @property
+    def total_cores(self) -> int:
+        """The cores of all the job's nodes together."""
+        return self.nodes * self.cores
+
+    @property
+    def total_gpus(self) -> int:
+        """The GPUs of all the job's nodes together."""
+        return self.nodes * self.gpus
+
+    @property
+    def total_memory_mb(self) -> int:
+        """The memory of all the job's nodes together, in MB."""
+        return self.nodes * self.memory_mb
+
+    @property
     def core_hours(self) -> float:
-        return self.nodes * self.cores * self.runtime_seconds / 3600
+        """What the job charges its account for the whole runtime: all its cores times hours."""
+        return self.total_cores * self.runtime_seconds / 3600
+
+    @property
+    def shape(self) -> str:
+        """The request in words: ``4 cores, 10G memory`` or ``2 nodes, each 4 cores, 10G memory, 1 GPU``."""
+        each = [f"{self.cores} core{'s' if self.cores != 1 else ''}", f"{self.memory} memory"]
+        if self.gpus:
+            each.append(f"{self.gpus} GPU{'s' if self.gpus != 1 else ''}")
+        if self.nodes == 1:
+            return ", ".join(each)
+        return f"{self.nodes} nodes, each " + ", ".join(each)
 
 
 # -- the input models: types and formats declared, refusals in one sentence --------------------------------
@@ -474,8 +505,8 @@ def _validate_advanced(options, facts: Facts) -> JobRequest:
         with_gpus = [p.name for p in facts.visible() if p.max_gpus]
         where = f"; choose {' or '.join(with_gpus)}" if with_gpus else ""
         raise OptionsError("gpus", f"GPUs: partition {name} has none{where}.")
-    if not 0 <= gpus <= limits.max_gpus * nodes:
-        raise OptionsError("gpus", f"GPUs must be between 0 and {limits.max_gpus * nodes} in partition {name}.")
+    if not 0 <= gpus <= limits.max_gpus:
+        raise OptionsError("gpus", f"GPUs must be between 0 and {limits.max_gpus} per node in partition {name}.")
 
     seconds = limits.default_runtime if parsed.runtime is None else parsed.runtime
     longest = limits.max_runtime

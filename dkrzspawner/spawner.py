@@ -780,8 +780,7 @@ class DKRZSpawner(ModuleSettings, Spawner):
         self.log.debug("Batch script for %s:\n%s", self._log_name, text)
         return Submission(user=self.user.name, script=text, env=env, tag=tag, partition=request.partition,
                           job_name=self.job_name, output=output,
-                          summary=f"partition {request.partition}, {request.cores} cores, {request.memory} memory, "
-                                  f"walltime {request.runtime}")
+                          summary=f"partition {request.partition}, {request.shape}, walltime {request.runtime}")
 
     # -- internal_ssl (see jobcerts) ---------------------------------------------------------------------------
     @staticmethod

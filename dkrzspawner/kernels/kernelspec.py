@@ -51,7 +51,7 @@ class KernelOptions:
     """Options checked for shape. ``job`` is the part for :func:`dkrzspawner.options.validate`."""
 
     job: dict
-    tasks: int = 1
+    tasks: int | None = None  # the allocation's tasks, all nodes together; None: one per node
     modules: tuple[str, ...] = ()
     job_id: str | None = None
     node: str | None = None
@@ -108,8 +108,8 @@ def check_shape(config, offer: Offer | None = None) -> KernelOptions:
     timeout = 300.0 if own.allocation_timeout is None else float(own.allocation_timeout)
     if not 1 <= timeout <= 7 * 86400:
         raise OptionsError("allocation_timeout", "Allocation timeout must be between 1 s and 7 days (in seconds).")
-    tasks = 1 if own.tasks is None else own.tasks
-    if not 1 <= tasks <= 4096:
+    tasks = own.tasks
+    if tasks is not None and not 1 <= tasks <= 4096:
         raise OptionsError("tasks", "Tasks must be between 1 and 4096.")
     if job_id is None:  # what the hub's validation checks before it needs Slurm's facts
         offer.check_shape(job)
@@ -130,11 +130,23 @@ def to_job_request(options: KernelOptions, offer: Offer | None = None, facts=Non
     :meth:`~dkrzspawner.offer.Offer.facts_from`) and what the hub offers the user (``offer``)."""
     offer = offer or default_offer()
     request = (offer if facts is None else offer.with_facts(facts)).validate(options.job)
-    total_cores = request.nodes * request.cores
-    if options.tasks > total_cores or total_cores % options.tasks:
-        raise OptionsError("tasks", f"Tasks must divide the {total_cores} cores of the allocation evenly "
-                                    f"(1 to {total_cores}).")
+    tasks_per_node(options, request)
     return request
+
+
+def tasks_per_node(options: KernelOptions, request: JobRequest) -> int:
+    """The allocation's tasks on each node (``salloc --ntasks-per-node``): ``tasks`` (all nodes together; one
+    per node when not given) spread evenly over the request's nodes, each task with the same share of a node's
+    cores (``--cpus-per-task``); OptionsError naming ``tasks`` when they cannot be."""
+    tasks = request.nodes if options.tasks is None else options.tasks
+    per_node, rest = divmod(tasks, request.nodes)
+    if rest or not per_node or request.cores % per_node:
+        choices = [str(request.nodes * n) for n in range(1, request.cores + 1) if request.cores % n == 0]
+        listed = ", ".join(choices[:-1]) + " or " + choices[-1] if len(choices) > 1 else choices[0]
+        where = "" if request.nodes == 1 else f", the same number on each of its {request.nodes} nodes"
+        raise OptionsError("tasks", f"Tasks must divide the {request.total_cores} cores of the allocation evenly"
+                                    f"{where}: {listed}.")
+    return per_node
 
 
 # -- the kernelspec's env ---------------------------------------------------------------------------
@@ -188,9 +200,13 @@ def describe(options: KernelOptions) -> str:
         parts = [f"partition {job['partition']}"]
     else:
         parts = [f"preset {job.get('preset', 'default')}"]
+    nodes = job.get("nodes")
+    if isinstance(nodes, int) and nodes > 1:
+        parts.append(f"{nodes} nodes")
+    each = " per node" if isinstance(nodes, int) and nodes > 1 else ""
     for key, word in (("cores", "core"), ("gpus", "GPU")):
         if job.get(key):
-            parts.append(f"{job[key]} {word}" + ("s" if job[key] != 1 else ""))
+            parts.append(f"{job[key]} {word}" + ("s" if job[key] != 1 else "") + each)
     if job.get("runtime"):
         parts.append(job["runtime"])
     return ", ".join(parts)

@@ -306,7 +306,8 @@ class SlurmProvisioner(ModuleSettings, KernelProvisionerBase):
         tag = f"dkrz-kernel:{self.kernel_id}"
         name = f"jupyter-kernel-{getattr(self.parent, 'kernel_name', '') or 'kernel'}"
         name = "".join(c if c.isalnum() or c in "._-" else "-" for c in name)[:64]
-        argv = allocations.salloc_argv(request, tasks=options.tasks, job_name=name, comment=tag)
+        argv = allocations.salloc_argv(request, tasks_per_node=kernelspec.tasks_per_node(options, request),
+                                       job_name=name, comment=tag)
         self.log.info("Asking Slurm for an allocation: %s", " ".join(argv))
         loop = asyncio.get_running_loop()
         started = loop.time()

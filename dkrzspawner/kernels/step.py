@@ -17,14 +17,18 @@ SLURM_ENV_PREFIXES = ("SLURM_", "SRUN_", "SALLOC_", "SBATCH_")
 KEEP_SLURM_ENV = ("SLURM_CONF",)
 
 #: The kernel's step sees itself: one task, all the allocation's CPUs, one node (SLURM_NTASKS=1, SLURM_NPROCS=1,
-#: SLURM_CPUS_PER_TASK, SLURM_NNODES=1, SLURM_NODELIST). A nested ``srun`` takes those as its defaults, and
-#: dropping them is not enough (without SLURM_NTASKS it starts one task per node), so the step sets the
-#: allocation's values, as salloc's shell has them, before it becomes the kernel; SLURM_JOB_ID and the step's
-#: own SLURM_STEP_* stay. Fixed text; the values come as variables (:func:`job_view_environment`).
+#: SLURM_CPUS_PER_TASK, SLURM_NNODES=1, SLURM_NODELIST, and SLURM_JOB_NODELIST: only the step's node). A nested
+#: ``srun`` takes those as its defaults, and dropping them is not enough (without SLURM_NTASKS it starts one task
+#: per node; with the step's SLURM_JOB_NODELIST, Slurm 22.05's srun refuses a step on more than the kernel's node:
+#: "More processors requested than permitted"), so the step sets the allocation's values, as salloc's shell has
+#: them, before it becomes the kernel (and drops the step's tasks per node, which would contradict them);
+#: SLURM_JOB_ID and the step's own SLURM_STEP_* stay. Fixed text; the values come as variables
+#: (:func:`job_view_environment`).
 JOB_VIEW = ('export SLURM_NTASKS="$DKRZ_JOB_NTASKS" SLURM_NPROCS="$DKRZ_JOB_NTASKS" '
             'SLURM_CPUS_PER_TASK="$DKRZ_JOB_CPUS_PER_TASK" SLURM_NNODES="$DKRZ_JOB_NNODES" '
-            'SLURM_NODELIST="$DKRZ_JOB_NODELIST" && '
-            'unset SLURM_TASKS_PER_NODE DKRZ_JOB_NTASKS DKRZ_JOB_CPUS_PER_TASK DKRZ_JOB_NNODES DKRZ_JOB_NODELIST')
+            'SLURM_NODELIST="$DKRZ_JOB_NODELIST" SLURM_JOB_NODELIST="$DKRZ_JOB_NODELIST" && '
+            'unset SLURM_TASKS_PER_NODE SLURM_NTASKS_PER_NODE '
+            'DKRZ_JOB_NTASKS DKRZ_JOB_CPUS_PER_TASK DKRZ_JOB_NNODES DKRZ_JOB_NODELIST')
 JOB_VIEW_NAMES = ("DKRZ_JOB_NTASKS", "DKRZ_JOB_CPUS_PER_TASK", "DKRZ_JOB_NNODES", "DKRZ_JOB_NODELIST")
 #: variables the provisioner sets in the kernel's step (a kernelspec's ``env`` may not name them)
 PROVISIONER_ENV = ("DKRZ_MODULES_INIT", "DKRZ_MODULES", "MODULEPATH", *JOB_VIEW_NAMES)

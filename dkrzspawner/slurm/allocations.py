@@ -37,20 +37,25 @@ _STEP_ID = re.compile(r"[0-9]+(?:[_+][0-9]+)?\.[A-Za-z0-9_]+", re.ASCII)
 
 
 # -- asking for an allocation and running a kernel in it ---------------------------------------------------
-def salloc_argv(request, *, tasks: int = 1, job_name: str, comment: str,
+def salloc_argv(request, *, tasks_per_node: int = 1, job_name: str, comment: str,
                 keeper: tuple[str, ...] = KEEPER) -> list[str]:
     """``salloc ... cat`` for a validated request (a :class:`~dkrzspawner.options.JobRequest`): the allocation
     the kernel will run in, held while ``keeper`` runs. ``--kill-command=HUP`` ends the keeper (and so salloc)
-    when Slurm revokes the allocation."""
-    cpus_per_task = request.nodes * request.cores // tasks
+    when Slurm revokes the allocation.
+
+    The request's numbers are per node, and so is the allocation: ``request.nodes`` nodes, each with
+    ``tasks_per_node`` tasks that split the node's ``request.cores`` cores evenly (which the caller checked),
+    ``--mem`` (per node, Slurm's meaning) and ``--gpus-per-node``. (``--ntasks`` alone would let Slurm pack the
+    tasks onto fewer nodes, and ``--gpus`` counts the whole job's GPUs.)"""
     argv = ["salloc", "--kill-command=HUP", f"--job-name={job_name}", f"--comment={comment}",
             f"--partition={request.partition}"]
     if request.account:
         argv.append(f"--account={request.account}")
-    argv += [f"--nodes={request.nodes}", f"--ntasks={tasks}", f"--cpus-per-task={cpus_per_task}",
-             f"--mem={request.memory}", f"--time={request.runtime}"]
+    argv += [f"--nodes={request.nodes}", f"--ntasks-per-node={tasks_per_node}",
+             f"--cpus-per-task={request.cores // tasks_per_node}", f"--mem={request.memory}",
+             f"--time={request.runtime}"]
     if request.gpus:
-        argv.append(f"--gpus={request.gpus}")
+        argv.append(f"--gpus-per-node={request.gpus}")
     if request.reservation:
         argv.append(f"--reservation={request.reservation}")
     return [*argv, *keeper]

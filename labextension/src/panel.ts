@@ -81,14 +81,16 @@ export class SlurmPanel extends Widget {
       return;
     }
     const left = this.job.secondsLeft;
+    // Slurm's node list (node[1-2], a,b) names several nodes; cores count all of them, memory and GPUs are per node
+    const several = /[,[]/.test(job.node ?? '');
     const rows: [string, string, string][] = [
       ['job_id', 'Job id', job.job_id ?? ''],
       ['partition', 'Partition', job.partition ?? ''],
       ['account', 'Account', job.account ?? ''],
-      ['node', 'Node', job.node ?? ''],
-      ['cores', 'Cores', String(job.cores ?? '')],
-      ['memory', 'Memory', job.memory ?? ''],
-      ['gpus', 'GPUs', String(job.gpus ?? 0)],
+      ['node', several ? 'Nodes' : 'Node', job.node ?? ''],
+      ['cores', several ? 'Cores (all nodes)' : 'Cores', String(job.cores ?? '')],
+      ['memory', 'Memory per node', job.memory ?? ''],
+      ['gpus', 'GPUs per node', String(job.gpus ?? 0)],
       ['started', 'Started', job.started ?? ''],
       ['ends', 'Ends', job.ends ?? ''],
       ['left', 'Time left', left === null ? '' : formatSeconds(left)]

@@ -394,6 +394,17 @@ def test_tasks_give_srun_in_a_notebook_cell_all_of_them(scratch):
     wait_for(lambda: gone(job_id), timeout=60, what="the tasks kernel's allocation to end")
 
 
+def test_a_two_node_kernel_has_a_task_on_each_node_and_srun_in_a_cell_reaches_both(scratch):
+    """--nodes 2 --cores 1: two nodes of one core each, one task per node (salloc --ntasks-per-node=1)."""
+    cli(scratch, "create", "--template", "python-slurm", "--name", f"{RUN}-nodes", "--partition", "shared",
+        "--nodes", "2", "--cores", "1", "--memory", "500M", "--runtime", "00:10:00")
+    found = drive(scratch, "srun_in_a_cell", f"{RUN}-nodes")
+    assert found["cell"]["status"] == "ok"
+    assert sorted(found["cell"]["stdout"].split()) == ["node1", "node2"], found["cell"]
+    assert found["env"][1:3] == ["2", "1"]  # the allocation's two tasks of one core each
+    wait_for(lambda: gone(found["job_id"]), timeout=60, what="the two-node kernel's allocation to end")
+
+
 def test_a_kernel_runs_on_the_chosen_node_of_an_existing_allocation(scratch):
     done = as_alice(scratch, "salloc", "--no-shell", "-J", f"{RUN}-node", "-p", "shared", "-N", "2",
                     "--ntasks-per-node=1", "-c", "1", "--mem=500M", "-t", "00:10:00")

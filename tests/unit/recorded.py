@@ -31,6 +31,20 @@ ReservationName=dkrz_probe2 StartTime=2026-11-22T04:56:31 EndTime=2026-11-22T05:
 #: no reservation at all
 NO_RESERVATIONS = "No reservations in the system\n"
 
+# -- the two-node cluster (ci/slurm-nodes: node1 and node2, 8 CPUs, 16000 MB and gres gpu:2 each) -----------------
+#: scontrol show partition shared -o
+SCONTROL_TWO_NODES = ("PartitionName=shared AllowGroups=ALL AllowAccounts=ALL AllowQos=ALL AllocNodes=ALL Default=YES "
+                      "QoS=N/A DefaultTime=01:00:00 DisableRootJobs=NO ExclusiveUser=NO GraceTime=0 Hidden=NO "
+                      "MaxNodes=UNLIMITED MaxTime=7-00:00:00 MinNodes=0 LLN=NO MaxCPUsPerNode=UNLIMITED Nodes=node[1-2] "
+                      "PriorityJobFactor=1 PriorityTier=1 RootOnly=NO ReqResv=NO OverSubscribe=NO OverTimeLimit=NONE "
+                      "PreemptMode=OFF State=UP TotalCPUs=16 TotalNodes=2 SelectTypeParameters=NONE JobDefaults=(null) "
+                      "DefMemPerNode=UNLIMITED MaxMemPerNode=UNLIMITED TRES=cpu=16,mem=32000M,node=2,billing=16,gres/gpu=4\n")
+#: sinfo -h -N -p shared -O ... (the fields of SINFO_ARGV): node1 running a job of 1 core and 1000 MB, node2 idle
+SINFO_TWO_NODES = """\
+shared|node1|mix|1/7/0/8|16000|1000|gpu:2|gpu:0|
+shared|node2|idle|0/8/0/8|16000|0|gpu:2|gpu:0|
+"""
+
 # -- sinfo -h -N -O PartitionName:|,NodeList:|,StateCompact:|,CPUsState:|,Memory:|,AllocMem:|,Gres:|,GresUsed:| -----
 #: nothing running
 SINFO_IDLE = """\

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from dkrzspawner.cluster import Access
@@ -92,13 +94,57 @@ def test_salloc_argv_from_a_request():
     request = kernelspec.to_job_request(kernelspec.check_shape(
         {"partition": "gpu", "gpus": 1, "cores": 4, "tasks": 2, "account": "bb1234", "runtime": "02:00:00"}),
         facts=facts())
-    argv = allocations.salloc_argv(request, tasks=2, job_name="jupyter-kernel-x", comment="dkrz-kernel:abc")
+    options = kernelspec.check_shape(
+        {"partition": "gpu", "gpus": 1, "cores": 4, "tasks": 2, "account": "bb1234", "runtime": "02:00:00"})
+    assert kernelspec.tasks_per_node(options, request) == 2
+    argv = allocations.salloc_argv(request, tasks_per_node=2, job_name="jupyter-kernel-x", comment="dkrz-kernel:abc")
     assert argv == ["salloc", "--kill-command=HUP", "--job-name=jupyter-kernel-x", "--comment=dkrz-kernel:abc",
-                    "--partition=gpu", "--account=bb1234", "--nodes=1", "--ntasks=2", "--cpus-per-task=2",
-                    "--mem=8000M", "--time=02:00:00", "--gpus=1", "cat"]
+                    "--partition=gpu", "--account=bb1234", "--nodes=1", "--ntasks-per-node=2", "--cpus-per-task=2",
+                    "--mem=8000M", "--time=02:00:00", "--gpus-per-node=1", "cat"]
     preset = kernelspec.to_job_request(kernelspec.check_shape({"preset": "shared", "cores": 2}))
     argv = allocations.salloc_argv(preset, job_name="n", comment="c")
     assert "--cpus-per-task=2" in argv and "--mem=5000M" in argv and not any(a.startswith("--account") for a in argv)
+
+
+def multi_node_facts() -> Facts:
+    gpu = PartitionLimits(name="gpu", display_name="gpu", default=True, max_nodes=2, max_cores=8,
+                          max_memory_mb=16000, max_gpus=2, max_runtime=12 * 3600, memory_per_core_mb=2000)
+    return dataclasses.replace(facts(), partitions={"gpu": gpu})
+
+
+@pytest.mark.parametrize("tasks, per_node, cpus", [(None, 1, 4), (2, 1, 4), (4, 2, 2), (8, 4, 1)])
+def test_a_multi_node_allocation_has_the_cores_memory_gpus_and_tasks_on_every_node(tasks, per_node, cpus):
+    """nodes=2, cores=4, gpus=1: two nodes, each with 4 cores, the memory and 1 GPU; the tasks (one per node
+    unless asked) are spread evenly, so Slurm keeps both nodes (``--ntasks=1`` would shrink it to one)."""
+    config = {"partition": "gpu", "nodes": 2, "cores": 4, "gpus": 1, "memory": "6G",
+              **({"tasks": tasks} if tasks else {})}
+    options = kernelspec.check_shape(config)
+    request = kernelspec.to_job_request(options, facts=multi_node_facts())
+    assert (request.total_cores, request.total_gpus, request.core_hours) == (8, 2, 8.0)
+    assert kernelspec.tasks_per_node(options, request) == per_node
+    argv = allocations.salloc_argv(request, tasks_per_node=per_node, job_name="n", comment="c")
+    assert argv[6:12] == ["--nodes=2", f"--ntasks-per-node={per_node}", f"--cpus-per-task={cpus}", "--mem=6G",
+                          "--time=01:00:00", "--gpus-per-node=1"]
+
+
+@pytest.mark.parametrize("tasks, words", [
+    (1, "Tasks must divide the 8 cores of the allocation evenly, the same number on each of its 2 nodes: "
+        "2, 4 or 8."),
+    (3, "the same number on each of its 2 nodes"),
+    (6, "2, 4 or 8"),
+    (16, "2, 4 or 8"),
+])
+def test_tasks_that_do_not_spread_evenly_over_the_nodes_are_refused(tasks, words):
+    options = kernelspec.check_shape({"partition": "gpu", "nodes": 2, "cores": 4, "tasks": tasks})
+    with pytest.raises(OptionsError) as error:
+        kernelspec.to_job_request(options, facts=multi_node_facts())
+    assert error.value.field == "tasks" and words in str(error.value)
+
+
+def test_one_node_keeps_its_tasks_message():
+    options = kernelspec.check_shape({"partition": "shared", "cores": 4, "tasks": 3})
+    with pytest.raises(OptionsError, match=r"^Tasks must divide the 4 cores of the allocation evenly: 1, 2 or 4\.$"):
+        kernelspec.to_job_request(options, facts=facts())
 
 
 def test_describe():
@@ -108,6 +154,8 @@ def test_describe():
     assert kernelspec.describe(kernelspec.check_shape({"preset": "shared", "cores": 1, "runtime": "01:00:00"})) == \
         "preset shared, 1 core, 01:00:00"
     assert kernelspec.describe(kernelspec.check_shape({"partition": "gpu", "gpus": 1})) == "partition gpu, 1 GPU"
+    assert kernelspec.describe(kernelspec.check_shape({"partition": "gpu", "nodes": 2, "cores": 4, "gpus": 1})) == \
+        "partition gpu, 2 nodes, 4 cores per node, 1 GPU per node"
 
 
 def test_node_needs_an_existing_allocation_and_is_checked_against_its_nodes():

@@ -12,10 +12,12 @@ from jupyter_client.kernelspec import KernelSpec
 from traitlets import Unicode
 from traitlets.config import LoggingConfigurable
 
+from dkrzspawner import cluster
 from dkrzspawner.kernels import step
 from dkrzspawner.kernels import provisioner as prov
 from dkrzspawner.kernels.provisioner import KernelStartError, SlurmProvisioner
 from dkrzspawner.slurm import JobUnknown, SlurmRejected, SlurmUnreachable
+from tests.unit import recorded
 from tests.unit.fakeslurm import FakeRunner, allocating
 
 
@@ -94,6 +96,17 @@ async def test_allocation_then_node_then_cancel_when_the_last_kernel_ends():
     assert fake.spawned[0].stdin.closed and fake.spawned[0].returncode == 0  # given back by salloc itself
     assert "scancel" not in fake.programs()
     assert prov.ALLOCATIONS == {}
+
+
+async def test_a_two_node_kernel_allocation_asks_for_every_node_with_its_share():
+    """nodes=2, cores=4 (per node): one task per node unless ``tasks`` says otherwise, never --ntasks alone
+    (Slurm would pack the tasks onto fewer nodes)."""
+    fake = FakeRunner(allocating(), {cluster.PARTITIONS_ARGV: recorded.SCONTROL_TWO_NODES,
+                                     "sinfo": recorded.SINFO_TWO_NODES})
+    await make(fake, partition="shared", nodes=2, cores=4, tasks=4).pre_launch()
+    salloc = next(call for call in fake.argvs() if call[0] == "salloc")
+    assert [a for a in salloc if a.startswith(("--nodes", "--ntasks", "--cpus-per-task"))] == \
+        ["--nodes=2", "--ntasks-per-node=2", "--cpus-per-task=2"]
 
 
 async def test_a_second_kernel_joins_by_job_id_and_the_allocation_outlives_the_first():

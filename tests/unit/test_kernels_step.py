@@ -29,7 +29,7 @@ def test_the_kernels_step_gets_the_allocations_tasks():
 def test_the_job_view_sets_what_a_nested_srun_reads(tmp_path):
     """Run the fixed text in bash with a step's variables: the kernel sees the allocation's."""
     variables = {"SLURM_NTASKS": "1", "SLURM_NPROCS": "1", "SLURM_CPUS_PER_TASK": "2", "SLURM_NNODES": "1",
-                 "SLURM_NODELIST": "n01", "SLURM_TASKS_PER_NODE": "1", "SLURM_STEP_ID": "3",
+                 "SLURM_NODELIST": "n01", "SLURM_JOB_NODELIST": "n01", "SLURM_TASKS_PER_NODE": "1", "SLURM_NTASKS_PER_NODE": "1", "SLURM_STEP_ID": "3",
                  "SLURM_JOB_ID": "9", "PATH": "/usr/bin:/bin"}
     shape = allocations.JobShape(tasks=2, cpus_per_task=1, nodelist="n[01-02]", hostnames=("n01", "n02"))
     argv = step.step_command(["env"], load_modules=False)
@@ -37,7 +37,9 @@ def test_the_job_view_sets_what_a_nested_srun_reads(tmp_path):
                          check=True).stdout
     seen = dict(line.split("=", 1) for line in out.splitlines())
     assert {k: seen.get(k) for k in ("SLURM_NTASKS", "SLURM_NPROCS", "SLURM_CPUS_PER_TASK", "SLURM_NNODES",
-                                     "SLURM_NODELIST", "SLURM_TASKS_PER_NODE", "SLURM_STEP_ID", "SLURM_JOB_ID")} \
+                                     "SLURM_NODELIST", "SLURM_JOB_NODELIST", "SLURM_TASKS_PER_NODE",
+                                     "SLURM_NTASKS_PER_NODE", "SLURM_STEP_ID", "SLURM_JOB_ID")} \
         == {"SLURM_NTASKS": "2", "SLURM_NPROCS": "2", "SLURM_CPUS_PER_TASK": "1", "SLURM_NNODES": "2",
-            "SLURM_NODELIST": "n[01-02]", "SLURM_TASKS_PER_NODE": None, "SLURM_STEP_ID": "3", "SLURM_JOB_ID": "9"}
+            "SLURM_NODELIST": "n[01-02]", "SLURM_JOB_NODELIST": "n[01-02]", "SLURM_TASKS_PER_NODE": None, "SLURM_NTASKS_PER_NODE": None,
+            "SLURM_STEP_ID": "3", "SLURM_JOB_ID": "9"}
     assert not any(name.startswith("DKRZ_JOB_") for name in seen)

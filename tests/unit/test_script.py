@@ -36,6 +36,7 @@ TAIL = [
     "umask 0022",
     "export PATH=/opt/dkrzspawner/venv/bin:/usr/bin:/bin",
     "export LANG=C.UTF-8",
+    "export SLURM_EXPORT_ENV=ALL",
     "",
     "",
     "exec /opt/dkrzspawner/venv/bin/python -m dkrzspawner.singleuser -- jupyterhub-singleuser",
@@ -61,13 +62,13 @@ def expected_sbatch(request: JobRequest, settings=SETTINGS) -> list[str]:
         lines.append(f"#SBATCH --account={request.account}")
     lines += [
         f"#SBATCH --nodes={request.nodes}",
-        "#SBATCH --ntasks=1",
+        "#SBATCH --ntasks-per-node=1",
         f"#SBATCH --cpus-per-task={request.cores}",
         f"#SBATCH --mem={request.memory}",
         f"#SBATCH --time={request.runtime}",
     ]
     if request.gpus:
-        lines.append(f"#SBATCH --gpus={request.gpus}")
+        lines.append(f"#SBATCH --gpus-per-node={request.gpus}")
     if request.reservation:
         lines.append(f"#SBATCH --reservation={request.reservation}")
     lines += [
@@ -95,7 +96,7 @@ def test_sbatch_lines_exactly():
         "#SBATCH --comment=dkrzspawner:alice:default:0123456789ab",
         "#SBATCH --partition=shared",
         "#SBATCH --nodes=1",
-        "#SBATCH --ntasks=1",
+        "#SBATCH --ntasks-per-node=1",
         "#SBATCH --cpus-per-task=2",
         "#SBATCH --mem=5000M",
         "#SBATCH --time=06:00:00",
@@ -118,7 +119,7 @@ def test_validated_request_renders_the_expected_lines():
         "#SBATCH --partition=prepost",
         "#SBATCH --account=bb1234",
         "#SBATCH --nodes=1",
-        "#SBATCH --ntasks=1",
+        "#SBATCH --ntasks-per-node=1",
         "#SBATCH --cpus-per-task=4",
         "#SBATCH --mem=10000M",
         "#SBATCH --time=01:30:00",
@@ -131,11 +132,11 @@ def test_validated_request_renders_the_expected_lines():
 @pytest.mark.parametrize("changes, present, absent", [
     ({}, [], ["--account", "--gpus", "--reservation"]),
     ({"account": "bb1234"}, ["#SBATCH --account=bb1234"], ["--gpus", "--reservation"]),
-    ({"gpus": 1}, ["#SBATCH --gpus=1"], ["--account", "--reservation"]),
+    ({"gpus": 1}, ["#SBATCH --gpus-per-node=1"], ["--account", "--reservation"]),
     ({"reservation": "maint"}, ["#SBATCH --reservation=maint"], ["--account", "--gpus"]),
     ({"account": "", "gpus": 0, "reservation": ""}, [], ["--account", "--gpus", "--reservation"]),
     ({"account": "ab0000", "gpus": 2, "reservation": "r1"},
-     ["#SBATCH --account=ab0000", "#SBATCH --gpus=2", "#SBATCH --reservation=r1"], []),
+     ["#SBATCH --account=ab0000", "#SBATCH --gpus-per-node=2", "#SBATCH --reservation=r1"], []),
 ])
 def test_optional_lines_only_when_set(changes, present, absent):
     request = dataclasses.replace(SHARED_2, **changes)
@@ -150,9 +151,20 @@ def test_optional_lines_only_when_set(changes, present, absent):
 def test_optional_lines_order():
     request = dataclasses.replace(SHARED_2, account="bb1234", gpus=1, reservation="r1", nodes=2)
     options = [line.split("=")[0].removeprefix("#SBATCH ") for line in sbatch_lines(render(request))]
-    assert options == ["--job-name", "--comment", "--partition", "--account", "--nodes", "--ntasks",
-                       "--cpus-per-task", "--mem", "--time", "--gpus", "--reservation", "--output", "--chdir",
-                       "--export"]
+    assert options == ["--job-name", "--comment", "--partition", "--account", "--nodes", "--ntasks-per-node",
+                       "--cpus-per-task", "--mem", "--time", "--gpus-per-node", "--reservation", "--output",
+                       "--chdir", "--export"]
+
+
+def test_a_multi_node_request_asks_for_every_node_with_its_share():
+    """nodes=2 means two nodes, each with the cores, the memory and the GPUs: one task per node (``--ntasks=1``
+    would make Slurm shrink the job to one node), ``--mem`` per node, ``--gpus-per-node`` (``--gpus`` counts the
+    whole job's)."""
+    request = dataclasses.replace(SHARED_2, nodes=2, cores=4, memory_mb=8000, gpus=1)
+    lines = sbatch_lines(render(request))
+    assert lines[3:9] == ["#SBATCH --nodes=2", "#SBATCH --ntasks-per-node=1", "#SBATCH --cpus-per-task=4",
+                          "#SBATCH --mem=8000M", "#SBATCH --time=06:00:00", "#SBATCH --gpus-per-node=1"]
+    assert not any(line.startswith(("#SBATCH --ntasks=", "#SBATCH --gpus=")) for line in lines)
 
 
 @pytest.mark.parametrize("command", [
