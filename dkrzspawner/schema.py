@@ -4,7 +4,7 @@ What lives here: :func:`options_schema`, which turns an :class:`~dkrzspawner.off
 and partitions x the cluster's facts x the user's group policy, the very object :meth:`Offer.validate
 <dkrzspawner.offer.Offer.validate>` checks against) into a schema that accepts exactly the requests the validation
 accepts: one branch per preset and per partition the user may use, with their choices, limits, defaults and
-accounts, and the rules that join two fields (memory per core, GPUs per node, a reservation's accounts) as
+accounts, and the rules that join two fields (memory per core, a reservation's accounts) as
 ``if``/``then``. The hub serves it at ``GET /hub/api/dkrzspawner/options-schema``
 (:mod:`dkrzspawner.handlers`). The one thing JSON Schema cannot say: it counts ``2.0`` as an integer, the
 validation does not (send whole numbers without a fraction). Server counts and maintenance are not part of a
@@ -227,8 +227,8 @@ def _partition_branch(limits: PartitionLimits, facts: Facts, offer: Offer) -> di
         "cores": _nullable("integer", minimum=1, maximum=limits.max_cores, default=limits.default_cores,
                            title=ADVANCED_WORDS["cores"], description="Cores per node."),
         "memory": _memory(limits, limits.max_cores),
-        "gpus": _nullable("integer", minimum=0, maximum=limits.max_gpus * limits.max_nodes, default=0,
-                          title=ADVANCED_WORDS["gpus"], description=f"At most {limits.max_gpus} per node."
+        "gpus": _nullable("integer", minimum=0, maximum=limits.max_gpus, default=0,
+                          title=ADVANCED_WORDS["gpus"], description=f"GPUs per node, at most {limits.max_gpus}."
                           if limits.max_gpus else "This partition has none."),
         "runtime": runtime[0],
         "reservation": {"anyOf": [{"type": "null"}, {"const": ""}], "title": ADVANCED_WORDS["reservation"],
@@ -236,7 +236,6 @@ def _partition_branch(limits: PartitionLimits, facts: Facts, offer: Offer) -> di
         "modules": _modules(facts),
     }
     rules += _memory_per_core(limits)
-    rules += _gpus_per_node(limits)
     properties["reservation"]["anyOf"] += _reservations(facts, accounts, rules)
     return _branch(limits.display_name, limits.description, properties, required, rules)
 
@@ -266,13 +265,6 @@ def _memory_per_core(limits: PartitionLimits) -> list[dict]:
             rules.append({"if": _when("cores", cores, cores == limits.default_cores),
                           "then": {"properties": {"memory": _memory(limits, cores)}}})
     return rules
-
-
-def _gpus_per_node(limits: PartitionLimits) -> list[dict]:
-    """``if nodes is N then gpus at most N x GPUs per node``, for fewer nodes than the most."""
-    return [{"if": _when("nodes", nodes, nodes == 1),
-             "then": {"properties": {"gpus": {"maximum": nodes * limits.max_gpus}}}}
-            for nodes in range(1, limits.max_nodes) if limits.max_gpus]
 
 
 def _reservations(facts: Facts, accounts: _Accounts, rules: list[dict]) -> list[dict]:

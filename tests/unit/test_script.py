@@ -66,6 +66,7 @@ def expected_sbatch(request: JobRequest, settings=SETTINGS) -> list[str]:
         f"#SBATCH --cpus-per-task={request.cores}",
         f"#SBATCH --mem={request.memory}",
         f"#SBATCH --time={request.runtime}",
+        "#SBATCH --no-requeue",
     ]
     if request.gpus:
         lines.append(f"#SBATCH --gpus-per-node={request.gpus}")
@@ -85,7 +86,8 @@ SHARED_2 = JobRequest(partition="shared", cores=2, memory_mb=5000, runtime_secon
 def test_the_job_sets_its_own_umask_first():
     """Submitted with umask 0077 (a private output file), the job then takes the configured one."""
     lines = render(SHARED_2, umask="0027").splitlines()
-    assert lines[13] == "umask 0027"
+    commands = [line for line in lines[1:] if line and not line.startswith("#")]
+    assert commands[0] == "umask 0027"
 
 
 
@@ -100,14 +102,15 @@ def test_sbatch_lines_exactly():
         "#SBATCH --cpus-per-task=2",
         "#SBATCH --mem=5000M",
         "#SBATCH --time=06:00:00",
+        "#SBATCH --no-requeue",
         "#SBATCH --output=/home/alice/.jupyterhub_slurm_%j.log",
         "#SBATCH --chdir=/home/alice",
         "#SBATCH --export=HOME,JUPYTERHUB_API_TOKEN,PATH",
     ]
     lines = text.splitlines()
     assert lines[0] == "#!/bin/bash"
-    assert lines[1:12] == sbatch_lines(text)  # one block right after the shebang: sbatch reads all of them
-    assert lines[12:] == TAIL
+    assert lines[1:13] == sbatch_lines(text)  # one block right after the shebang: sbatch reads all of them
+    assert lines[13:] == TAIL
     assert text.endswith("\n")
 
 
@@ -123,6 +126,7 @@ def test_validated_request_renders_the_expected_lines():
         "#SBATCH --cpus-per-task=4",
         "#SBATCH --mem=10000M",
         "#SBATCH --time=01:30:00",
+        "#SBATCH --no-requeue",
         "#SBATCH --output=/home/alice/.jupyterhub_slurm_%j.log",
         "#SBATCH --chdir=/home/alice",
         "#SBATCH --export=HOME,JUPYTERHUB_API_TOKEN,PATH",
@@ -152,7 +156,8 @@ def test_optional_lines_order():
     request = dataclasses.replace(SHARED_2, account="bb1234", gpus=1, reservation="r1", nodes=2)
     options = [line.split("=")[0].removeprefix("#SBATCH ") for line in sbatch_lines(render(request))]
     assert options == ["--job-name", "--comment", "--partition", "--account", "--nodes", "--ntasks-per-node",
-                       "--cpus-per-task", "--mem", "--time", "--gpus-per-node", "--reservation", "--output",
+                       "--cpus-per-task", "--mem", "--time", "--no-requeue", "--gpus-per-node", "--reservation",
+                       "--output",
                        "--chdir", "--export"]
 
 
@@ -162,8 +167,9 @@ def test_a_multi_node_request_asks_for_every_node_with_its_share():
     whole job's)."""
     request = dataclasses.replace(SHARED_2, nodes=2, cores=4, memory_mb=8000, gpus=1)
     lines = sbatch_lines(render(request))
-    assert lines[3:9] == ["#SBATCH --nodes=2", "#SBATCH --ntasks-per-node=1", "#SBATCH --cpus-per-task=4",
-                          "#SBATCH --mem=8000M", "#SBATCH --time=06:00:00", "#SBATCH --gpus-per-node=1"]
+    assert lines[3:10] == ["#SBATCH --nodes=2", "#SBATCH --ntasks-per-node=1", "#SBATCH --cpus-per-task=4",
+                           "#SBATCH --mem=8000M", "#SBATCH --time=06:00:00", "#SBATCH --no-requeue",
+                           "#SBATCH --gpus-per-node=1"]
     assert not any(line.startswith(("#SBATCH --ntasks=", "#SBATCH --gpus=")) for line in lines)
 
 
@@ -230,8 +236,8 @@ def test_a_site_template_extends_our_blocks_with_super_and_values_stay_checked(t
     site = dict(SETTINGS, extra_paths=[str(tmp_path)])
     lines = script.render("site.sh.j2", request=SHARED_2, **site).splitlines()
     start = lines.index("umask 0022")
-    assert lines[start:start + 4] == ["umask 0022", f"export PATH={SETTINGS['path']}", "export LANG=C.UTF-8",
-                                      "module load python3"]
+    assert lines[start:start + 5] == ["umask 0022", f"export PATH={SETTINGS['path']}", "export LANG=C.UTF-8",
+                                      "export SLURM_EXPORT_ENV=ALL", "module load python3"]
     with pytest.raises(UnsafeValue):
         script.render("site.sh.j2", request=SHARED_2, **{**site, "path": "/bin\n#SBATCH --x"})
 
