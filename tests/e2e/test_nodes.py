@@ -67,7 +67,7 @@ def test_a_failed_node_ends_its_server_with_the_reason_and_frees_it(hub, record_
         down_at = slurm("sinfo", "-h", "-n", node, "-o", "%T %E").strip()
         print(f"{node} powered off -> server freed by the hub in {seconds:.1f} s (node: {down_at})")
         assert wait_for(lambda: sacct_state(job_id) == "NODE_FAIL", timeout=30, what="sacct's NODE_FAIL")
-        assert "ended because its node failed" in hub.home("alice")
+        assert "The node running the job failed." in hub.home("alice")
     finally:
         power_on(node)
 

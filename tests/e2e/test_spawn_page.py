@@ -290,5 +290,5 @@ def test_a_spawn_link_fills_in_the_form_and_starts_nothing_until_the_user_confir
     server = hub.wait_ready("carol", "linked")
     job_id = server["state"]["job_id"]
     assert job_field(job_id, "%P|%C|%l") == "gpu|2|1:00:00"
-    assert slurm("squeue", "-h", "-j", job_id, "-O", "tres-per-job").strip() == "gres:gpu:2"
+    assert slurm("squeue", "-h", "-j", job_id, "-O", "tres-per-node").strip() == "gres:gpu:2"  # GPUs per node
     hub.stop_server("carol", "linked")
