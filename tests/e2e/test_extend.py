@@ -14,7 +14,7 @@ import pytest
 from tests.e2e.conftest import HUB_ACCOUNT, HUB_PORT, PROXY_API_PORT, PUBLIC_PORT
 from tests.e2e.test_security import another_hub
 from tests.e2e.test_spawn_page import browser, shot  # noqa: F401 - the fixture
-from tests.slurmtools import job_field, slurm
+from tests.slurmtools import job_field, slurm, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slurm, pytest.mark.browser]
 
@@ -62,8 +62,12 @@ def test_extend_on_the_home_page_moves_the_end_at_once_and_a_refusal_says_why(ex
         page.fill("#password_input", "any password")
         page.click("#login_submit")
         page.wait_for_url(lambda url: "/hub/login" not in url)
-        page.goto(f"{extend_hub.public_url}/hub/home")
         row = page.locator(f"tr.dkrz-job-row[data-server-name='{SERVER}']")
+
+        def extend_offered():  # once the hub's squeue poll has seen the job running
+            page.goto(f"{extend_hub.public_url}/hub/home")
+            return row.locator("form.dkrz-extend").count() == 1
+        wait_for(extend_offered, timeout=60, interval=2, what="the Extend control on the home page")
         cell = row.locator(".dkrz-time-left")
         before = int(cell.get_attribute("data-ends-at"))
 
