@@ -93,3 +93,4 @@ def test_extend_on_the_home_page_moves_the_end_at_once_and_a_refusal_says_why(ex
         shot(page, "home-extend-refused")
     finally:
         context.close()
+        extend_hub.stop_server(USER, SERVER)  # its job is this hub's: the session hub's check after each test
