@@ -871,7 +871,8 @@ class DKRZSpawner(ModuleSettings, Spawner):
     # == extending the running job (dkrzspawner.handlers, c.DKRZSpawner.extend_walltime) =======================
     async def extend(self, add: int) -> dict:
         """Add ``add`` seconds to this server's running job within the site's limits (:mod:`dkrzspawner.extension`)
-        and return its ``job_id``, new ``time_limit`` and ``end``; OptionsError says why not, in one sentence."""
+        and return its ``job_id``, new ``time_limit``, ``end`` (Slurm's local time) and ``ends_at`` (seconds since
+        the epoch, as the home page's countdown counts); OptionsError says why not, in one sentence."""
         if not self.extend_walltime:
             raise options.OptionsError("add", "Add: extending a running server is not switched on at this hub.")
         job = await job_info(self.runner, self.job_id, timeout=self.slurm_timeout) if self.job_id else None
@@ -891,7 +892,8 @@ class DKRZSpawner(ModuleSettings, Spawner):
         ends = datetime.datetime.strptime(job.start_time, extension.STAMP) + datetime.timedelta(seconds=new)
         self.log.info("%s: job %s extended by %s to %s", self._log_name, job.job_id, format_runtime(add),
                       format_runtime(new))
-        return {"job_id": job.job_id, "time_limit": format_runtime(new), "end": ends.strftime(extension.STAMP)}
+        return {"job_id": job.job_id, "time_limit": format_runtime(new), "end": ends.strftime(extension.STAMP),
+                "ends_at": int(ends.timestamp())}
 
     async def _hours_left(self, account: str | None) -> float | None:
         """The core-hours ``account`` has left for this user (None: no limit); refused when Slurm cannot say."""

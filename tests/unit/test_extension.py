@@ -5,6 +5,7 @@ spawner's glue with the recorded cluster."""
 from __future__ import annotations
 
 import asyncio
+import datetime
 
 import pytest
 
@@ -83,7 +84,8 @@ def running(monkeypatch, **config):
 def test_the_spawner_extends_its_running_job(monkeypatch):
     spawner, runner = running(monkeypatch, extend_walltime=True)
     assert asyncio.run(spawner.extend(3600)) == {"job_id": "930", "time_limit": "07:00:00",
-                                                  "end": "2026-12-02T05:00:00"}
+                                                  "end": "2026-12-02T05:00:00",
+                                                  "ends_at": int(datetime.datetime(2026, 12, 2, 5).timestamp())}
     assert runner.argvs("scontrol")[-1] == ["scontrol", "update", "JobId=930", "TimeLimit=07:00:00"]
 
 

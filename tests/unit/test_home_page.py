@@ -27,7 +27,7 @@ def render(spawners) -> str:
         jinja2.DictLoader({"templates/home.html": HUB_HOME}),
     ]), autoescape=True)
     user = SimpleNamespace(name="carol", all_spawners=lambda include_default=True: spawners)
-    return env.get_template("home.html").render(user=user, announcements=[])
+    return env.get_template("home.html").render(user=user, announcements=[], base_url="/hub/", xsrf_token="tok/1")
 
 
 def running(ends_at):
@@ -59,3 +59,16 @@ def test_the_recent_servers_are_listed_with_start_again_and_a_failed_ones_output
     assert "running now" in html and "not ended yet" in html and ">2.00<" in html
     assert html.count("Start again</a>") == 1, "a running server has no Start again"
     assert "data-ends-at" not in html, "no countdown without an end"
+
+
+def test_an_extendable_running_server_has_an_extend_control_posting_to_the_hub_api():
+    html = render([ListedSpawner(name="big one", summary=running(1_800_000_000), recent=[], extend_walltime=True),
+                   ListedSpawner(name="other", summary=running(None), recent=[], extend_walltime=True)])
+    assert 'action="/hub/api/dkrzspawner/extend/carol/big%20one?_xsrf=tok/1"' in html
+    assert html.count('<form class="dkrz-extend') == 1, "only a server with an end is extended"
+    assert '<option value="01:00:00" selected>+1 h</option>' in html and "dkrz-extend-message" in html
+
+
+def test_without_extend_walltime_there_is_no_extend_control():
+    html = render([ListedSpawner(name="", summary=running(1_800_000_000), recent=[], extend_walltime=False)])
+    assert "<th scope=\"col\">Extend</th>" not in html and '<form class="dkrz-extend' not in html

@@ -1,0 +1,96 @@
+"""Extending a running server from the home page (``c.DKRZSpawner.extend_walltime``), in a real browser (Playwright
+driving Debian's Chromium) against a real hub and Slurm: the hub's account is made a Slurm operator for this module
+alone (and made unprivileged again after it: the rest of the suite keeps an unprivileged hub); Extend +1 h gives
+the job a new time limit in squeue and the countdown its new end at once; an extension past the site's limit
+(``extend_max_runtime``) is refused with the sentence shown beside the button.
+
+The screenshot goes to test-artifacts/screenshots/ (the user guide uses it: docs/user/servers.rst).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.conftest import HUB_ACCOUNT, HUB_PORT, PROXY_API_PORT, PUBLIC_PORT
+from tests.e2e.test_security import another_hub
+from tests.e2e.test_spawn_page import browser, shot  # noqa: F401 - the fixture
+from tests.slurmtools import job_field, slurm, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slurm, pytest.mark.browser]
+
+USER, SERVER = "alice", "longer"
+EXTEND_PORTS = (PUBLIC_PORT + 400, HUB_PORT + 400, PROXY_API_PORT + 400)
+
+
+@pytest.fixture(scope="module")
+def operator():
+    """The hub's account as a Slurm operator (what extending needs), for this module only."""
+    known = bool(slurm("sacctmgr", "-n", "-P", "show", "user", HUB_ACCOUNT).strip())
+    if known:
+        slurm("sacctmgr", "-i", "modify", "user", HUB_ACCOUNT, "set", "adminlevel=Operator")
+    else:
+        slurm("sacctmgr", "-i", "add", "user", HUB_ACCOUNT, "account=root", "adminlevel=Operator")
+    try:
+        yield
+    finally:
+        if known:
+            slurm("sacctmgr", "-i", "modify", "user", HUB_ACCOUNT, "set", "adminlevel=None")
+        else:
+            slurm("sacctmgr", "-i", "delete", "user", f"name={HUB_ACCOUNT}")
+
+
+@pytest.fixture(scope="module")
+def extend_hub(hub, operator):
+    extra = ("c.DKRZSpawner.extend_walltime = True\n"
+             'c.DKRZSpawner.extend_max_runtime = {"shared": "02:00:00"}\n')
+    with another_hub(hub, "extendhub", extra, EXTEND_PORTS) as started:
+        yield started
+
+
+def test_extend_on_the_home_page_moves_the_end_at_once_and_a_refusal_says_why(extend_hub, browser):  # noqa: F811
+    response = extend_hub.spawn(USER, SERVER, {"preset": "shared", "cores": 1, "runtime": "00:30:00"})
+    assert response.status_code in (201, 202), response.text
+    job_id = extend_hub.wait_ready(USER, SERVER)["state"]["job_id"]
+    assert job_field(job_id, "%l") == "30:00"
+
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(30_000)
+    try:
+        page = context.new_page()
+        page.goto(f"{extend_hub.public_url}/hub/login")
+        page.fill("#username_input", USER)
+        page.fill("#password_input", "any password")
+        page.click("#login_submit")
+        page.wait_for_url(lambda url: "/hub/login" not in url)
+        row = page.locator(f"tr.dkrz-job-row[data-server-name='{SERVER}']")
+
+        def extend_offered():  # once the hub's squeue poll has seen the job running
+            page.goto(f"{extend_hub.public_url}/hub/home")
+            return row.locator("form.dkrz-extend").count() == 1
+        wait_for(extend_offered, timeout=60, interval=2, what="the Extend control on the home page")
+        cell = row.locator(".dkrz-time-left")
+        before = int(cell.get_attribute("data-ends-at"))
+
+        row.locator("select[name=add]").select_option("01:00:00")
+        row.locator("form.dkrz-extend button").click()
+        message = row.locator(".dkrz-extend-message")
+        page.wait_for_function("el => el.textContent !== ''", arg=message.element_handle())
+        assert message.inner_text() == "Extended: time limit now 01:30:00."
+        assert int(cell.get_attribute("data-ends-at")) == before + 3600, "the countdown's end moved at once"
+        assert cell.inner_text().startswith("1 h "), cell.inner_text()
+        assert job_field(job_id, "%l") == "1:30:00"
+        shot(page, "home-extend")
+
+        # another hour: past this hub's 2 hours for the shared partition, refused with the reason
+        page.evaluate("el => { el.textContent = ''; }", message.element_handle())
+        row.locator("form.dkrz-extend button").click()
+        page.wait_for_function("el => el.textContent !== ''", arg=message.element_handle())
+        refusal = message.inner_text()
+        assert "this hub lets a server run" in refusal, refusal
+        assert "text-danger" in message.get_attribute("class")
+        assert int(cell.get_attribute("data-ends-at")) == before + 3600, "a refusal leaves the end as it was"
+        assert job_field(job_id, "%l") == "1:30:00"
+        shot(page, "home-extend-refused")
+    finally:
+        context.close()
+        extend_hub.stop_server(USER, SERVER)  # its job is this hub's: the session hub's check after each test
