@@ -29,3 +29,15 @@ def chromium():
             yield browser
         finally:
             browser.close()
+
+
+def logged_in(context, public_url: str, user: str):
+    """A new page of ``context`` logged in to the hub at ``public_url`` as ``user`` (the dummy authenticator
+    takes any password), on the page the hub sends it to."""
+    page = context.new_page()
+    page.goto(f"{public_url}/hub/login")
+    page.fill("#username_input", user)
+    page.fill("#password_input", "any password")
+    page.click("#login_submit")
+    page.wait_for_url(lambda url: "/hub/login" not in url)
+    return page

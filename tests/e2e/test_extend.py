@@ -14,6 +14,7 @@ import pytest
 from tests.e2e.conftest import HUB_ACCOUNT, HUB_PORT, PROXY_API_PORT, PUBLIC_PORT
 from tests.e2e.test_security import another_hub
 from tests.e2e.test_spawn_page import browser, shot  # noqa: F401 - the fixture
+from tests.browsertools import logged_in
 from tests.slurmtools import job_field, slurm, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slurm, pytest.mark.browser]
@@ -56,12 +57,7 @@ def test_extend_on_the_home_page_moves_the_end_at_once_and_a_refusal_says_why(ex
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     context.set_default_timeout(30_000)
     try:
-        page = context.new_page()
-        page.goto(f"{extend_hub.public_url}/hub/login")
-        page.fill("#username_input", USER)
-        page.fill("#password_input", "any password")
-        page.click("#login_submit")
-        page.wait_for_url(lambda url: "/hub/login" not in url)
+        page = logged_in(context, extend_hub.public_url, USER)
         row = page.locator(f"tr.dkrz-job-row[data-server-name='{SERVER}']")
 
         def extend_offered():  # once the hub's squeue poll has seen the job running

@@ -11,7 +11,7 @@ import shutil
 
 import pytest
 
-from tests.browsertools import SCREENSHOTS, chromium
+from tests.browsertools import SCREENSHOTS, chromium, logged_in
 from tests.slurmtools import job_field, slurm, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slurm, pytest.mark.browser]
@@ -33,13 +33,7 @@ def login(hub, browser):
         context = browser.new_context(viewport={"width": 1280, "height": 1000}, java_script_enabled=javascript)
         context.set_default_timeout(30_000)
         contexts.append(context)
-        page = context.new_page()
-        page.goto(f"{hub.public_url}/hub/login")
-        page.fill("#username_input", user)
-        page.fill("#password_input", "any password")
-        page.click("#login_submit")
-        page.wait_for_url(lambda url: "/hub/login" not in url)
-        return page
+        return logged_in(context, hub.public_url, user)
 
     yield login_as
     for context in contexts:
