@@ -355,8 +355,8 @@ class ServerJob:
         """The job runs: when it started is recorded (Slurm's start, else now), its queue wait goes into the
         metrics (once per submission)."""
         if not self.record.job_started:
-            self.record.job_started = utc_time(getattr(status, "start_time", None)) or utc_time(
-                datetime.datetime.now().isoformat(timespec="seconds"))
+            self.record.job_started = utc_time(getattr(status, "start_time", None)) or \
+                datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         if self._submitted_at is not None:
             metrics.QUEUE_WAIT_SECONDS.labels(partition=self.record.job_partition or "unknown").observe(
                 time.monotonic() - self._submitted_at)
@@ -432,15 +432,16 @@ class ServerJob:
         if tail is None and final.state not in ("COMPLETED", "CANCELLED"):  # a failure: its output says more
             tail = await self.output_tail()
         by = _user_of_uid(final.cancelled_by) if final.cancelled_by else None
-        self.record.last_end = {
-            "job_id": self.record.job_id, "state": final.state,
-            "reason": reasons.explain_end(final.state, final.exit_code, by, tail or ""),
-            "at": datetime.datetime.now().isoformat(timespec="seconds"),
-        }
-        self.log.info("%s: job %s ended (%s): %s", self.name, self.record.job_id, final.state,
-                      self.record.last_end["reason"])
-        self.on_end(dict(self.record.last_end, started=self.record.job_started, elapsed=self._elapsed(final),
-                         tail=tail or ""))
+        return self._ended(final, final.state, reasons.explain_end(final.state, final.exit_code, by, tail or ""),
+                           tail or "")
+
+    def _ended(self, status, state: str, reason: str, tail: str) -> dict:
+        """Keep how the job ended (``record.last_end``), log it, and tell ``on_end``."""
+        self.record.last_end = {"job_id": self.record.job_id, "state": state, "reason": reason,
+                                "at": datetime.datetime.now().isoformat(timespec="seconds")}
+        self.log.info("%s: job %s ended (%s): %s", self.name, self.record.job_id, state, reason)
+        self.on_end(dict(self.record.last_end, started=self.record.job_started, elapsed=self._elapsed(status),
+                         tail=tail))
         return self.record.last_end
 
     def _elapsed(self, final) -> float | None:
@@ -511,7 +512,8 @@ class ServerJob:
         Either way the server the hub knew is gone; the job's id is the same."""
         if not self.record.job_port or status.over:
             return False
-        return status.state in jobs.REQUEUED_STATES or (status.running and status.host not in (None, self.record.job_host))
+        moved = status.running and status.host not in (None, self.record.job_host)
+        return status.state in jobs.REQUEUED_STATES or moved
 
     async def _end_requeued(self, status) -> int:
         """Cancel a requeued job (it would start a new server nobody connects to, on the user's budget) and
@@ -519,12 +521,8 @@ class ServerJob:
         job_id, host = self.record.job_id, self.record.job_host
         self.log.warning("%s: job %s was requeued by Slurm after its server on %s had started (now %s); "
                          "cancelling it", self.name, job_id, host, status.state)
-        self.record.last_end = {"job_id": job_id, "state": "REQUEUED",
-                                "reason": reasons.explain_requeued(job_id, host, status.state),
-                                "at": datetime.datetime.now().isoformat(timespec="seconds")}
+        self._ended(status, "REQUEUED", reasons.explain_requeued(job_id, host, status.state), "")
         self.on_record()
-        self.on_end(dict(self.record.last_end, started=self.record.job_started, elapsed=self._elapsed(status),
-                         tail=""))
         await self.cancel_quietly()
         return 1
 

@@ -507,7 +507,7 @@ class DKRZSpawner(ModuleSettings, Spawner):
             return
         request, user_options = self._starting
         entry = RecentJob(job_id=job_id, server=self.name, user_options=user_options,
-                          summary=recent.describe(request), cores=request.nodes * request.cores,
+                          summary=recent.describe(request), cores=request.total_cores,
                           submitted=recent.now())
         self._remember(f"job {job_id} submitted", lambda ledger, user_id: ledger.submitted(user_id, entry))
 

@@ -33,7 +33,7 @@ import websocket
 
 from tests.integration.test_kernels_slurm import REPO, RUN, USER, cli, scratch  # noqa: F401 - the fixture
 from tests.jupytertools import channels, execute, outcome, send_execute
-from tests.slurmtools import cluster_filled, nodes_script, power_on, slurm, wait_for
+from tests.slurmtools import cluster_filled, job_field, nodes_script, power_on, slurm, wait_for
 
 pytestmark = [pytest.mark.slurm, pytest.mark.timeout(900)]
 TOKEN = uuid.uuid4().hex
@@ -310,12 +310,8 @@ def kernel_on(server, scratch, name: str, reservation: str):
     kernel_id = server.api("POST", "/kernels", json={"name": name}).json()["id"]
     ws = server.channels(kernel_id)
     job_id, host = execute(ws, CODE).split()
-    assert host == "node2" and job_field_of(server.job_id, "%B") == "node1"
+    assert host == "node2" and job_field(server.job_id, "%B") == "node1"
     return kernel_id, ws, f"jupyter-kernel-{name}", job_id
-
-
-def job_field_of(job_id: str, fmt: str) -> str:
-    return slurm("squeue", "-h", "-j", job_id, "-o", fmt).strip()
 
 
 def test_a_kernel_on_another_node_than_its_server_runs_interrupts_and_shuts_down(scratch, node1_server,
