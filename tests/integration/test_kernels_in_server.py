@@ -37,6 +37,7 @@ from tests.slurmtools import cluster_filled, job_field, nodes_script, power_on, 
 
 pytestmark = [pytest.mark.slurm, pytest.mark.timeout(900)]
 TOKEN = uuid.uuid4().hex
+SINCE = time.strftime("%Y-%m-%dT%H:%M:%S")
 CODE = "import os, socket; print(os.environ.get('SLURM_JOB_ID'), socket.gethostname())"
 
 
@@ -121,8 +122,8 @@ class Server:
 
 
 def allocations(job_name: str) -> list[str]:
-    """Every job of that name that Slurm has accounted (ended ones too), as ``ID|STATE``."""
-    out = slurm("sacct", "-X", "-n", "-P", "-u", USER, "-S", "now-1days", f"--name={job_name}", "-o", "JobID,State")
+    """Every job of that name that Slurm has accounted since this module was loaded (ended ones too), as ``ID|STATE``."""
+    out = slurm("sacct", "-X", "-n", "-P", "-u", USER, "-S", SINCE, f"--name={job_name}", "-o", "JobID,State")
     return [line for line in out.splitlines() if line.strip()]
 
 

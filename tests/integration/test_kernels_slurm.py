@@ -236,8 +236,9 @@ import pytest  # noqa: E402
 from tests.slurmtools import require_slurm, slurm, wait_for  # noqa: E402
 
 pytestmark = pytest.mark.timeout(600)
-#: in every kernel and job name of this run, so that concurrent runs never touch each other's jobs
-RUN = f"kt{os.getpid()}"
+#: in every kernel and job name of this run, so that concurrent runs never touch each other's jobs, and a run never
+#: counts an earlier one's (a fresh machine's process ids repeat from run to run; Slurm's accounting remembers)
+RUN = f"kt{os.getpid()}{os.urandom(3).hex()}"
 
 
 @pytest.fixture(scope="module")
