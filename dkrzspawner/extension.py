@@ -9,6 +9,10 @@ by the site's partition settings), past the site's longest total runtime for ext
 :class:`~dkrzspawner.options.OptionsError` of field ``add``. Pure: imports :mod:`dkrzspawner.options` and
 :mod:`dkrzspawner.units`; the spawner asks Slurm and applies the result (:meth:`DKRZSpawner.extend
 <dkrzspawner.spawner.DKRZSpawner.extend>`).
+
+:data:`SCOPE` is the hub's custom scope that lets a server's own token extend that server (JupyterLab's status-bar
+item asks with it): the drop-in ``extend`` defines it and grants it to every user on their own servers; the
+spawner then puts it into each server's token (filtered to that one server).
 """
 
 from __future__ import annotations
@@ -18,6 +22,11 @@ import datetime
 from .options import MIN_RUNTIME, OptionsError
 from .units import format_runtime, runtime_seconds
 
+#: the custom scope of extending a server (``!server=USER/NAME`` on a server's token, ``!user`` on users)
+SCOPE = "custom:dkrzspawner:extend"
+#: its definition for ``c.JupyterHub.custom_scopes``
+SCOPES = {SCOPE: {"description": "Extend the walltime of your running Jupyter servers' Slurm jobs, within the "
+                                 "site's limits."}}
 #: Slurm's time stamps (``squeue %S``/``%e``)
 STAMP = "%Y-%m-%dT%H:%M:%S"
 

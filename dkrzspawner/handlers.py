@@ -16,7 +16,9 @@ with that scope) for ``?user=NAME``.
 
 ``POST /hub/api/dkrzspawner/extend/USER[/SERVER]`` with ``{"add": "01:00:00"}``: adds that time to the server's
 running job (``c.DKRZSpawner.extend_walltime``, off by default; :mod:`dkrzspawner.extension` says how far), with
-the same right as starting it; answers the job's new ``time_limit`` and ``end``, or 400 with the sentence why not.
+the same right as starting it, or the custom scope :data:`dkrzspawner.extension.SCOPE` on that server (the server's
+own token carries it where the drop-in ``extend`` is loaded: JupyterLab's status bar extends through it); answers
+the job's new ``time_limit`` and ``end``, or 400 with the sentence why not.
 
 ``GET /hub/api/dkrzspawner/recent``: the calling user's recent jobs (:class:`RecentJobsHandler`).
 """
@@ -29,6 +31,7 @@ from jupyterhub.apihandlers.base import APIHandler
 from jupyterhub.scopes import needs_scope, scope_definitions
 from tornado import web
 
+from .extension import SCOPE as EXTEND_SCOPE
 from .extension import parse_request
 from .options import OptionsError
 from .slurm import BadUserName, SlurmError
@@ -122,8 +125,14 @@ class OptionsSchemaHandler(APIHandler):
 class ExtendHandler(APIHandler):
     """Adds time to a running server's job (``c.DKRZSpawner.extend_walltime``)."""
 
-    @needs_scope(*START_SCOPES)
     async def post(self, user_name: str, server_name: str = ""):
+        if self.current_user is None:
+            raise web.HTTPError(403, "Missing or invalid credentials.")
+        wanted = [scope for scope in (*START_SCOPES, EXTEND_SCOPE) if scope in scope_definitions]
+        if not any(self.has_scope(f"{scope}!server={user_name}/{server_name}") for scope in wanted):
+            if any(scope in self.parsed_scopes for scope in wanted):  # as JupyterHub: others' servers are unknown
+                raise web.HTTPError(404, f"no server {user_name}/{server_name}")
+            raise web.HTTPError(403, "This token may not extend servers.")
         user = self.find_user(user_name)
         if user is None or server_name not in user.orm_spawners:
             raise web.HTTPError(404, f"no server {user_name}/{server_name}")

@@ -354,6 +354,10 @@ class DKRZSpawner(ModuleSettings, Spawner):
     def _ssl_alt_names_default(self):
         return DKRZSpawner._node_alt_names
 
+    @default("server_token_scopes")
+    def _server_token_scopes_default(self):
+        return DKRZSpawner._token_scopes
+
     @observe("presets", "partitions", "policy")
     def _settings_changed(self, change):
         if self._checked is not None:  # a change after the config was read: checked at once too
@@ -787,6 +791,19 @@ class DKRZSpawner(ModuleSettings, Spawner):
     async def _node_alt_names(spawner) -> list[str]:
         """Every node of the cluster, and the hub's ``trusted_alt_names``: the job's node is not known yet."""
         return jobcerts.alt_names(await spawner.cluster.nodes()) + list(spawner.trusted_alt_names)
+
+    # -- the server's own API token ------------------------------------------------------------------------------
+    @staticmethod
+    def _token_scopes(spawner) -> list[str]:
+        """JupyterHub's ``server`` role, and extending this one server where extending is switched on and the hub
+        defines the scope (the drop-in ``extend``): JupyterLab's status bar extends with this token."""
+        from jupyterhub.orm import Role
+        from jupyterhub.scopes import scope_definitions
+
+        granted = list(Role.find(spawner.db, "server").scopes)
+        if spawner.extend_walltime and extension.SCOPE in scope_definitions:
+            granted.append(f"{extension.SCOPE}!server")
+        return granted
 
     async def move_certs(self, paths):
         """The key, certificate and CA bundle go to the job through its environment; nothing stays on the hub."""

@@ -8,9 +8,10 @@ package); switched off in parts with ``c.DKRZLab`` (:mod:`.config`). The modules
 - :mod:`.jobinfo`: this server's job, from squeue (cached a few seconds);
 - :mod:`.allocations`: the provisioner's allocations with squeue's state, and cancelling one;
 - :mod:`.choices`: what the user may choose for a kernel (the hub's offer);
+- :mod:`.hubapi`: the hub's API with this server's token (extending this server's walltime);
 - :mod:`.handlers`: the REST handlers (thin), on :mod:`dkrzspawner.kernels.templates` for the kernels.
 
-Imports jupyter_server and tornado (in :mod:`.handlers`), the kernels and the core; never
+Imports jupyter_server and tornado (in :mod:`.handlers` and :mod:`.hubapi`), the kernels and the core; never
 JupyterHub.
 """
 
@@ -19,12 +20,13 @@ from __future__ import annotations
 from ..slurm import SlurmRunner
 from .config import DKRZLab
 from .handlers import SETTINGS_KEY, routes
+from .hubapi import HubAPI
 from .jobinfo import OwnJob
 
 
 class Lab:
-    """The extension's state in one server: its settings, the Slurm runner (as the user itself: no sudo) and
-    the server's job."""
+    """The extension's state in one server: its settings, the Slurm runner (as the user itself: no sudo), the
+    server's job and the hub's API (with the server's token)."""
 
     #: tests replace this to record or fake Slurm
     runner_factory = SlurmRunner
@@ -33,6 +35,7 @@ class Lab:
         self.config = config
         self.runner = type(self).runner_factory()
         self.job = OwnJob(self.runner)
+        self.hub = HubAPI()
 
 
 def _jupyter_server_extension_points() -> list[dict]:

@@ -1,6 +1,6 @@
 """The REST handlers of the JupyterLab extension (``dkrzspawner/api/...`` under the server's base URL; the
 contract: ``docs/admin/lab.rst``). Thin: each parses its request, calls one function of :mod:`.jobinfo`,
-:mod:`.allocations`, :mod:`.choices` or :mod:`dkrzspawner.kernels.templates`, and writes JSON. Errors are
+:mod:`.allocations`, :mod:`.choices`, :mod:`.hubapi` or :mod:`dkrzspawner.kernels.templates`, and writes JSON. Errors are
 ``{"message": ..., "field": ...}`` with their status. Authenticated like every jupyter_server API. Imports tornado
 and jupyter_server (never JupyterHub)."""
 
@@ -14,7 +14,7 @@ from jupyter_server.utils import url_path_join
 
 from ..kernels import templates
 from ..slurm import SlurmError
-from . import allocations, choices
+from . import allocations, choices, hubapi
 
 #: the settings key under which the extension keeps its :class:`~dkrzspawner.lab.Lab`
 SETTINGS_KEY = "dkrzspawner_lab"
@@ -66,7 +66,32 @@ class ConfigHandler(LabHandler):
 class JobHandler(LabHandler):
     @tornado.web.authenticated
     async def get(self):
-        self.finish(json.dumps(await self.lab.job.describe()))
+        job = await self.lab.job.describe()
+        if job["in_job"]:
+            job["extendable"] = await self.lab.hub.may_extend()
+        self.finish(json.dumps(job))
+
+
+class ExtendHandler(LabHandler):
+    """``POST dkrzspawner/api/job/extend`` with ``{"add": "HH:MM:SS"}``: the hub extends this server's job (its
+    limits, its sentences), asked with this server's own token."""
+
+    @tornado.web.authenticated
+    async def post(self):
+        try:
+            data = json.loads(self.request.body or b"{}")
+        except ValueError:
+            data = None
+        if not isinstance(data, dict) or set(data) != {"add"} or not isinstance(data["add"], str):
+            return self.refuse(400, 'The request must be {"add": "HH:MM:SS"}: the time to add.', "add")
+        if not await self.lab.hub.may_extend():
+            return self.refuse(403, "This hub does not let JupyterLab extend servers.", "add")
+        try:
+            extended = await self.lab.hub.extend(data["add"])
+        except hubapi.HubRefused as exc:
+            return self.refuse(exc.status, str(exc), "add")
+        self.lab.job.forget()
+        self.finish(json.dumps(extended))
 
 
 class AllocationsHandler(LabHandler):
@@ -176,6 +201,7 @@ def routes(base_url: str) -> list[tuple]:
     return [
         (url_path_join(api, "config"), ConfigHandler),
         (url_path_join(api, "job"), JobHandler),
+        (url_path_join(api, "job", "extend"), ExtendHandler),
         (url_path_join(api, "allocations"), AllocationsHandler),
         (url_path_join(api, "allocations", r"([0-9]+)"), AllocationHandler),
         (url_path_join(api, "templates"), TemplatesHandler),

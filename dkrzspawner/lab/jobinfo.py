@@ -60,6 +60,10 @@ class OwnJob:
         found = self._seen[1]
         return describe(found) if found is not None else self._unknown("GONE")
 
+    def forget(self) -> None:
+        """Ask Slurm again at the next request (the job's time limit just changed)."""
+        self._seen = None
+
     def _unknown(self, state: str | None) -> dict:
         fields = ("partition", "account", "node", "cores", "memory", "gpus", "started", "ends", "seconds_left")
         return {"job_id": self.job_id, "state": state, **dict.fromkeys(fields), "in_job": True}

@@ -82,6 +82,8 @@ export interface IJob {
   started?: string;
   ends?: string;
   seconds_left?: number | null;
+  /** the hub lets this server's token extend it (POST api/job/extend) */
+  extendable?: boolean;
 }
 
 /** One kernel allocation of GET api/allocations. */

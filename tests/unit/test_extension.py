@@ -123,3 +123,21 @@ def test_a_bad_site_limit_is_refused_when_configured(monkeypatch):
     from traitlets import TraitError
     with pytest.raises(TraitError, match="extend_max_runtime"):
         running(monkeypatch, extend_max_runtime={"*": "12h"})
+
+
+def test_a_servers_token_may_extend_that_server_only_where_the_hub_defines_the_scope(monkeypatch):
+    from jupyterhub import orm, scopes
+    from types import SimpleNamespace
+
+    from dkrzspawner.extension import SCOPE, SCOPES
+    from dkrzspawner.spawner import DKRZSpawner
+
+    monkeypatch.setattr(orm.Role, "find", classmethod(lambda cls, db, name: SimpleNamespace(
+        scopes=["users:activity!user", "access:servers!server"]) if name == "server" else None))
+    role = ["users:activity!user", "access:servers!server"]
+    token_scopes = DKRZSpawner(extend_walltime=True).server_token_scopes
+    assert token_scopes(DKRZSpawner(extend_walltime=True)) == role, "no drop-in: the scope is not defined"
+    monkeypatch.setitem(scopes.scope_definitions, SCOPE, SCOPES[SCOPE])
+    assert token_scopes(DKRZSpawner(extend_walltime=True)) == [*role, f"{SCOPE}!server"]
+    assert token_scopes(DKRZSpawner()) == role, "extending is off: JupyterHub's server role alone"
+    assert DKRZSpawner(server_token_scopes=["access:servers!server"]).server_token_scopes == ["access:servers!server"]

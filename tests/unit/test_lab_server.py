@@ -291,3 +291,92 @@ async def test_a_kernel_waiting_for_its_allocation_is_listed():
 
 def test_the_extension_points_name_the_package():
     assert lab._jupyter_server_extension_points() == [{"module": "dkrzspawner.lab"}]
+
+
+class StandInHub:
+    """The hub's two answers the extend button needs (``GET /user``, ``POST /dkrzspawner/extend/USER/NAME``), on
+    a free port of 127.0.0.1; ``scopes``: the token's, ``refusal``: a (status, message) to answer instead."""
+
+    def __init__(self, scopes, refusal=None):
+        import tornado.web
+
+        hub = self
+        self.requests = []
+
+        class Identity(tornado.web.RequestHandler):
+            def get(self):
+                hub.requests.append(("GET", self.request.path, self.request.headers.get("Authorization"), None))
+                self.finish({"name": "alice", "scopes": scopes})
+
+        class Extend(tornado.web.RequestHandler):
+            def post(self, user, server):
+                hub.requests.append(("POST", self.request.path, self.request.headers.get("Authorization"),
+                                     json.loads(self.request.body)))
+                if refusal:
+                    self.set_status(refusal[0])
+                    return self.finish({"status": refusal[0], "message": refusal[1]})
+                self.finish({"job_id": "930", "time_limit": "07:00:00", "end": "2026-12-02T05:00:00",
+                             "ends_at": 1796187600})
+
+        self.port = free_port()
+        self.server = tornado.web.Application([(r"/hub/api/user", Identity),
+                                               (r"/hub/api/dkrzspawner/extend/([^/]+)/([^/]*)", Extend)]
+                                              ).listen(self.port, "127.0.0.1")
+
+    def api(self, **environ):
+        from dkrzspawner.lab.hubapi import HubAPI
+
+        return HubAPI({"JUPYTERHUB_API_URL": f"http://127.0.0.1:{self.port}/hub/api", "JUPYTERHUB_API_TOKEN": "srv",
+                       "JUPYTERHUB_USER": "alice", "JUPYTERHUB_SERVER_NAME": "", **environ})
+
+
+async def test_extend_goes_to_the_hub_with_the_servers_token_and_the_job_is_asked_again(server):
+    hub = StandInHub(["access:servers!server=alice/", "custom:dkrzspawner:extend!server=alice/"])
+    server.lab.hub = hub.api()
+    try:
+        status, job = await server.call("GET", "job")
+        assert status == 200 and job["extendable"] is True
+        status, extended = await server.call("POST", "job/extend", {"add": "01:00:00"})
+        assert status == 200 and extended["time_limit"] == "07:00:00"
+        assert hub.requests == [("GET", "/hub/api/user", "token srv", None),
+                                ("POST", "/hub/api/dkrzspawner/extend/alice/", "token srv", {"add": "01:00:00"})]
+        await server.call("GET", "job")
+        assert server.lab.runner.count(("squeue", "-h", "-j", "930")) == 2, "the new end is Slurm's, asked again"
+    finally:
+        hub.server.stop()
+
+
+async def test_the_hubs_refusal_is_the_users_sentence_and_a_token_without_the_scope_is_not_offered(server):
+    refused = StandInHub(["custom:dkrzspawner:extend!server=alice/"], (400, "Add: this hub lets a server run at "
+                                                                           "most 02:00:00; this one has 02:00:00 "
+                                                                           "already, so no more."))
+    plain = StandInHub(["access:servers!server=alice/"])
+    try:
+        server.lab.hub = refused.api()
+        status, body = await server.call("POST", "job/extend", {"add": "01:00:00"})
+        assert (status, body["field"]) == (400, "add") and body["message"].startswith("Add: this hub lets")
+        for bad in ({}, {"add": 3600}, {"add": "01:00:00", "user": "bob"}):
+            status, body = await server.call("POST", "job/extend", bad)
+            assert (status, body["field"]) == (400, "add"), bad
+        assert len(refused.requests) == 2, "a malformed request never reaches the hub"
+
+        server.lab.hub = plain.api()
+        assert (await server.call("GET", "job"))[1]["extendable"] is False
+        status, body = await server.call("POST", "job/extend", {"add": "01:00:00"})
+        assert status == 403 and "does not let JupyterLab extend" in body["message"]
+        assert [request[0] for request in plain.requests] == ["GET"], "asked once, never told to extend"
+    finally:
+        refused.server.stop()
+        plain.server.stop()
+
+
+async def test_an_unreachable_hub_is_said_and_asked_again():
+    from dkrzspawner.lab.hubapi import HubAPI, HubRefused
+
+    api = HubAPI({"JUPYTERHUB_API_URL": f"http://127.0.0.1:{free_port()}/hub/api", "JUPYTERHUB_API_TOKEN": "t",
+                  "JUPYTERHUB_USER": "alice"}, timeout=5)
+    assert await api.may_extend() is False and api._may_extend is None
+    with pytest.raises(HubRefused) as failed:
+        await api.extend("01:00:00")
+    assert failed.value.status == 502 and failed.value.args[0].startswith("The hub did not answer")
+    assert await HubAPI({}).may_extend() is False  # outside a hub's server

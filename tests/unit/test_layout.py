@@ -27,7 +27,7 @@ LAYERS = [
 HUB_SIDE = {"spawner", "handlers", "errors", "hubconfig", "", "services.web", "services.accounts",
             "services.announcements", "config_reference"}
 #: the jupyter_server extension: it may import tornado and jupyter_server, never JupyterHub
-SERVER_SIDE = {"lab.handlers"}
+SERVER_SIDE = {"lab.handlers", "lab.hubapi"}
 #: where a Slurm command line may be written: the commands themselves, and the cached fact queries
 ARGV_HOMES = {"slurm.runner", "slurm.jobs", "slurm.allocations", "cluster", "budgets"}
 SLURM_PROGRAMS = {"sbatch", "squeue", "sacct", "scancel", "salloc", "srun", "scontrol", "sinfo", "sacctmgr"}
