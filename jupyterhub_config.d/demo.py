@@ -8,7 +8,10 @@ progress page).
 
 c = get_config()  # noqa: F821 (provided by JupyterHub when it loads the file)
 
+import os  # noqa: E402
 import socket  # noqa: E402
+
+from dkrzspawner import dropins  # noqa: E402
 
 from dkrzspawner.options import DKRZ_PRESETS  # noqa: E402
 
@@ -35,3 +38,8 @@ c.JupyterHub.bind_url = "http://127.0.0.1:8000"
 c.JupyterHub.hub_bind_url = f"http://{socket.gethostbyname('slurm-head')}:8081"
 # Servers are Slurm jobs: they keep running while the hub restarts, and the hub finds them again.
 c.JupyterHub.cleanup_servers = False
+# DEMO_EXTEND=1 make demo: users extend their servers from the home page and JupyterLab (ci/demo makes the hub's
+# Slurm account an operator for it), up to four hours in all.
+if os.environ.get("DKRZ_DEMO_EXTEND") == "1":
+    load_subconfig(dropins.path("extend"))  # noqa: F821
+    c.DKRZSpawner.extend_max_runtime = {"*": "04:00:00"}
