@@ -225,8 +225,9 @@ class JobRequest:
 
     @property
     def shape(self) -> str:
-        """The request in words: ``4 cores, 10G memory`` or ``2 nodes, each 4 cores, 10G memory, 1 GPU``."""
-        each = [f"{self.cores} core{'s' if self.cores != 1 else ''}", f"{self.memory} memory"]
+        """The request in words, the one wording of the progress page and the recent servers: ``4 cores, 10 GB
+        memory`` or ``2 nodes, each 4 cores, 10 GB memory, 1 GPU``."""
+        each = [f"{self.cores} core{'s' if self.cores != 1 else ''}", f"{human_memory(self.memory_mb)} memory"]
         if self.gpus:
             each.append(f"{self.gpus} GPU{'s' if self.gpus != 1 else ''}")
         if self.nodes == 1:

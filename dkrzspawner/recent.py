@@ -23,7 +23,7 @@ from urllib.parse import quote, urlencode
 
 import sqlalchemy as sa
 
-from .units import human_memory, human_runtime
+from .units import human_runtime
 
 #: how many jobs per user are kept
 KEEP = 20
@@ -59,19 +59,12 @@ def now() -> str:
 
 
 def describe(request) -> str:
-    """A :class:`~dkrzspawner.options.JobRequest` in words: ``preset shared: 2 cores, 5 GB memory, runtime 12 h,
-    account bb1234`` or ``partition gpu: 1 node, 4 cores, 8 GB memory, 1 GPU, runtime 2 h, account default``."""
-    parts = []
-    if request.preset:
-        head = f"preset {request.preset}"
-    else:
-        head = f"partition {request.partition}"
-        parts.append(f"{request.nodes} node" + ("s" if request.nodes != 1 else ""))
-    parts += [f"{request.cores} core" + ("s" if request.cores != 1 else ""), f"{human_memory(request.memory_mb)} memory"]
-    if request.gpus:
-        parts.append(f"{request.gpus} GPU" + ("s" if request.gpus != 1 else ""))
-    parts.append(f"runtime {human_runtime(request.runtime_seconds)}")
-    parts.append(f"account {request.account or 'default'}")
+    """A :class:`~dkrzspawner.options.JobRequest` in words, its resources as :attr:`~dkrzspawner.options.JobRequest.shape`
+    says them: ``preset shared: 2 cores, 5 GB memory, runtime 12 h, account bb1234`` or ``partition gpu: 2 nodes,
+    each 4 cores, 8 GB memory, 1 GPU, runtime 2 h, account default``."""
+    head = f"preset {request.preset}" if request.preset else f"partition {request.partition}"
+    parts = [request.shape, f"runtime {human_runtime(request.runtime_seconds)}",
+             f"account {request.account or 'default'}"]
     if request.reservation:
         parts.append(f"reservation {request.reservation}")
     return f"{head}: " + ", ".join(parts)

@@ -40,7 +40,7 @@ def test_a_two_node_request_counts_every_node():
     assert (request.nodes, request.cores, request.gpus) == (2, 4, 1)
     assert (request.total_cores, request.total_gpus, request.core_hours) == (8, 2, 8.0)
     assert (request.memory_mb, request.total_memory_mb) == (8000, 16000)  # the default: 4 x 2000M per node
-    assert request.shape == f"2 nodes, each 4 cores, {request.memory} memory, 1 GPU"
+    assert request.shape == "2 nodes, each 4 cores, 8 GB memory, 1 GPU"
 
 
 @pytest.mark.parametrize("changes, field, words", [
@@ -109,4 +109,4 @@ async def test_the_preflight_and_the_job_ask_for_two_nodes_of_four_cores(monkeyp
     assert [line for line in submitted if line.startswith("#SBATCH") and "--comment" not in line] == \
         [line for line in asked if "--comment" not in line]
     assert spawner.submission(request).summary == \
-        f"partition shared, 2 nodes, each 4 cores, {request.memory} memory, walltime 01:00:00"
+        "partition shared, 2 nodes, each 4 cores, 8 GB memory, walltime 01:00:00"

@@ -128,8 +128,11 @@ def test_the_options_in_words():
                         preset="shared")
     assert recent.describe(preset) == "preset shared: 2 cores, 5 GB memory, runtime 12 h, account bb1234"
     advanced = JobRequest(partition="gpu", cores=4, memory_mb=8000, runtime_seconds=5400, gpus=1, nodes=1)
-    assert recent.describe(advanced) == ("partition gpu: 1 node, 4 cores, 8 GB memory, 1 GPU, runtime 90 min, "
+    assert recent.describe(advanced) == ("partition gpu: 4 cores, 8 GB memory, 1 GPU, runtime 90 min, "
                                          "account default")
+    two = JobRequest(partition="gpu", cores=4, memory_mb=8000, runtime_seconds=5400, gpus=1, nodes=2)
+    assert recent.describe(two) == ("partition gpu: 2 nodes, each 4 cores, 8 GB memory, 1 GPU, runtime 90 min, "
+                                    "account default"), "the progress page's words (JobRequest.shape)"
 
 
 def test_core_hours_are_cores_times_the_elapsed_hours():
