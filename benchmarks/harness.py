@@ -83,14 +83,17 @@ SPAWN_OPTIONS = {"dkrz": {"preset": "shared", "cores": 1}, "batchspawner": {}}
 
 
 class BenchHub(Hub):
-    """A hub of one spawner kind, polling every ``interval`` seconds (JupyterHub's default: 30)."""
+    """A hub of one spawner kind, polling every ``interval`` seconds (JupyterHub's default: 30); ``extra_config``
+    is appended to its configuration. dkrzspawner's hub runs this checkout's code (first on its PYTHONPATH)."""
 
-    def __init__(self, kind: str, workdir: Path, interval: float = 30):
+    def __init__(self, kind: str, workdir: Path, interval: float = 30, extra_config: str = ""):
         config = (COMMON_CONFIG + SPAWNER_CONFIG[kind]).replace("INTERVAL", repr(interval))
         config = config.replace("BENCH_VENV", str(VENVS["batchspawner"]))
-        super().__init__(workdir, config=config, ports=PORTS, venv_bin=VENVS[kind] / "bin",
+        super().__init__(workdir, extra_config, config=config, ports=PORTS, venv_bin=VENVS[kind] / "bin",
                          log_path=workdir / "hub.log")
         self.kind = kind
+        if kind == "dkrz":  # the checkout being measured, not the copy installed in the venv (its jobs keep that)
+            self.environment["PYTHONPATH"] = str(REPO)
 
     @property
     def db_url(self) -> str:
