@@ -53,7 +53,7 @@ def ensure_users(users: list[str]) -> None:
     for user in users:
         if subprocess.run(["id", "-u", user], capture_output=True).returncode != 0:
             subprocess.run(["useradd", "-m", "-s", "/bin/bash", user], check=True)
-    listed = set(slurm("sacctmgr", "-n", "-P", "show", "assoc", f"where account={ACCOUNT}", "format=user").split())
+    listed = set(slurm("sacctmgr", "-n", "-P", "show", "assoc", "where", f"account={ACCOUNT}", "format=user").split())
     missing = [user for user in users if user not in listed]
     if missing:
         slurm("sacctmgr", "-i", "add", "user", ",".join(missing), f"account={ACCOUNT}",
