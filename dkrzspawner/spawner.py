@@ -190,6 +190,15 @@ class DKRZSpawner(ModuleSettings, Spawner):
         help="Seconds any single Slurm command may take before it is stopped and counted as unanswered.",
     ).tag(config=True)
 
+    slurm_concurrency = Integer(
+        16,
+        min=0,
+        help="""The most Slurm commands (``sbatch``, its ``--test-only`` pre-flight, ``squeue``, ``sacctmgr``,
+        ...) the hub runs at once, for all users together; more wait their turn, first come first served, and
+        their ``slurm_timeout`` starts when they run. A class that logs in at once then reaches slurmctld,
+        slurmdbd and sudo as a steady stream. 0: no bound.""",
+    ).tag(config=True)
+
     watch_interval = Float(
         30.0,
         help="Seconds between the hub's batched Slurm queries while no job is starting or stopping.",
@@ -446,7 +455,8 @@ class DKRZSpawner(ModuleSettings, Spawner):
     # == shared parts ===========================================================================================
     @property
     def runner(self):
-        return REGISTRY.runner(sudo=self.sudo_command, timeout=self.slurm_timeout, log=self.log)
+        return REGISTRY.runner(sudo=self.sudo_command, timeout=self.slurm_timeout, log=self.log,
+                               concurrency=self.slurm_concurrency or None)
 
     @property
     def watcher(self):

@@ -3,6 +3,7 @@ Slurm (no hub, no cluster)."""
 
 from __future__ import annotations
 
+import logging
 import re
 from types import SimpleNamespace
 
@@ -27,6 +28,20 @@ async def test_the_defaults_are_ours(monkeypatch):
     assert spawner.advanced_options and spawner.cluster_cache_ttl == 60
     for name in ("partitions", "advanced_options", "cluster_cache_ttl"):
         assert spawner.traits()[name].help, name
+
+
+def test_the_hubs_slurm_commands_are_bounded_for_all_spawners_together():
+    trait = DKRZSpawner.class_traits()["slurm_concurrency"]
+    assert trait.default_value == 16 and trait.help
+    settings = SimpleNamespace(sudo_command=["sudo", "-n"], slurm_timeout=30.0, log=logging.getLogger("test"),
+                               slurm_concurrency=16)
+    REGISTRY.clear()
+    try:
+        assert DKRZSpawner.runner.fget(settings).concurrency == 16
+        settings.slurm_concurrency = 0  # no bound
+        assert DKRZSpawner.runner.fget(settings).concurrency is None
+    finally:
+        REGISTRY.clear()
 
 
 async def test_validation_refusals_are_400_with_the_plain_message(monkeypatch):
