@@ -5,7 +5,8 @@ For each hub kind (:data:`benchmarks.harness.KINDS`) and for the floor (N bare `
 until every server answers, each spawn's time (p50/p95/max), slurmctld's RPCs during the burst (``sdiag`` reset
 before, read after: job queries, submissions, ``--test-only`` checks) and the hub's event-loop lag, both as
 JupyterHub logs it (its own ticker, here logging every stall of 0.1 s or more) and measured from outside: a
-thread asks ``/hub/health`` every 50 ms and records how long each answer takes.
+thread asks ``/hub/health`` every 50 ms and records how long each answer takes; and the hub's CPU seconds
+meanwhile (its own, and its Slurm commands').
 
 The class are Unix users ``class01`` ... with homes and Slurm associations in ``bb1234`` (the account alice and
 carol use), made by :func:`ensure_users` when missing and never removed.
@@ -14,10 +15,13 @@ carol use), made by :func:`ensure_users` when missing and never removed.
 from __future__ import annotations
 
 import math
+import os
 import re
 import subprocess
 import threading
 import time
+
+from pathlib import Path
 
 import requests
 
@@ -145,6 +149,13 @@ def _rpcs(rpcs: dict[str, int]) -> dict:
             "test_only": rpcs.get(WILL_RUN, 0), "all": sum(rpcs.values()), "by_type": rpcs}
 
 
+def cpu_seconds(pid: int) -> dict:
+    """CPU time of process ``pid`` so far: its own, and its ended children's (the hub's Slurm commands, sudo)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return {"own": (int(fields[11]) + int(fields[12])) / ticks, "children": (int(fields[13]) + int(fields[14])) / ticks}
+
+
 def _lag_logged(log: str) -> dict:
     stalls = [float(value) for value in LAG_LINE.findall(log)]
     return {"threshold_s": LOG_THRESHOLD_S, "count": len(stalls), "max_s": max(stalls) if stalls else 0.0}
@@ -162,11 +173,13 @@ def hub_burst(kind: str, users: list[str], timeout: float = 600) -> dict:
         options = {"user_options": harness.SPAWN_OPTIONS[kind]}
         harness.sdiag_reset()
         offset = hub.log_offset()
+        cpu_before = cpu_seconds(hub.proc.pid)
         probe.start(time.monotonic())
         sent = at_once(users, lambda user: _accepted(hub.api("POST", f"/users/{user}/server", json=options)))
         ready, failed = _await_ready(hub, users, timeout)
         rpcs = harness.sdiag_rpcs()
         commands = hub.slurm_commands(offset)
+        cpu = {key: round(value - cpu_before[key], 2) for key, value in cpu_seconds(hub.proc.pid).items()}
         lag = {"probe": probe.stop(), "logged": _lag_logged(hub.log_since(offset))}
         at_once(users, lambda user: hub.api("DELETE", f"/users/{user}/server"))
         wait_for(lambda: not any(jobs_of(user) for user in users), timeout=300, interval=1,
@@ -175,7 +188,7 @@ def hub_burst(kind: str, users: list[str], timeout: float = 600) -> dict:
         probe.stop()
         hub.stop()
         harness.cancel_jobs([job for user in users for job in jobs_of(user)])
-    return _row(kind, users, sent, ready, failed, rpcs, lag, slurm_commands=commands)
+    return _row(kind, users, sent, ready, failed, rpcs, lag, slurm_commands=commands, hub_cpu_s=cpu)
 
 
 def _accepted(response: requests.Response):

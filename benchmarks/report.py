@@ -324,6 +324,11 @@ def _class_lag(row: dict) -> str:
     return text
 
 
+def _class_cpu(row: dict) -> str:
+    cpu = row.get("hub_cpu_s")
+    return f"{cpu['own']:.1f} s + {cpu['children']:.1f} s" if cpu else "—"
+
+
 def class_rows(result: dict | None) -> list[str]:
     """The table's rows for a class at once: both hubs, the floor in the goal column."""
     if not result:
@@ -342,6 +347,8 @@ def class_rows(result: dict | None) -> list[str]:
         row(f"a class of {size}: slurmctld RPCs during the burst", _class_rpcs, "one submit and one test-only each"),
         row(f"a class of {size}: hub event loop (/hub/health every 50 ms; JupyterHub's log)", _class_lag,
             "no stall over 0.25 s"),
+        row(f"a class of {size}: the hub's CPU until all were ready (its own + its Slurm commands')", _class_cpu,
+            "least"),
     ]
 
 
