@@ -281,6 +281,7 @@ def run(kinds, size: int) -> dict:
     """The class on every hub of ``kinds``, then the floor."""
     users = class_users(size)
     ensure_users(users)
+    harness.cancel_jobs([job for user in users for job in jobs_of(user)])  # a failed run's, if any
     rows = [hub_burst(kind, users) for kind in kinds]
     rows.append(floor_burst(users))
     return {"size": size, "account": ACCOUNT, "rows": rows}
