@@ -14,6 +14,7 @@ carol use), made by :func:`ensure_users` when missing and never removed.
 
 from __future__ import annotations
 
+import datetime
 import math
 import os
 import re
@@ -95,16 +96,17 @@ class HealthProbe:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def start(self, origin: float):
+        """Ask from now on; the samples' times count from ``origin`` (``time.time()``)."""
         self.origin = origin
         self._thread.start()
 
     def _run(self):
         session = requests.Session()
         while not self._stop.is_set():
-            sent = time.monotonic()
+            at, sent = time.time(), time.monotonic()
             try:
                 session.get(self.url, timeout=10).raise_for_status()
-                self.samples.append((round(sent - self.origin, 3), round(time.monotonic() - sent, 4)))
+                self.samples.append((round(at - self.origin, 3), round(time.monotonic() - sent, 4)))
             except requests.RequestException:
                 self.failures += 1
             self._stop.wait(max(0.0, PROBE_INTERVAL_S - (time.monotonic() - sent)))
@@ -121,14 +123,14 @@ class HealthProbe:
 
 
 def at_once(users: list[str], action) -> dict[str, float]:
-    """``action(user)`` in a thread per user, released together; when each was sent (monotonic)."""
+    """``action(user)`` in a thread per user, released together; when each was sent (``time.time()``)."""
     barrier = threading.Barrier(len(users))
     sent: dict[str, float] = {}
     errors: list[BaseException] = []
 
     def one(user):
         barrier.wait()
-        sent[user] = time.monotonic()
+        sent[user] = time.time()
         try:
             action(user)
         except BaseException as exc:  # noqa: BLE001 (raised in the caller's thread below)
@@ -174,9 +176,10 @@ def hub_burst(kind: str, users: list[str], timeout: float = 600) -> dict:
         harness.sdiag_reset()
         offset = hub.log_offset()
         cpu_before = cpu_seconds(hub.proc.pid)
-        probe.start(time.monotonic())
+        probe.start(time.time())
         sent = at_once(users, lambda user: _accepted(hub.api("POST", f"/users/{user}/server", json=options)))
-        ready, failed = _await_ready(hub, users, timeout)
+        failed = _await_ready(hub, users, timeout)
+        ready = ready_times(hub.log_since(offset), users)
         rpcs = harness.sdiag_rpcs()
         commands = hub.slurm_commands(offset)
         cpu = {key: round(value - cpu_before[key], 2) for key, value in cpu_seconds(hub.proc.pid).items()}
@@ -195,24 +198,35 @@ def _accepted(response: requests.Response):
     assert response.status_code in (201, 202), response.text
 
 
-def _await_ready(hub: harness.BenchHub, users: list[str], timeout: float) -> tuple[dict[str, float], list[str]]:
-    """When each server was first seen ready (one ``GET /users`` every 0.1 s); the users whose spawn failed."""
-    ready: dict[str, float] = {}
+def _await_ready(hub: harness.BenchHub, users: list[str], timeout: float) -> list[str]:
+    """Wait until every server is ready or gone (one ``GET /users`` a second: the harness must not be what loads
+    the hub); the users whose server is not ready."""
+    ready: set[str] = set()
     failed: set[str] = set()
     deadline = time.monotonic() + timeout
     while len(ready) + len(failed) < len(users) and time.monotonic() < deadline:
-        now = time.monotonic()
         for user in hub.api("GET", "/users").json():
-            name = user["name"]
-            server = (user.get("servers") or {}).get("")
-            if name not in users or name in ready:
-                continue
-            if server and server.get("ready"):
-                ready[name] = now
-            elif not server:
+            name, server = user["name"], (user.get("servers") or {}).get("")
+            if name in users and server and server.get("ready"):
+                ready.add(name)
+            elif name in users and not server:
                 failed.add(name)
-        time.sleep(0.1)
-    return ready, sorted(failed | (set(users) - set(ready)))
+        time.sleep(1)
+    return sorted(set(users) - ready)
+
+
+#: JupyterHub's line when a server is up, just before its route is added (both hubs log it)
+READY_LINE = re.compile(r"^\[I (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+) JupyterHub \S+\] User (\S+) took [0-9.]+ seconds to start",
+                        re.M)
+
+
+def ready_times(log: str, users: list[str]) -> dict[str, float]:
+    """When each of ``users``'s servers was up (``time.time()``), from the hub's log (its clock is this host's)."""
+    times = {}
+    for stamp, user in READY_LINE.findall(log):
+        if user in users:
+            times[user] = datetime.datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S.%f").timestamp()
+    return times
 
 
 def _row(kind, users, sent, ready, failed, rpcs, lag, **extra) -> dict:
@@ -251,7 +265,7 @@ def floor_burst(users: list[str], timeout: float = 600) -> dict:
     job_ids: list[str] = []
     try:
         harness.sdiag_reset()
-        probe.start(time.monotonic())
+        probe.start(time.time())
 
         def submit_and_wait(user):
             done = subprocess.run(["sudo", "-n", "-u", user, "--", "sbatch", "--parsable"],
@@ -262,7 +276,7 @@ def floor_burst(users: list[str], timeout: float = 600) -> dict:
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 if any(scenarios.answers(url) for url in urls):
-                    ready[user] = time.monotonic()
+                    ready[user] = time.time()
                     return
                 time.sleep(0.01)
 
