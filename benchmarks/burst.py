@@ -299,13 +299,3 @@ def run(kinds, size: int) -> dict:
     rows = [hub_burst(kind, users) for kind in kinds]
     rows.append(floor_burst(users))
     return {"size": size, "account": ACCOUNT, "rows": rows}
-
-
-def closest_to_floor(result: dict) -> str | None:
-    """The hub kind whose time until all were ready is closest to the floor's (None without figures)."""
-    timed = {row["kind"]: row["all_ready_s"] for row in result["rows"] if row["all_ready_s"] is not None}
-    floor = timed.pop("floor", None)
-    if floor is None or not timed:
-        return None
-    return min(timed, key=lambda kind: abs(timed[kind] - floor))
-

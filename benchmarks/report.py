@@ -329,20 +329,30 @@ def _class_cpu(row: dict) -> str:
     return f"{cpu['own']:.1f} s + {cpu['children']:.1f} s" if cpu else "—"
 
 
+def closest_to_floor(result: dict) -> str | None:
+    """The hub kind whose class was all ready closest to the floor's time (None without both figures)."""
+    timed = {row["kind"]: row["all_ready_s"] for row in result["rows"] if row["all_ready_s"] is not None}
+    floor = timed.pop("floor", None)
+    if floor is None or not timed:
+        return None
+    return min(timed, key=lambda kind: abs(timed[kind] - floor))
+
+
 def class_rows(result: dict | None) -> list[str]:
     """The table's rows for a class at once: both hubs, the floor in the goal column."""
     if not result:
         return []
     by_kind = {row["kind"]: row for row in result["rows"]}
     ours, theirs, bare = (by_kind.get(kind) for kind in ("dkrz", "batchspawner", "floor"))
-    size = result["size"]
+    size, closest = result["size"], closest_to_floor(result)
 
     def row(measure: str, text, goal: str) -> str:
         return (f"| {measure} | {_class_cell(ours, text)} | {_class_cell(theirs, text)} | "
                 f"floor: {_class_cell(bare, text)}; {goal} |")
 
     return [
-        row(f"a class of {size} spawning at once: first request -> all ready", _class_ready, "closest to the floor"),
+        row(f"a class of {size} spawning at once: first request -> all ready", _class_ready,
+            f"closest to the floor (here: {LABELS[closest] if closest else 'neither'})"),
         row(f"a class of {size}: each spawn p50 / p95 / max", _class_spawn, "closest to the floor"),
         row(f"a class of {size}: slurmctld RPCs during the burst", _class_rpcs, "one submit and one test-only each"),
         row(f"a class of {size}: hub event loop (/hub/health every 50 ms; JupyterHub's log)", _class_lag,

@@ -68,10 +68,10 @@ def class_row(kind, seconds, failed=()):
 def test_the_class_rows_put_each_hub_beside_the_floor_and_the_plot_draws(tmp_path):
     result = {"size": 3, "rows": [class_row("dkrz", [4.0, 5.0, 6.0]), class_row("batchspawner", [7.0, 9.0], ["c3"]),
                                   class_row("floor", [3.0, 3.5, 4.0])]}
-    assert burst.closest_to_floor(result) == "dkrz"  # the other has a server that never answered
+    assert report.closest_to_floor(result) == "dkrz"  # the other has a server that never answered
     rows = report.class_rows(result)
     assert rows[0] == ("| a class of 3 spawning at once: first request -> all ready | 6.00 s | —; **1 of 3 not ready** | "
-                       "floor: 4.00 s; closest to the floor |")
+                       "floor: 4.00 s; closest to the floor (here: dkrzspawner) |")
     assert "| 5.00 / 6.00 / 6.00 s |" in rows[1] and "floor: 3.50 / 4.00 / 4.00 s" in rows[1]
     assert "3 submits, 3 test-only" in rows[2] and "floor: 4 job queries, 3 submits, 0 test-only" in rows[2]
     assert "p95 12 ms, max 30.5 ms; logged stalls ≥ 0.1 s: 1 (max 0.30 s)" in rows[3]
