@@ -426,11 +426,13 @@ class DKRZSpawner(ModuleSettings, Spawner):
         self.token_digest = None
 
     def _save_state(self):
-        """Persist the record at once, so a hub restart during the queue wait finds the job."""
-        if self.orm_spawner is None or self.db is None:
+        """Persist the record at once, so a hub restart during the queue wait finds the job (through the session
+        holding the server's row: ``Spawner.db`` is deprecated, and a class of spawns would each log so)."""
+        session = object_session(self.orm_spawner) if self.orm_spawner is not None else None
+        if session is None:
             return
         self.orm_spawner.state = self.get_state()
-        self.db.commit()
+        session.commit()
 
     @property
     def job_id(self) -> str | None:

@@ -44,6 +44,22 @@ def test_the_hubs_slurm_commands_are_bounded_for_all_spawners_together():
         REGISTRY.clear()
 
 
+async def test_the_record_is_saved_through_the_servers_own_session_not_the_deprecated_spawner_db(monkeypatch, caplog):
+    from jupyterhub import orm
+
+    spawner, _ = make_spawner(monkeypatch)
+    session = orm.new_session_factory("sqlite://")()
+    row = orm.Spawner(name="", user=orm.User(name="alice"))
+    session.add(row)
+    session.commit()
+    spawner.orm_spawner = row
+    spawner.record.job_id, spawner.record.job_comment = "4242", "dkrzspawner:alice:default:abc"
+    spawner._save_state()
+    session.expire_all()
+    assert session.query(orm.Spawner).one().state["job_id"] == "4242"
+    assert "deprecated" not in caplog.text
+
+
 async def test_validation_refusals_are_400_with_the_plain_message(monkeypatch):
     spawner, _ = make_spawner(monkeypatch)
     request = await spawner.validate_options({"partition": "gpu", "gpus": 1, "account": "ab0000"})
