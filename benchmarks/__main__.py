@@ -1,9 +1,9 @@
 """Run the benchmarks: ``python -m benchmarks`` (``make bench`` prepares the cluster and the peers first).
 
-Writes ``benchmarks/results/benchmarks.json``, ``load.png``, ``latency.png`` and ``summary.md`` (the hubs), and
-``kernels.json``, ``kernels.png`` and ``kernels.md`` (the kernel provisioners), and copies each table into
-README.md when its measurements ran in full, at the default sizes, into that folder; a partial run leaves README.md
-as it was and says so. ``--smoke`` runs every measurement at a tiny size into a folder of its own (for tests).
+Writes ``benchmarks/results/benchmarks.json``, ``load.png``, ``latency.png``, ``class.png`` and ``summary.md``
+(the hubs), and ``kernels.json``, ``kernels.png`` and ``kernels.md`` (the kernel provisioners), and copies each
+table into README.md when its measurements ran in full, at the default sizes, into that folder; a partial run
+leaves README.md as it was and says so. ``--smoke`` runs every measurement at a tiny size into a folder of its own (for tests).
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ import json
 import statistics
 from pathlib import Path
 
-from benchmarks import form_render, harness, kernels, report, scenarios
+from benchmarks import burst, form_render, harness, kernels, report, scenarios
 
 #: the hub measurements: README's main table is theirs, and only a run of all of them rewrites it
-HUB_MEASUREMENTS = ("seeded", "pending", "latency", "form")
+HUB_MEASUREMENTS = ("seeded", "pending", "latency", "form", "class")
 #: the settings README's tables were measured with: a run with any other value is partial
-HUB_SETTINGS = ("servers", "interval", "window", "spawns", "kinds")
+HUB_SETTINGS = ("servers", "interval", "window", "spawns", "kinds", "class_size")
 KERNEL_SETTINGS = ("kernel_kinds", "kernel_rounds", "kernel_limit", "kernel_window")
 LEFT_ALONE = ("{readme} keeps its {table} table: this run was partial (--only, --servers or another setting, "
               "--results or --smoke); its figures are in {folder}")
@@ -33,6 +33,8 @@ def parse_args(argv=None):
                         help="poll interval of both hubs, seconds (default: JupyterHub's 30)")
     parser.add_argument("--window", type=float, default=90, help="seconds of polling to count (default: 90)")
     parser.add_argument("--spawns", type=int, default=10, help="spawns per latency series (default: 10)")
+    parser.add_argument("--class-size", type=int, default=burst.SIZE,
+                        help=f"class: users who spawn at once (default: {burst.SIZE})")
     parser.add_argument("--kinds", nargs="+", default=list(harness.KINDS), choices=harness.KINDS)
     parser.add_argument("--only", nargs="+", default=[*HUB_MEASUREMENTS, "kernels"],
                         choices=[*HUB_MEASUREMENTS, "kernels"], help="the measurements to run (default: all)")
@@ -50,6 +52,7 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.smoke:
         args.servers, args.interval, args.window, args.spawns = [2], 3, 6, 1
+        args.class_size = 2
         args.kernel_rounds, args.kernel_window = 2, 20
     return args
 
@@ -57,8 +60,9 @@ def parse_args(argv=None):
 def run(args, saved=lambda results: None) -> dict:
     """Every measurement asked for; ``saved(results)`` after each, so a failure keeps what was measured."""
     results = {"machine": harness.machine(), "settings": {
-        "servers": args.servers, "interval_s": args.interval, "window_s": args.window, "spawns": args.spawns}}
-    if set(HUB_MEASUREMENTS) & set(args.only):
+        "servers": args.servers, "interval_s": args.interval, "window_s": args.window, "spawns": args.spawns,
+        "class_size": args.class_size}}
+    if (set(HUB_MEASUREMENTS) - {"class"}) & set(args.only):  # the class clears its own users' jobs
         harness.clear_queue()
     if "seeded" in args.only:
         responder = harness.Responder()
@@ -82,6 +86,9 @@ def run(args, saved=lambda results: None) -> dict:
         results["form"] = {f"{kind}_median_ms": round(statistics.median(values), 3)
                            for kind, values in timings.items()}
         saved(results)
+    if "class" in args.only:
+        results["class"] = burst.run(args.kinds, args.class_size)
+        saved(results)
     if "kernels" in args.only:
         results["kernels"] = kernels.run(args.kernel_kinds, args.kernel_rounds, args.kernel_limit,
                                          args.kernel_window)
@@ -98,6 +105,8 @@ def write(results: dict, folder: Path, readme: Path | None = None, sections=()):
             report.plot_load(results["seeded"], folder / "load.png")
         if results.get("latency"):
             report.plot_latency(results["latency"], folder / "latency.png")
+        if results.get("class"):
+            report.plot_class(results["class"], folder / "class.png")
         table = report.table(hubs)
         (folder / "summary.md").write_text(table)
         print(table)

@@ -19,13 +19,14 @@ import http.server
 import os
 import platform
 import re
+import socket
 import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from tests.e2e.conftest import REPO, Hub
-from tests.slurmtools import slurm, wait_for
+from tests.slurmtools import head_address, slurm, wait_for
 
 #: where `make env` built the environments (``PREFIX``; else the one this Python runs from, ``PREFIX/venv``)
 PREFIX = Path(os.environ.get("PREFIX") or Path(sys.prefix).parent)
@@ -83,14 +84,23 @@ SPAWN_OPTIONS = {"dkrz": {"preset": "shared", "cores": 1}, "batchspawner": {}}
 
 
 class BenchHub(Hub):
-    """A hub of one spawner kind, polling every ``interval`` seconds (JupyterHub's default: 30)."""
+    """A hub of one spawner kind, polling every ``interval`` seconds (JupyterHub's default: 30); ``extra_config``
+    is appended to its configuration. dkrzspawner's hub runs this checkout's code (first on its PYTHONPATH)."""
 
-    def __init__(self, kind: str, workdir: Path, interval: float = 30):
+    def __init__(self, kind: str, workdir: Path, interval: float = 30, extra_config: str = ""):
         config = (COMMON_CONFIG + SPAWNER_CONFIG[kind]).replace("INTERVAL", repr(interval))
         config = config.replace("BENCH_VENV", str(VENVS["batchspawner"]))
-        super().__init__(workdir, config=config, ports=PORTS, venv_bin=VENVS[kind] / "bin",
+        super().__init__(workdir, extra_config, config=config, ports=PORTS, venv_bin=VENVS[kind] / "bin",
                          log_path=workdir / "hub.log")
         self.kind = kind
+        if kind == "dkrz":  # the checkout being measured, not the copy installed in the venv (its jobs keep that)
+            self.environment["PYTHONPATH"] = str(REPO)
+
+    def start(self):
+        """Start the hub once :data:`PORTS` are free (a stopped hub's proxy may take a moment; another benchmark's
+        hub would answer in this one's place, so a port still taken after 15 s is an error)."""
+        wait_for(_ports_free, timeout=15, interval=0.2, what=f"ports {PORTS} free (no other benchmark hub)")
+        super().start()
 
     @property
     def db_url(self) -> str:
@@ -111,6 +121,17 @@ class BenchHub(Hub):
             program = os.path.basename(match.group(1))
             counts[program] = counts.get(program, 0) + 1
         return counts
+
+
+def _ports_free() -> bool:
+    for port in PORTS:
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((head_address() if port == PORTS[1] else "127.0.0.1", port))
+            except OSError:
+                return False
+    return True
 
 
 # -- sdiag: what slurmctld was asked ------------------------------------------------------------------

@@ -198,7 +198,7 @@ class Server:
     """``jupyter server`` as alice from ``kind``'s environment, on a port of its own, with a token."""
 
     def __init__(self, scratch: Scratch, kind: str):
-        self.kind, self.port, self.token = kind, scenarios._free_port(), secrets.token_hex(16)
+        self.kind, self.port, self.token = kind, scenarios.free_port(), secrets.token_hex(16)
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = scratch.folder / f"server-{kind}.log"
         with open(self.log_path, "wb") as log:

@@ -188,6 +188,7 @@ def table(results: dict) -> str:
     for n in sizes:
         rows.append(f"| hub restart with N={n} servers | {_restart(_by(seeded, 'dkrz', servers=n))} | "
                     f"{_restart(_by(seeded, 'batchspawner', servers=n))} | one Slurm call, under 1 s |")
+    rows += class_rows(results.get("class"))
     form = results.get("form")
     if form:
         rows.append(f"| spawn form, server-side render | warm {form['warm_median_ms']:.2f} ms, cold "
@@ -265,6 +266,100 @@ def kernel_table(kernels: dict) -> str:
              f"one node, one task, one core, {settings['request']['memory']} on `{settings['request']['partition']}`, "
              f"the same ipykernel; {settings['other_jobs_running_at_start']} other jobs were running on the node.")
     return where + "\n\n" + "\n".join(rows) + "\n"
+
+
+# -- a class at once (benchmarks/burst.py) ---------------------------------------------------------------------
+def plot_class(result: dict, path: Path):
+    """Each spawn of the class (dots over a box) per hub and the floor; the hub's /hub/health answers over time."""
+    figure, (left, right) = plt.subplots(1, 2, figsize=(13, 4))
+    rows = [{"kind": row["kind"], "samples_s": row["spawn"]["samples_s"]} for row in result["rows"]]
+    _distributions(left, rows, [LABELS[row["kind"]] for row in rows], COLOURS)
+    left.set_xlim(left=0)
+    left.set_xlabel("request -> server answers (s)")
+    left.set_title(f"A class of {result['size']} spawning at once")
+    for row in result["rows"]:
+        samples = row["lag"]["probe"]["samples"]
+        right.plot([t for t, _ in samples], [s * 1000 for _, s in samples], ".", markersize=3, alpha=0.6,
+                   color=COLOURS[row["kind"]], label=LABELS[row["kind"]] + (" (idle hub)" if row["kind"] == "floor"
+                                                                           else ""))
+    right.set_yscale("log")
+    right.set_xlabel("seconds since the first request")
+    right.set_ylabel("/hub/health answered in (ms, log scale)")
+    right.set_title("The hub's event loop: a probe every 50 ms")
+    right.grid(True, which="both", alpha=0.3)
+    right.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def _class_cell(row: dict | None, text) -> str:
+    if not row:
+        return "not measured"
+    if row["failed"]:
+        return f"{text(row)}; **{len(row['failed'])} of {row['users']} not ready**"
+    return text(row)
+
+
+def _class_ready(row: dict) -> str:
+    return f"{row['all_ready_s']:.2f} s" if row["all_ready_s"] is not None else "—"
+
+
+def _class_spawn(row: dict) -> str:
+    spawn = row["spawn"]
+    return f"{spawn['p50_s']:.2f} / {spawn['p95_s']:.2f} / {spawn['max_s']:.2f} s" if spawn["n"] else "—"
+
+
+def _class_rpcs(row: dict) -> str:
+    rpcs = row["rpcs"]
+    return f"{rpcs['job_queries']} job queries, {rpcs['submits']} submits, {rpcs['test_only']} test-only"
+
+
+def _class_lag(row: dict) -> str:
+    probe, logged = row["lag"]["probe"], row["lag"]["logged"]
+    text = f"p95 {probe['p95_ms']:g} ms, max {probe['max_ms']:g} ms" if probe["n"] else "no answer"
+    if logged is not None:
+        text += f"; logged stalls ≥ {logged['threshold_s']:g} s: {logged['count']}"
+        text += f" (max {logged['max_s']:.2f} s)" if logged["count"] else ""
+    return text
+
+
+def _class_cpu(row: dict) -> str:
+    cpu = row.get("hub_cpu_s")
+    return f"{cpu['own']:.1f} s + {cpu['children']:.1f} s" if cpu else "—"
+
+
+def closest_to_floor(result: dict) -> str | None:
+    """The hub kind whose class was all ready closest to the floor's time (None without both figures)."""
+    timed = {row["kind"]: row["all_ready_s"] for row in result["rows"] if row["all_ready_s"] is not None}
+    floor = timed.pop("floor", None)
+    if floor is None or not timed:
+        return None
+    return min(timed, key=lambda kind: abs(timed[kind] - floor))
+
+
+def class_rows(result: dict | None) -> list[str]:
+    """The table's rows for a class at once: both hubs, the floor in the goal column."""
+    if not result:
+        return []
+    by_kind = {row["kind"]: row for row in result["rows"]}
+    ours, theirs, bare = (by_kind.get(kind) for kind in ("dkrz", "batchspawner", "floor"))
+    size, closest = result["size"], closest_to_floor(result)
+
+    def row(measure: str, text, goal: str) -> str:
+        return (f"| {measure} | {_class_cell(ours, text)} | {_class_cell(theirs, text)} | "
+                f"floor: {_class_cell(bare, text)}; {goal} |")
+
+    return [
+        row(f"a class of {size} spawning at once: first request -> all ready", _class_ready,
+            f"closest to the floor (here: {LABELS[closest] if closest else 'neither'})"),
+        row(f"a class of {size}: each spawn p50 / p95 / max", _class_spawn, "closest to the floor"),
+        row(f"a class of {size}: slurmctld RPCs during the burst", _class_rpcs, "one submit and one test-only each"),
+        row(f"a class of {size}: hub event loop (/hub/health every 50 ms; JupyterHub's log)", _class_lag,
+            "no stall over 0.25 s"),
+        row(f"a class of {size}: the hub's CPU until all were ready (its own + its Slurm commands')", _class_cpu,
+            "least"),
+    ]
 
 
 def update_readme(readme: Path, text: str, begin: str = README_BEGIN, end: str = README_END):

@@ -22,7 +22,8 @@ from benchmarks import harness
 from tests.slurmtools import head_address, jobs_of, slurm, wait_for
 
 
-def _workdir(kind: str) -> Path:
+def workdir(kind: str) -> Path:
+    """A fresh folder for one hub of ``kind``."""
     return Path(tempfile.mkdtemp(prefix=f"dkrz-bench-{kind}-"))
 
 
@@ -36,7 +37,7 @@ def _per_interval(count: int, window: float, interval: float) -> float:
 
 
 def seeded(kind: str, servers: int, window: float, interval: float, responder: harness.Responder) -> dict:
-    hub = harness.BenchHub(kind, _workdir(kind), interval)
+    hub = harness.BenchHub(kind, workdir(kind), interval)
     hub.start()  # an empty first start creates the database
     hub.stop()
     sleepers = harness.start_sleepers(servers)
@@ -91,7 +92,7 @@ def pending(kind: str, window: float, interval: float) -> dict:
                     "--wrap", "exec sleep 3600").strip().split(";")[0]
     wait_for(lambda: slurm("squeue", "-h", "-j", blocker, "-o", "%T").strip() == "RUNNING", timeout=120,
              what="the blocking job running")
-    hub = harness.BenchHub(kind, _workdir(kind), interval)
+    hub = harness.BenchHub(kind, workdir(kind), interval)
     hub.start()
     try:
         hub.api("POST", "/users/alice")
@@ -120,7 +121,7 @@ def pending(kind: str, window: float, interval: float) -> dict:
 
 def latency(kind: str, spawns: int) -> dict:
     """``spawns`` spawns of alice's default server, one after the other: POST -> ``ready`` in the API."""
-    hub = harness.BenchHub(kind, _workdir(kind))
+    hub = harness.BenchHub(kind, workdir(kind))
     hub.start()
     seconds = []
     try:
@@ -163,13 +164,15 @@ exec {venv}/bin/jupyterhub-singleuser
 """
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port free on this host now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-def _answers(url: str) -> bool:
+def answers(url: str) -> bool:
+    """Whether ``url`` answers 200 within half a second."""
     try:
         return requests.get(url, timeout=0.5).status_code == 200
     except requests.RequestException:
@@ -181,7 +184,7 @@ def floor(runs: int) -> dict:
 
     An idle hub runs meanwhile: jupyterhub-singleuser asks the hub's API for its version before it listens.
     """
-    hub = harness.BenchHub("dkrz", _workdir("floor"))
+    hub = harness.BenchHub("dkrz", workdir("floor"))
     hub.start()
     try:
         return {"kind": "floor", **summary([_bare_spawn() for _ in range(runs)])}
@@ -190,7 +193,7 @@ def floor(runs: int) -> dict:
 
 
 def _bare_spawn() -> float:
-    port = _free_port()
+    port = free_port()
     script = FLOOR_SCRIPT.format(venv=harness.VENVS["dkrz"], port=port, hub_port=harness.PORTS[1],
                                  head=head_address(), node=FLOOR_NODE)
     started = time.monotonic()
@@ -198,7 +201,7 @@ def _bare_spawn() -> float:
                           capture_output=True, text=True, timeout=60, check=True)
     job_id = done.stdout.strip().split(";")[0]
     try:
-        wait_for(lambda: _answers(f"http://{FLOOR_NODE}:{port}/user/alice/api"), timeout=120, interval=0.01,
+        wait_for(lambda: answers(f"http://{FLOOR_NODE}:{port}/user/alice/api"), timeout=120, interval=0.01,
                  what="the bare server answering")
         seconds = time.monotonic() - started
     finally:

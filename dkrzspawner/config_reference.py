@@ -109,11 +109,11 @@ TOPICS: tuple[Topic, ...] = (
     Topic(
         "slurm", "Slurm and timing",
         """How the hub talks to Slurm: the sudo prefix that runs a command as the user, how long one command may
-        take, how often the one batched ``squeue`` for all jobs runs (faster while a job starts or stops),
+        take and how many run at once, how often the one batched ``squeue`` for all jobs runs (faster while a job starts or stops),
         whether ``sacct`` can tell how a job ended, and how long Slurm's answers about partitions, free
         resources, accounts and reservations are kept. What this costs Slurm: :doc:`/admin/operations`; the
         sudoers rules: :doc:`/admin/install`.""",
-        ("sudo_command", "slurm_timeout", "watch_interval", "watch_fast_interval", "watch_pending_interval",
+        ("sudo_command", "slurm_timeout", "slurm_concurrency", "watch_interval", "watch_fast_interval", "watch_pending_interval",
          "watch_as_users", "watch_jitter", "accounting", "cluster_cache_ttl"),
     ),
     Topic(

@@ -45,9 +45,10 @@ class Registry:
         self._parts.clear()
         self.spawners = weakref.WeakSet()
 
-    def runner(self, *, sudo, timeout: float, log: logging.Logger) -> SlurmRunner:
-        return self._get(("runner", tuple(sudo), timeout),
-                         lambda: SlurmRunner(sudo=sudo, timeout=timeout, log=log))
+    def runner(self, *, sudo, timeout: float, log: logging.Logger, concurrency: int | None = None) -> SlurmRunner:
+        """The hub's one runner for these settings: its bound on concurrent commands is shared by all spawners."""
+        return self._get(("runner", tuple(sudo), timeout, concurrency),
+                         lambda: SlurmRunner(sudo=sudo, timeout=timeout, log=log, concurrency=concurrency))
 
     def watcher(self, runner: SlurmRunner, *, interval: float, fast_interval: float, pending_interval: float,
                 jitter: float, accounting: bool, as_users: bool, log: logging.Logger) -> JobWatcher:

@@ -7,6 +7,7 @@ as a last guard, any value with a line break or control character stops the rend
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 from importlib import resources
@@ -63,7 +64,14 @@ def _refuse_unsafe(value):
 
 
 def environment(extra_paths=()) -> jinja2.Environment:
-    """The template environment: admins' folders first, then the packaged ``share/``."""
+    """The template environment: admins' folders first, then the packaged ``share/``. One per list of folders,
+    kept: its compiled templates serve every spawn (a class starting at once compiles the script once, not once
+    per spawn on the hub's event loop); a template file that changes is read again (Jinja's ``auto_reload``)."""
+    return _environment(tuple(extra_paths))
+
+
+@functools.lru_cache(maxsize=32)
+def _environment(extra_paths: tuple[str, ...]) -> jinja2.Environment:
     loaders = [jinja2.FileSystemLoader(list(extra_paths))] if extra_paths else []
     loaders.append(jinja2.FileSystemLoader(str(resources.files("dkrzspawner") / "share")))
     env = jinja2.Environment(

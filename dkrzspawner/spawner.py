@@ -190,6 +190,15 @@ class DKRZSpawner(ModuleSettings, Spawner):
         help="Seconds any single Slurm command may take before it is stopped and counted as unanswered.",
     ).tag(config=True)
 
+    slurm_concurrency = Integer(
+        16,
+        min=0,
+        help="""The most Slurm commands (``sbatch``, its ``--test-only`` pre-flight, ``squeue``, ``sacctmgr``,
+        ...) the hub runs at once, for all users together; more wait their turn, first come first served, and
+        their ``slurm_timeout`` starts when they run. A class that logs in at once then reaches slurmctld,
+        slurmdbd and sudo as a steady stream. 0: no bound.""",
+    ).tag(config=True)
+
     watch_interval = Float(
         30.0,
         help="Seconds between the hub's batched Slurm queries while no job is starting or stopping.",
@@ -421,11 +430,13 @@ class DKRZSpawner(ModuleSettings, Spawner):
         self.token_digest = None
 
     def _save_state(self):
-        """Persist the record at once, so a hub restart during the queue wait finds the job."""
-        if self.orm_spawner is None or self.db is None:
+        """Persist the record at once, so a hub restart during the queue wait finds the job (through the session
+        holding the server's row: ``Spawner.db`` is deprecated, and a class of spawns would each log so)."""
+        session = object_session(self.orm_spawner) if self.orm_spawner is not None else None
+        if session is None:
             return
         self.orm_spawner.state = self.get_state()
-        self.db.commit()
+        session.commit()
 
     @property
     def job_id(self) -> str | None:
@@ -450,7 +461,8 @@ class DKRZSpawner(ModuleSettings, Spawner):
     # == shared parts ===========================================================================================
     @property
     def runner(self):
-        return REGISTRY.runner(sudo=self.sudo_command, timeout=self.slurm_timeout, log=self.log)
+        return REGISTRY.runner(sudo=self.sudo_command, timeout=self.slurm_timeout, log=self.log,
+                               concurrency=self.slurm_concurrency or None)
 
     @property
     def watcher(self):

@@ -19,18 +19,27 @@ from . import metrics
 from .slurm import JobUnknown, SlurmError, jobs
 from .slurm.jobs import MISSES_BEFORE_GONE, JobStatus
 
+#: the loop's queries are at least this many seconds apart: the starts, stops and refreshes that ask within it
+#: share the next query (a class whose 30 jobs are submitted within a second costs a few queries, not 30)
+MIN_GAP_SECONDS = 0.25
+
 
 class JobWatcher:
     """Polls Slurm for every watched job in one command per interval.
 
     ``interval`` applies while all jobs are settled; ``fast_interval`` while any job is marked urgent
     (starting, stopping) and not pending; ``pending_interval`` while urgent jobs wait in the queue (the
-    server reports its port itself, so the queue wait needs no fast polling). :meth:`refresh` asks at once.
+    server reports its port itself, so the queue wait needs no fast polling). :meth:`refresh` asks at once, or
+    ``min_gap`` seconds (at most ``fast_interval``) after the last query began when that was sooner: whoever asks
+    meanwhile shares that query.
     """
 
     def __init__(self, runner, *, interval=30.0, fast_interval=1.0, pending_interval=5.0, jitter=0.1,
-                 accounting=True, as_users=False, squeue="squeue", sacct="sacct", log=None):
+                 accounting=True, as_users=False, squeue="squeue", sacct="sacct", log=None,
+                 min_gap=MIN_GAP_SECONDS):
         self.runner = runner
+        self.min_gap = min_gap
+        self._queried_at = float("-inf")  # when the loop's last query began (monotonic)
         #: ask as each job's owner (one query per user with jobs): for PrivateData=jobs without operator rights
         self.as_users = as_users
         self._owners: dict[str, str | None] = {}
@@ -130,6 +139,10 @@ class JobWatcher:
     # -- the loop ----------------------------------------------------------------------------------
     async def _loop(self):
         while self._jobs:
+            gap = self._queried_at + min(self.min_gap, self.fast_interval) - time.monotonic()
+            if gap > 0:  # woken soon after a query: those who ask meanwhile share the next one
+                await asyncio.sleep(gap)
+            self._queried_at = time.monotonic()
             try:
                 await self.poll_once()
             except Exception:  # never let one bad cycle end the watching for good

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import getpass
 import logging
 import os
@@ -157,15 +158,24 @@ class SlurmRunner:
 
     ``env`` values given to :meth:`run` reach the command through sudo's ``--preserve-env=NAMES``, so
     secrets never appear on a command line.
+
+    At most ``concurrency`` commands run at once (None: no bound); the others wait their turn in the order they
+    came, and their timeout starts when they run (a long-running :meth:`spawn` holds no place). A class whose 30 spawns all start together then sends
+    slurmctld, slurmdbd and sudo a steady stream rather than 90 commands in one instant.
     """
 
     #: bytes of stdout (and of stderr) read from one command at the most; more stops it (OutputTooLarge)
     max_output = 32 * 1024 * 1024
 
-    def __init__(self, sudo=("sudo", "-n"), timeout: float = 30.0, log: logging.Logger = log):
+    def __init__(self, sudo=("sudo", "-n"), timeout: float = 30.0, log: logging.Logger = log,
+                 concurrency: int | None = None):
         self.sudo = list(sudo)
         self.timeout = timeout
         self.log = log
+        self.concurrency = concurrency
+        self._slots = asyncio.Semaphore(concurrency) if concurrency else None
+        #: commands waiting for a slot now, and the most that ever waited at once
+        self.waiting = self.most_waiting = 0
         self.hub_user = getpass.getuser()
         #: commands run and failed, by program name: what the hub costs slurmctld
         self.calls: collections.Counter[str] = collections.Counter()
@@ -189,14 +199,35 @@ class SlurmRunner:
         self.calls[name] += 1
         started = time.monotonic()
         try:
-            return await self._run(argv, name, user, dict(env or {}), stdin,
-                                   self.timeout if timeout is None else timeout)
+            async with self._slot():
+                return await self._run(argv, name, user, dict(env or {}), stdin,
+                                       self.timeout if timeout is None else timeout)
         except SlurmError as exc:
             self.failures[name] += 1
             metrics.SLURM_COMMAND_ERRORS.labels(command=name, kind=exc.kind).inc()
             raise
         finally:
             metrics.SLURM_COMMAND_SECONDS.labels(command=name).observe(time.monotonic() - started)
+
+    @contextlib.asynccontextmanager
+    async def _slot(self):
+        """One of the ``concurrency`` places to run a command (at once when there is no bound or one is free)."""
+        if self._slots is None:
+            yield
+            return
+        if self._slots.locked():
+            self.waiting += 1
+            self.most_waiting = max(self.most_waiting, self.waiting)
+            try:
+                await self._slots.acquire()
+            finally:
+                self.waiting -= 1
+        else:
+            await self._slots.acquire()
+        try:
+            yield
+        finally:
+            self._slots.release()
 
     async def spawn(self, argv, *, user=None, env=None) -> asyncio.subprocess.Process:
         """Start a long-running command (a ``salloc`` that holds an allocation) and return its process.

@@ -37,7 +37,9 @@ def test_dkrzspawner_side_of_every_benchmark_runs_and_writes_its_files(tmp_path)
     assert results["pending"][0]["job_state_during_window"].startswith("PENDING")
     assert [r["kind"] for r in results["latency"]] == ["dkrz", "floor"]
     assert results["form"]["warm_median_ms"] > 0
-    for name in ("load.png", "latency.png", "summary.md"):
+    assert [(r["kind"], r["ready"], r["failed"]) for r in results["class"]["rows"]] == [("dkrz", 2, []), ("floor", 2, [])]
+    assert results["class"]["rows"][0]["rpcs"]["submits"] >= 2 and results["class"]["rows"][0]["lag"]["probe"]["n"]
+    for name in ("load.png", "latency.png", "class.png", "summary.md"):
         assert (tmp_path / name).stat().st_size > 0
     assert "N=2 servers" in (tmp_path / "summary.md").read_text()
 

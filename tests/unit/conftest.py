@@ -32,6 +32,7 @@ async def make_watcher():
         kw.setdefault("interval", 3600)
         kw.setdefault("fast_interval", 3600)
         kw.setdefault("jitter", 0)
+        kw.setdefault("min_gap", 0)  # every wake queries at once (test_watcher.py's gap tests set one)
         for key in ("squeue", "sacct", QUEUE_QUERY):
             runner.answers.setdefault(key, "")
         w = JobWatcher(runner, **kw)

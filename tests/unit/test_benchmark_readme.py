@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from benchmarks import __main__ as bench
-from benchmarks import report
+from benchmarks import burst, report
 
 MACHINE = {"date": "2026-12-02 01:00 UTC", "host": "bench", "cpus": 2, "memory_gib": 8.0, "slurm": "slurm 23.02",
            "python": "3.11", "kernel": "6.1"}
@@ -27,7 +27,8 @@ def test_a_full_run_into_the_results_folder_rewrites_both_tables():
 @pytest.mark.parametrize("argv", [
     ["--only", "latency", "seeded", "--servers", "100", "--results", "/tmp/elsewhere"],  # the run in issue 20
     ["--servers", "100"], ["--spawns", "3"], ["--window", "30"], ["--interval", "5"], ["--kinds", "dkrz"],
-    ["--results", "/tmp/elsewhere"], ["--smoke"],
+    ["--results", "/tmp/elsewhere"], ["--smoke"], ["--class-size", "12"],
+    ["--only", "seeded", "pending", "latency", "form", "kernels"],
 ])
 def test_a_partial_hub_run_rewrites_no_benchmark_table(argv):
     assert "benchmarks" not in sections(*argv)
@@ -53,3 +54,34 @@ def test_a_partial_run_writes_its_files_and_says_it_left_the_readme_alone(tmp_pa
 
     bench.write(results, args.results, readme, {"benchmarks"})
     assert "warm 4.00 ms" in readme.read_text() and "the full run's table" not in readme.read_text()
+
+
+def class_row(kind, seconds, failed=()):
+    return {"kind": kind, "users": 3, "all_ready_s": None if failed else max(seconds), "ready": 3 - len(failed),
+            "failed": list(failed), "spawn": burst.distribution(seconds),
+            "rpcs": {"job_queries": 4, "submits": 3, "test_only": 3 if kind != "floor" else 0},
+            "lag": {"probe": {"n": 2, "p95_ms": 12.0, "max_ms": 30.5, "samples": [(0.0, 0.01), (0.05, 0.0305)]},
+                    "logged": None if kind == "floor" else {"threshold_s": 0.1, "count": 1, "max_s": 0.3}},
+            **({} if kind == "floor" else {"hub_cpu_s": {"own": 1.5, "children": 0.5}})}
+
+
+def test_the_class_rows_put_each_hub_beside_the_floor_and_the_plot_draws(tmp_path):
+    result = {"size": 3, "rows": [class_row("dkrz", [4.0, 5.0, 6.0]), class_row("batchspawner", [7.0, 9.0], ["c3"]),
+                                  class_row("floor", [3.0, 3.5, 4.0])]}
+    assert report.closest_to_floor(result) == "dkrz"  # the other has a server that never answered
+    rows = report.class_rows(result)
+    assert rows[0] == ("| a class of 3 spawning at once: first request -> all ready | 6.00 s | —; **1 of 3 not ready** | "
+                       "floor: 4.00 s; closest to the floor (here: dkrzspawner) |")
+    assert "| 5.00 / 6.00 / 6.00 s |" in rows[1] and "floor: 3.50 / 4.00 / 4.00 s" in rows[1]
+    assert "3 submits, 3 test-only" in rows[2] and "floor: 4 job queries, 3 submits, 0 test-only" in rows[2]
+    assert "p95 12 ms, max 30.5 ms; logged stalls ≥ 0.1 s: 1 (max 0.30 s)" in rows[3]
+    assert "| 1.5 s + 0.5 s |" in rows[4] and "floor: —" in rows[4]
+    assert report.class_rows(None) == []
+    report.plot_class(result, tmp_path / "class.png")
+    assert (tmp_path / "class.png").stat().st_size > 0
+
+
+def test_the_class_percentiles_are_nearest_rank():
+    assert burst.percentile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.0
+    assert burst.percentile([float(i) for i in range(1, 21)], 0.95) == 19.0
+    assert burst.distribution([])["p50_s"] is None

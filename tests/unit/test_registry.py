@@ -15,6 +15,10 @@ def test_the_same_settings_share_one_part_and_others_get_their_own():
     runner = registry.runner(sudo=["sudo", "-n"], timeout=30.0, log=LOG)
     assert registry.runner(sudo=("sudo", "-n"), timeout=30.0, log=LOG) is runner
     assert registry.runner(sudo=["sudo", "-n"], timeout=5.0, log=LOG) is not runner
+    bounded = registry.runner(sudo=["sudo", "-n"], timeout=30.0, log=LOG, concurrency=16)
+    assert bounded is not runner and bounded.concurrency == 16 and runner.concurrency is None
+    assert registry.runner(sudo=["sudo", "-n"], timeout=30.0, log=LOG, concurrency=16) is bounded, \
+        "one bound for all spawners"
     watch = dict(interval=30.0, fast_interval=1.0, pending_interval=5.0, jitter=0.1, accounting=True,
                  as_users=False, log=LOG)
     watcher = registry.watcher(runner, **watch)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import re
 import shlex
 from types import SimpleNamespace
@@ -226,6 +227,19 @@ def test_admin_template_folder_overrides_the_packaged_one(tmp_path):
     assert text.splitlines() == ["#!/bin/bash", "#SBATCH --partition=shared",
                                  "exec site-wrapper /opt/dkrzspawner/venv/bin/python -m dkrzspawner.singleuser -- "
                                  "jupyterhub-singleuser"]
+
+
+def test_the_template_is_compiled_once_for_every_spawn_and_a_changed_site_template_is_read_again(tmp_path):
+    assert script.environment() is script.environment(), "one environment: its compiled templates are kept"
+    assert script.environment([str(tmp_path)]) is script.environment((str(tmp_path),))
+    assert script.environment([str(tmp_path)]) is not script.environment()
+    template = tmp_path / TEMPLATE
+    template.write_text("#!/bin/bash\n# first\n")
+    assert render(SHARED_2, extra_paths=[str(tmp_path)]).splitlines()[1] == "# first"
+    template.write_text("#!/bin/bash\n# second\n")
+    stat = template.stat()
+    os.utime(template, (stat.st_atime, stat.st_mtime + 10))  # a later edit, as an admin's would be
+    assert render(SHARED_2, extra_paths=[str(tmp_path)]).splitlines()[1] == "# second"
 
 
 def test_a_site_template_extends_our_blocks_with_super_and_values_stay_checked(tmp_path):

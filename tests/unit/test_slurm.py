@@ -154,6 +154,51 @@ async def test_run_returns_output():
     assert runner.failures["echo"] == 0
 
 
+def overlap(log_path) -> int:
+    """The most commands that were running at once, from their "+" (started) and "-" (ended) lines."""
+    running = most = 0
+    for mark in log_path.read_text().split():
+        running += 1 if mark == "+" else -1
+        most = max(most, running)
+    return most
+
+
+async def test_at_most_concurrency_commands_run_at_once_and_the_others_wait_their_turn(tmp_path):
+    log_path = tmp_path / "marks"
+    runner = SlurmRunner(concurrency=2)
+    argv = ["/bin/sh", "-c", f"echo + >> {log_path}; sleep 0.2; echo - >> {log_path}"]
+    results = await asyncio.gather(*(runner.run(argv) for _ in range(6)))
+    assert [r.stdout for r in results] == [""] * 6
+    assert overlap(log_path) == 2
+    assert runner.most_waiting == 4 and runner.waiting == 0
+    assert runner.calls["sh"] == 6
+
+
+async def test_a_waiting_commands_timeout_starts_when_it_runs():
+    # Four half-second commands one at a time take two seconds, each within its one-second timeout.
+    runner = SlurmRunner(concurrency=1)
+    await asyncio.gather(*(runner.run(["/bin/sleep", "0.5"], timeout=1.0) for _ in range(4)))
+    assert runner.failures["sleep"] == 0
+
+
+async def test_a_failed_or_cancelled_command_gives_its_place_back(tmp_path):
+    runner = SlurmRunner(concurrency=1)
+    with pytest.raises(SlurmRejected):
+        await runner.run(["/bin/sh", "-c", "exit 3"])
+    waiting = asyncio.ensure_future(runner.run(["/bin/sleep", "30"]))
+    await asyncio.sleep(0.2)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert (await runner.run(["/bin/echo", "free"])).stdout == "free\n"
+
+
+async def test_without_a_bound_nothing_waits():
+    runner = SlurmRunner()
+    await asyncio.gather(*(runner.run(["/bin/true"]) for _ in range(5)))
+    assert runner.concurrency is None and runner.most_waiting == 0
+
+
 async def test_run_failure_is_classified_and_counted():
     runner = SlurmRunner()
     with pytest.raises(SlurmRejected) as info:

@@ -3,6 +3,7 @@ Slurm (no hub, no cluster)."""
 
 from __future__ import annotations
 
+import logging
 import re
 from types import SimpleNamespace
 
@@ -27,6 +28,36 @@ async def test_the_defaults_are_ours(monkeypatch):
     assert spawner.advanced_options and spawner.cluster_cache_ttl == 60
     for name in ("partitions", "advanced_options", "cluster_cache_ttl"):
         assert spawner.traits()[name].help, name
+
+
+def test_the_hubs_slurm_commands_are_bounded_for_all_spawners_together():
+    trait = DKRZSpawner.class_traits()["slurm_concurrency"]
+    assert trait.default_value == 16 and trait.help
+    settings = SimpleNamespace(sudo_command=["sudo", "-n"], slurm_timeout=30.0, log=logging.getLogger("test"),
+                               slurm_concurrency=16)
+    REGISTRY.clear()
+    try:
+        assert DKRZSpawner.runner.fget(settings).concurrency == 16
+        settings.slurm_concurrency = 0  # no bound
+        assert DKRZSpawner.runner.fget(settings).concurrency is None
+    finally:
+        REGISTRY.clear()
+
+
+async def test_the_record_is_saved_through_the_servers_own_session_not_the_deprecated_spawner_db(monkeypatch, caplog):
+    from jupyterhub import orm
+
+    spawner, _ = make_spawner(monkeypatch)
+    session = orm.new_session_factory("sqlite://")()
+    row = orm.Spawner(name="", user=orm.User(name="alice"))
+    session.add(row)
+    session.commit()
+    spawner.orm_spawner = row
+    spawner.record.job_id, spawner.record.job_comment = "4242", "dkrzspawner:alice:default:abc"
+    spawner._save_state()
+    session.expire_all()
+    assert session.query(orm.Spawner).one().state["job_id"] == "4242"
+    assert "deprecated" not in caplog.text
 
 
 async def test_validation_refusals_are_400_with_the_plain_message(monkeypatch):

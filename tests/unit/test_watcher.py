@@ -399,6 +399,35 @@ async def test_urgent_polls_at_once(make_watcher):
     assert runner.count("squeue") == 2  # entering woke the loop once
 
 
+async def test_starts_that_ask_soon_after_a_query_share_the_next_one(make_watcher):
+    # A class: thirty jobs submitted one after the other, each start entering urgent (which wakes the loop).
+    runner = FakeRunner(squeue=lambda argv: "".join(squeue_line(i, state="PENDING") for i in ids_of(argv)))
+    w = make_watcher(runner, min_gap=1.0, fast_interval=1.0)
+    w.watch("1")
+    await polled(w)
+    urgent = []
+    for job_id in range(100, 130):
+        w.watch(str(job_id))
+        urgent.append(w.urgent(str(job_id)))
+        urgent[-1].__enter__()
+        await asyncio.sleep(0)
+    await asyncio.wait_for(w.refresh(), 5)
+    assert runner.count("squeue") == 2, "the first query, then one for all thirty"
+    assert all(w.status(str(job_id)).state == "PENDING" for job_id in range(100, 130))
+    for context in urgent:
+        context.__exit__(None, None, None)
+
+
+async def test_the_gap_is_never_longer_than_the_fast_interval(make_watcher):
+    runner = FakeRunner(squeue=SQUEUE_RUNNING)
+    w = make_watcher(runner, min_gap=3600, fast_interval=0.02)
+    w.watch("8")
+    await polled(w)
+    await asyncio.wait_for(w.refresh(), 5)  # within 0.02 s, not an hour
+    assert runner.count("squeue") == 2
+    assert watcher_module.MIN_GAP_SECONDS < JobWatcher(FakeRunner()).fast_interval
+
+
 async def test_jitter_stays_within_bounds(make_watcher, monkeypatch):
     delays = []
     real_wait_for = asyncio.wait_for
