@@ -1,9 +1,9 @@
 """Run the benchmarks: ``python -m benchmarks`` (``make bench`` prepares the cluster and the peers first).
 
-Writes ``benchmarks/results/benchmarks.json``, ``load.png``, ``latency.png`` and ``summary.md`` (the hubs), and
-``kernels.json``, ``kernels.png`` and ``kernels.md`` (the kernel provisioners), and copies each table into
-README.md when its measurements ran in full, at the default sizes, into that folder; a partial run leaves README.md
-as it was and says so. ``--smoke`` runs every measurement at a tiny size into a folder of its own (for tests).
+Writes ``benchmarks/results/benchmarks.json``, ``load.png``, ``latency.png``, ``crowd.png`` and ``summary.md``
+(the hubs), and ``kernels.json``, ``kernels.png`` and ``kernels.md`` (the kernel provisioners), and copies each
+table into README.md when its measurements ran in full, at the default sizes, into that folder; a partial run
+leaves README.md as it was and says so. ``--smoke`` runs every measurement at a tiny size into a folder of its own (for tests).
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ import json
 import statistics
 from pathlib import Path
 
-from benchmarks import form_render, harness, kernels, report, scenarios
+from benchmarks import crowd, form_render, harness, kernels, report, scenarios
 
 #: the hub measurements: README's main table is theirs, and only a run of all of them rewrites it
-HUB_MEASUREMENTS = ("seeded", "pending", "latency", "form")
+HUB_MEASUREMENTS = ("seeded", "pending", "latency", "form", "crowd")
 #: the settings README's tables were measured with: a run with any other value is partial
-HUB_SETTINGS = ("servers", "interval", "window", "spawns", "kinds")
+HUB_SETTINGS = ("servers", "interval", "window", "spawns", "kinds", "crowd_users", "crowd_window")
 KERNEL_SETTINGS = ("kernel_kinds", "kernel_rounds", "kernel_limit", "kernel_window")
 LEFT_ALONE = ("{readme} keeps its {table} table: this run was partial (--only, --servers or another setting, "
               "--results or --smoke); its figures are in {folder}")
@@ -44,6 +44,10 @@ def parse_args(argv=None):
                         help="kernels: the allocation's time limit in the server, minutes (default: 1)")
     parser.add_argument("--kernel-window", type=float, default=300,
                         help="kernels: seconds the server runs its kernel with that limit (default: 300)")
+    parser.add_argument("--crowd-users", type=int, nargs="+", default=[10, 100, 1000],
+                        help="crowd: N users opening the form, then N running servers (default: 10 100 1000)")
+    parser.add_argument("--crowd-window", type=float, default=60,
+                        help="crowd: seconds over which the N users open the form (default: 60)")
     parser.add_argument("--results", type=Path, default=harness.RESULTS, help="folder for the files")
     parser.add_argument("--smoke", action="store_true",
                         help="tiny sizes, no README update: shows that every measurement runs")
@@ -51,14 +55,16 @@ def parse_args(argv=None):
     if args.smoke:
         args.servers, args.interval, args.window, args.spawns = [2], 3, 6, 1
         args.kernel_rounds, args.kernel_window = 2, 20
+        args.crowd_users, args.crowd_window = [3], 5
     return args
 
 
 def run(args, saved=lambda results: None) -> dict:
     """Every measurement asked for; ``saved(results)`` after each, so a failure keeps what was measured."""
     results = {"machine": harness.machine(), "settings": {
-        "servers": args.servers, "interval_s": args.interval, "window_s": args.window, "spawns": args.spawns}}
-    if set(HUB_MEASUREMENTS) & set(args.only):
+        "servers": args.servers, "interval_s": args.interval, "window_s": args.window, "spawns": args.spawns,
+        "crowd_users": args.crowd_users, "crowd_window_s": args.crowd_window}}
+    if (set(HUB_MEASUREMENTS) - {"crowd"}) & set(args.only):  # the crowd has users of its own
         harness.clear_queue()
     if "seeded" in args.only:
         responder = harness.Responder()
@@ -82,6 +88,9 @@ def run(args, saved=lambda results: None) -> dict:
         results["form"] = {f"{kind}_median_ms": round(statistics.median(values), 3)
                            for kind, values in timings.items()}
         saved(results)
+    if "crowd" in args.only:
+        results["crowd"] = crowd.run(args.crowd_users, args.crowd_window, args.window, args.interval)
+        saved(results)
     if "kernels" in args.only:
         results["kernels"] = kernels.run(args.kernel_kinds, args.kernel_rounds, args.kernel_limit,
                                          args.kernel_window)
@@ -98,6 +107,8 @@ def write(results: dict, folder: Path, readme: Path | None = None, sections=()):
             report.plot_load(results["seeded"], folder / "load.png")
         if results.get("latency"):
             report.plot_latency(results["latency"], folder / "latency.png")
+        if results.get("crowd"):
+            report.plot_crowd(results["crowd"], folder / "crowd.png")
         table = report.table(hubs)
         (folder / "summary.md").write_text(table)
         print(table)
