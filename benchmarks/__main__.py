@@ -19,7 +19,7 @@ from benchmarks import crowd, form_render, harness, kernels, report, scenarios
 #: the hub measurements: README's main table is theirs, and only a run of all of them rewrites it
 HUB_MEASUREMENTS = ("seeded", "pending", "latency", "form", "crowd")
 #: the settings README's tables were measured with: a run with any other value is partial
-HUB_SETTINGS = ("servers", "interval", "window", "spawns", "kinds", "crowd_users", "crowd_window")
+HUB_SETTINGS = ("servers", "interval", "window", "spawns", "kinds", "crowd_users", "crowd_window", "crowd_servers")
 KERNEL_SETTINGS = ("kernel_kinds", "kernel_rounds", "kernel_limit", "kernel_window")
 LEFT_ALONE = ("{readme} keeps its {table} table: this run was partial (--only, --servers or another setting, "
               "--results or --smoke); its figures are in {folder}")
@@ -48,6 +48,8 @@ def parse_args(argv=None):
                         help="crowd: N users opening the form, then N running servers (default: 10 100 1000)")
     parser.add_argument("--crowd-window", type=float, default=60,
                         help="crowd: seconds over which the N users open the form (default: 60)")
+    parser.add_argument("--crowd-servers", type=int, default=None,
+                        help="crowd: at most this many running servers (default: N; a small cluster holds fewer)")
     parser.add_argument("--results", type=Path, default=harness.RESULTS, help="folder for the files")
     parser.add_argument("--smoke", action="store_true",
                         help="tiny sizes, no README update: shows that every measurement runs")
@@ -89,7 +91,8 @@ def run(args, saved=lambda results: None) -> dict:
                            for kind, values in timings.items()}
         saved(results)
     if "crowd" in args.only:
-        results["crowd"] = crowd.run(args.crowd_users, args.crowd_window, args.window, args.interval)
+        results["crowd"] = crowd.run(args.crowd_users, args.crowd_window, args.window, args.interval,
+                                     args.crowd_servers)
         saved(results)
     if "kernels" in args.only:
         results["kernels"] = kernels.run(args.kernel_kinds, args.kernel_rounds, args.kernel_limit,

@@ -3,9 +3,10 @@
 For each size N (``--crowd-users``), on one dkrzspawner hub (the repository's code, see :class:`harness.BenchHub`):
 
 - **forms**: N distinct users open the spawn form within ``form_window`` seconds (evenly spread), right after the
-  hub started (caches cold). Each is a browser's ``GET /hub/spawn`` through the proxy, authenticated by a token of
-  that user; the render time is the hub's own (its request log: the time the hub spent on the page, the options
-  form included), the client's time beside it. Meanwhile: the hub's Slurm commands (its DEBUG log), slurmctld's
+  hub started (caches cold). Each is a browser's ``GET /hub/spawn`` through the proxy, with that user's login
+  cookie; the render time is the hub's own (its request log: the time the hub spent on the page, the options
+  form included), the client's time beside it. The users log in first (the dummy authenticator's login form,
+  not timed). Meanwhile: the hub's Slurm commands (its DEBUG log), slurmctld's
   RPCs (``sdiag``) and slurmdbd's (``sacctmgr show stats``), per minute. Both RPC counts are the whole cluster's,
   read before and after (never reset: other work on the cluster would lose its counts).
 - **servers**: N running servers, one per user (one-core sleeping jobs stand in, seeded into the hub's database
@@ -90,31 +91,49 @@ def difference(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
     return {name: count - before.get(name, 0) for name, count in after.items() if count >= before.get(name, 0)}
 
 
+def was_reset(after: dict[str, int], before: dict[str, int]) -> bool:
+    """Whether someone reset the counts between two readings (then the difference undercounts)."""
+    return any(after.get(name, 0) < count for name, count in before.items())
+
+
 def _per_minute(counts: dict[str, int], seconds: float) -> float:
     return round(sum(counts.values()) * 60 / seconds, 1)
 
 
 # -- the measurement ------------------------------------------------------------------------------------------
+def logged_in(hub: harness.BenchHub, user: str) -> requests.Session:
+    """A browser's session of ``user``: the login page's form posted (the dummy authenticator), cookies kept."""
+    browser = requests.Session()
+    browser.get(f"{hub.public_url}/hub/login", timeout=60).raise_for_status()
+    answer = browser.post(f"{hub.public_url}/hub/login", allow_redirects=False, timeout=60,
+                          data={"username": user, "password": "crowd", "_xsrf": browser.cookies.get("_xsrf", "")})
+    if answer.status_code != 302:
+        raise AssertionError(f"{user} could not log in: {answer.status_code}")
+    return browser
+
+
 def forms(hub: harness.BenchHub, users: list[str], window: float) -> dict:
-    """Every user opens the spawn form once, spread evenly over ``window`` seconds."""
-    tokens = {user: hub.api("POST", f"/users/{user}/tokens", json={"note": "crowd"}).json()["token"] for user in users}
+    """Every user (logged in beforehand) opens the spawn form once, spread evenly over ``window`` seconds."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        browsers = dict(zip(users, pool.map(lambda user: logged_in(hub, user), users)))
     ctld, dbd, offset = harness.sdiag_rpcs(), harness.slurmdbd_rpcs(), hub.log_offset()
     started = time.monotonic()
 
     def visit(index: int, user: str):
         time.sleep(max(0.0, started + index * window / len(users) - time.monotonic()))
         begun = time.monotonic()
-        page = requests.get(f"{hub.public_url}/hub/spawn", headers={"Authorization": f"token {tokens[user]}"},
-                            timeout=120)
+        page = browsers[user].get(f"{hub.public_url}/hub/spawn", allow_redirects=False, timeout=120)
         ok = page.status_code == 200 and 'id="dkrz-form"' in page.text
         return (time.monotonic() - begun) * 1000, ok
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=64) as pool:
         visits = list(pool.map(visit, range(len(users)), users))
     elapsed = max(time.monotonic() - started, window)
-    ctld, dbd = difference(harness.sdiag_rpcs(), ctld), difference(harness.slurmdbd_rpcs(), dbd)
+    ctld_after, dbd_after = harness.sdiag_rpcs(), harness.slurmdbd_rpcs()
+    reset = was_reset(ctld_after, ctld) or was_reset(dbd_after, dbd)
+    ctld, dbd = difference(ctld_after, ctld), difference(dbd_after, dbd)
     commands = hub.slurm_commands(offset)
-    rendered = [float(ms) for user, ms in PAGE_LINE.findall(hub.log_since(offset)) if user in tokens]
+    rendered = [float(ms) for user, ms in PAGE_LINE.findall(hub.log_since(offset)) if user in browsers]
     return {
         "users": len(users), "window_s": round(elapsed, 1),
         "forms_shown": sum(1 for _, ok in visits if ok),
@@ -123,11 +142,12 @@ def forms(hub: harness.BenchHub, users: list[str], window: float) -> dict:
         "sacctmgr_per_minute": round(commands.get("sacctmgr", 0) * 60 / elapsed, 1),
         "slurmctld_rpcs_per_minute": _per_minute(ctld, elapsed), "slurmctld_rpcs": ctld,
         "slurmdbd_rpcs_per_minute": _per_minute(dbd, elapsed), "slurmdbd_rpcs": dbd,
+        "rpc_counts_reset_meanwhile": reset,
     }
 
 
 def servers(hub: harness.BenchHub, users: list[str], window: float, responder: harness.Responder) -> dict:
-    """A running server per user; the hub restarts onto them, then runs ``window`` seconds."""
+    """A running server for each of ``users``; the hub restarts onto them, then runs ``window`` seconds."""
     hub.stop()
     sleepers = harness.start_sleepers(len(users), users)
     try:
@@ -157,8 +177,10 @@ def ready(hub: harness.BenchHub) -> int:
     return sum(1 for user in users for server in (user.get("servers") or {}).values() if server.get("ready"))
 
 
-def measure(count: int, form_window: float, window: float, interval: float, responder: harness.Responder) -> dict:
-    """Both parts for ``count`` users; the users are gone again afterwards."""
+def measure(count: int, form_window: float, window: float, interval: float, responder: harness.Responder,
+            most_servers: int | None = None) -> dict:
+    """Both parts for ``count`` users (servers for the first ``most_servers`` of them, None: all); the users are
+    gone again afterwards."""
     users = names(count)
     allowed = f"\nc.Authenticator.allowed_users |= {set(users)!r}\n"
     hub = harness.BenchHub("dkrz", Path(tempfile.mkdtemp(prefix="dkrz-bench-crowd-")), interval, allowed)
@@ -167,16 +189,18 @@ def measure(count: int, form_window: float, window: float, interval: float, resp
         hub.start()
         hub.api("POST", "/users", json={"usernames": users})
         return {"users": count, "interval_s": interval, "form": forms(hub, users, form_window),
-                "servers": servers(hub, users, window, responder)}
+                "servers": servers(hub, users[:most_servers], window, responder)}
     finally:
         hub.stop()
         remove_users()
 
 
-def run(sizes: list[int], form_window: float, window: float, interval: float) -> list[dict]:
+def run(sizes: list[int], form_window: float, window: float, interval: float,
+        most_servers: int | None = None) -> list[dict]:
+    """:func:`measure` for each number of users in ``sizes``."""
     responder = harness.Responder()
     try:
-        return [measure(count, form_window, window, interval, responder) for count in sizes]
+        return [measure(count, form_window, window, interval, responder, most_servers) for count in sizes]
     finally:
         responder.close()
 
