@@ -90,7 +90,7 @@ def run(args, saved=lambda results: None) -> dict:
         results["form"] = {f"{kind}_median_ms": round(statistics.median(values), 3)
                            for kind, values in timings.items()}
         saved(results)
-    if "crowd" in args.only:
+    if "crowd" in args.only and "dkrz" in args.kinds:  # batchspawner has no form to measure
         results["crowd"] = crowd.run(args.crowd_users, args.crowd_window, args.window, args.interval,
                                      args.crowd_servers)
         saved(results)

@@ -37,7 +37,10 @@ def test_dkrzspawner_side_of_every_benchmark_runs_and_writes_its_files(tmp_path)
     assert results["pending"][0]["job_state_during_window"].startswith("PENDING")
     assert [r["kind"] for r in results["latency"]] == ["dkrz", "floor"]
     assert results["form"]["warm_median_ms"] > 0
-    for name in ("load.png", "latency.png", "summary.md"):
+    (crowd,) = results["crowd"]
+    assert crowd["form"]["forms_shown"] == 3 and crowd["servers"]["servers_still_ready"] == 3
+    assert crowd["form"]["slurm_commands"].get("sacctmgr") == 1, "one association query for every user"
+    for name in ("load.png", "latency.png", "crowd.png", "summary.md"):
         assert (tmp_path / name).stat().st_size > 0
     assert "N=2 servers" in (tmp_path / "summary.md").read_text()
 
