@@ -2,7 +2,8 @@
 
 Two hubs are compared, each run as a real JupyterHub with its real proxy against the real local Slurm:
 
-- ``dkrz``: DKRZSpawner from the project's environment (``/opt/dkrzspawner/venv``);
+- ``dkrz``: DKRZSpawner in the project's environment (``/opt/dkrzspawner/venv``), the repository's code first
+  on the hub's ``PYTHONPATH`` (what is measured is this checkout, not the copy installed there);
 - ``batchspawner``: batchspawner 1.3.0's ``SlurmSpawner`` from an environment of its own
   (``/opt/dkrzspawner/bench-venv``, same JupyterHub and Jupyter server versions), configured as the anchor
   measurement did (``../shared/research/anchor-baseline.md``). The product never imports batchspawner.
