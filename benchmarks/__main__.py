@@ -3,7 +3,8 @@
 Writes ``benchmarks/results/benchmarks.json``, ``load.png``, ``latency.png``, ``crowd.png`` and ``summary.md``
 (the hubs), and ``kernels.json``, ``kernels.png`` and ``kernels.md`` (the kernel provisioners), and copies each
 table into README.md when its measurements ran in full, at the default sizes, into that folder; a partial run
-leaves README.md as it was and says so. ``--smoke`` runs every measurement at a tiny size into a folder of its own (for tests).
+leaves README.md as it was and says so. ``--smoke`` runs every measurement at a tiny size into a folder of its
+own (for tests).
 """
 
 from __future__ import annotations

@@ -213,7 +213,8 @@ def crowd_rows(crowd: list[dict]) -> list[str]:
             f"| {form['sacctmgr_per_minute']:g}; {form['slurm_commands_per_minute']:g}; "
             f"{form['slurmctld_rpcs_per_minute']:g}, {form['slurmdbd_rpcs_per_minute']:g} | — | "
             "flat in the number of users |",
-            f"| N={servers['servers']} running servers: one watcher cycle; the hub's CPU per cycle | {servers['cycle_s']:.3f} s; "
+            f"| N={servers['servers']} running servers: one watcher cycle; the hub's CPU per cycle | "
+            f"{servers['cycle_s']:.3f} s; "
             f"{servers['hub_cpu_s_per_cycle']:.3f} CPU-s ({servers['watcher_cycles']} cycles) | — | "
             f"well inside the interval ({row['interval_s']:g} s) |",
         ]
