@@ -236,17 +236,21 @@ def plot_crowd(crowd: list[dict], path: Path):
                                ("slurmdbd_rpcs_per_minute", "slurmdbd RPCs", "tab:brown")):
         axes[1].plot(n, [max(row["form"][key], 0.1) for row in crowd], "o-", color=colour, label=label)
     axes[1].set_title("Slurm calls per minute while they open it")
-    axes[2].plot(n, [row["servers"]["cycle_s"] for row in crowd], "o-", color=COLOURS["dkrz"],
+    running = [row["servers"]["servers"] for row in crowd]
+    axes[2].plot(running, [row["servers"]["cycle_s"] for row in crowd], "o-", color=COLOURS["dkrz"],
                  label="watcher cycle (s)")
-    axes[2].plot(n, [row["servers"]["hub_cpu_s_per_cycle"] for row in crowd], "s--", color="tab:red",
+    axes[2].plot(running, [row["servers"]["hub_cpu_s_per_cycle"] for row in crowd], "s--", color="tab:red",
                  label="hub CPU per cycle (s)")
-    axes[2].set_title("N running servers")
+    axes[2].set_title("running servers, one per user")
     for ax in axes:
         ax.set_xlabel("users (N)")
         ax.set_xscale("log")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
     axes[1].set_yscale("log")
+    axes[2].set_xlabel("running servers")
+    axes[0].set_ylim(bottom=0)
+    axes[2].set_ylim(bottom=0)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
