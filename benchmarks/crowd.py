@@ -4,12 +4,13 @@ For each size N (``--crowd-users``), on one dkrzspawner hub (the repository's co
 
 - **forms**: N distinct users open the spawn form within ``form_window`` seconds (evenly spread), right after the
   hub started (caches cold). Each is a browser's ``GET /hub/spawn`` through the proxy, with that user's login
-  cookie; the render time is the hub's own (its request log: the time the hub spent on the page, the options
-  form included), the client's time beside it. The users log in first (the dummy authenticator's login form,
-  not timed). Meanwhile: the hub's Slurm commands (its DEBUG log), slurmctld's
-  RPCs (``sdiag``) and slurmdbd's (``sacctmgr show stats``), per minute. Both RPC counts are the whole cluster's,
-  read before and after (never reset: other work on the cluster would lose its counts).
-- **servers**: N running servers, one per user (one-core sleeping jobs stand in, seeded into the hub's database
+  cookie (the users log in first, through the dummy authenticator's login form, not timed); the render time is
+  the hub's own (its request log: the time the hub spent on the page, the options form included), the
+  client's time beside it. The form shows each user's budget (``show_budgets``), so those queries count too.
+  Meanwhile: the hub's Slurm commands (its DEBUG log), slurmctld's RPCs (``sdiag``) and slurmdbd's
+  (``sacctmgr show stats``), per minute. Both RPC counts are the whole cluster's, read before and after (never
+  reset: other work on the cluster would lose its counts; a reset by someone else meanwhile is flagged).
+- **servers**: N running servers (at most ``most_servers``), one per user (one-core sleeping jobs stand in, seeded into the hub's database
   as :func:`scenarios.seeded` does); the hub restarts onto them and runs ``window`` seconds. Then: one watcher
   cycle's duration (the hub's ``dkrzspawner_watcher_cycle_duration_seconds``) and the hub process's CPU seconds
   (``/proc/PID/stat``) per cycle.
@@ -182,8 +183,8 @@ def measure(count: int, form_window: float, window: float, interval: float, resp
     """Both parts for ``count`` users (servers for the first ``most_servers`` of them, None: all); the users are
     gone again afterwards."""
     users = names(count)
-    allowed = f"\nc.Authenticator.allowed_users |= {set(users)!r}\n"
-    hub = harness.BenchHub("dkrz", Path(tempfile.mkdtemp(prefix="dkrz-bench-crowd-")), interval, allowed)
+    config = f"\nc.Authenticator.allowed_users |= {set(users)!r}\nc.DKRZSpawner.show_budgets = True\n"
+    hub = harness.BenchHub("dkrz", Path(tempfile.mkdtemp(prefix="dkrz-bench-crowd-")), interval, config)
     try:
         add_users(users)
         hub.start()
