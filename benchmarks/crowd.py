@@ -174,9 +174,15 @@ def servers(hub: harness.BenchHub, users: list[str], window: float, responder: h
     }
 
 
-def ready(hub: harness.BenchHub) -> int:
-    users = hub.api("GET", "/users", params={"limit": 10000}).json()
-    return sum(1 for user in users for server in (user.get("servers") or {}).values() if server.get("ready"))
+def ready(hub: harness.BenchHub, page: int = 200) -> int:
+    """Servers ready in the hub's API, page by page (JupyterHub answers at most 200 users at a time)."""
+    count, offset = 0, 0
+    while True:
+        users = hub.api("GET", "/users", params={"state": "ready", "offset": offset, "limit": page}).json()
+        count += sum(1 for user in users for server in (user.get("servers") or {}).values() if server.get("ready"))
+        if len(users) < page:
+            return count
+        offset += len(users)
 
 
 def measure(count: int, form_window: float, window: float, interval: float, responder: harness.Responder,
