@@ -1,9 +1,10 @@
 """Run the benchmarks: ``python -m benchmarks`` (``make bench`` prepares the cluster and the peers first).
 
-Writes ``benchmarks/results/benchmarks.json``, ``load.png``, ``latency.png``, ``class.png`` and ``summary.md``
-(the hubs), and ``kernels.json``, ``kernels.png`` and ``kernels.md`` (the kernel provisioners), and copies each
-table into README.md when its measurements ran in full, at the default sizes, into that folder; a partial run
-leaves README.md as it was and says so. ``--smoke`` runs every measurement at a tiny size into a folder of its own (for tests).
+Writes ``benchmarks/results/benchmarks.json``, ``load.png``, ``latency.png``, ``class.png``, ``crowd.png`` and
+``summary.md`` (the hubs), and ``kernels.json``, ``kernels.png`` and ``kernels.md`` (the kernel provisioners), and
+copies each table into README.md when its measurements ran in full, at the default sizes, into that folder; a
+partial run leaves README.md as it was and says so. ``--smoke`` runs every measurement at a tiny size into a folder
+of its own (for tests).
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ import json
 import statistics
 from pathlib import Path
 
-from benchmarks import burst, form_render, harness, kernels, report, scenarios
+from benchmarks import burst, crowd, form_render, harness, kernels, report, scenarios
 
 #: the hub measurements: README's main table is theirs, and only a run of all of them rewrites it
-HUB_MEASUREMENTS = ("seeded", "pending", "latency", "form", "class")
+HUB_MEASUREMENTS = ("seeded", "pending", "latency", "form", "class", "crowd")
 #: the settings README's tables were measured with: a run with any other value is partial
-HUB_SETTINGS = ("servers", "interval", "window", "spawns", "kinds", "class_size")
+HUB_SETTINGS = ("servers", "interval", "window", "spawns", "kinds", "class_size", "crowd_users", "crowd_window",
+                "crowd_servers")
 KERNEL_SETTINGS = ("kernel_kinds", "kernel_rounds", "kernel_limit", "kernel_window")
 LEFT_ALONE = ("{readme} keeps its {table} table: this run was partial (--only, --servers or another setting, "
               "--results or --smoke); its figures are in {folder}")
@@ -46,6 +48,12 @@ def parse_args(argv=None):
                         help="kernels: the allocation's time limit in the server, minutes (default: 1)")
     parser.add_argument("--kernel-window", type=float, default=300,
                         help="kernels: seconds the server runs its kernel with that limit (default: 300)")
+    parser.add_argument("--crowd-users", type=int, nargs="+", default=[10, 100, 1000],
+                        help="crowd: N users opening the form, then N running servers (default: 10 100 1000)")
+    parser.add_argument("--crowd-window", type=float, default=60,
+                        help="crowd: seconds over which the N users open the form (default: 60)")
+    parser.add_argument("--crowd-servers", type=int, default=None,
+                        help="crowd: at most this many running servers (default: N; a small cluster holds fewer)")
     parser.add_argument("--results", type=Path, default=harness.RESULTS, help="folder for the files")
     parser.add_argument("--smoke", action="store_true",
                         help="tiny sizes, no README update: shows that every measurement runs")
@@ -54,6 +62,7 @@ def parse_args(argv=None):
         args.servers, args.interval, args.window, args.spawns = [2], 3, 6, 1
         args.class_size = 2
         args.kernel_rounds, args.kernel_window = 2, 20
+        args.crowd_users, args.crowd_window = [3], 5
     return args
 
 
@@ -61,8 +70,9 @@ def run(args, saved=lambda results: None) -> dict:
     """Every measurement asked for; ``saved(results)`` after each, so a failure keeps what was measured."""
     results = {"machine": harness.machine(), "settings": {
         "servers": args.servers, "interval_s": args.interval, "window_s": args.window, "spawns": args.spawns,
-        "class_size": args.class_size}}
-    if (set(HUB_MEASUREMENTS) - {"class"}) & set(args.only):  # the class clears its own users' jobs
+        "class_size": args.class_size, "crowd_users": args.crowd_users, "crowd_window_s": args.crowd_window}}
+    # the class clears its own users' jobs, the crowd has users of its own
+    if (set(HUB_MEASUREMENTS) - {"class", "crowd"}) & set(args.only):
         harness.clear_queue()
     if "seeded" in args.only:
         responder = harness.Responder()
@@ -89,6 +99,10 @@ def run(args, saved=lambda results: None) -> dict:
     if "class" in args.only:
         results["class"] = burst.run(args.kinds, args.class_size)
         saved(results)
+    if "crowd" in args.only and "dkrz" in args.kinds:  # batchspawner has no form to measure
+        results["crowd"] = crowd.run(args.crowd_users, args.crowd_window, args.window, args.interval,
+                                     args.crowd_servers)
+        saved(results)
     if "kernels" in args.only:
         results["kernels"] = kernels.run(args.kernel_kinds, args.kernel_rounds, args.kernel_limit,
                                          args.kernel_window)
@@ -107,6 +121,8 @@ def write(results: dict, folder: Path, readme: Path | None = None, sections=()):
             report.plot_latency(results["latency"], folder / "latency.png")
         if results.get("class"):
             report.plot_class(results["class"], folder / "class.png")
+        if results.get("crowd"):
+            report.plot_crowd(results["crowd"], folder / "crowd.png")
         table = report.table(hubs)
         (folder / "summary.md").write_text(table)
         print(table)

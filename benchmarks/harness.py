@@ -2,7 +2,8 @@
 
 Two hubs are compared, each run as a real JupyterHub with its real proxy against the real local Slurm:
 
-- ``dkrz``: DKRZSpawner from the project's environment (``/opt/dkrzspawner/venv``);
+- ``dkrz``: DKRZSpawner in the project's environment (``/opt/dkrzspawner/venv``), the repository's code first
+  on the hub's ``PYTHONPATH`` (what is measured is this checkout, not the copy installed there);
 - ``batchspawner``: batchspawner 1.3.0's ``SlurmSpawner`` from an environment of its own
   (``/opt/dkrzspawner/bench-venv``, same JupyterHub and Jupyter server versions), configured as the anchor
   measurement did (``../shared/research/anchor-baseline.md``). The product never imports batchspawner.
@@ -48,7 +49,7 @@ c.JupyterHub.authenticator_class = "dummy"
 c.Authenticator.allowed_users = {{"alice", "bob", "carol"}}
 c.JupyterHub.services = [{{"name": "bench", "api_token": {token!r}}}]
 c.JupyterHub.load_roles = [{{"name": "bench", "services": ["bench"],
-    "scopes": ["admin:users", "admin:servers", "list:users", "read:users", "tokens"]}}]
+    "scopes": ["admin:users", "admin:servers", "list:users", "read:users", "tokens", "read:metrics"]}}]
 c.Spawner.poll_interval = INTERVAL
 c.Spawner.http_timeout = 120
 c.Spawner.start_timeout = 600
@@ -94,7 +95,8 @@ class BenchHub(Hub):
                          log_path=workdir / "hub.log")
         self.kind = kind
         if kind == "dkrz":  # the checkout being measured, not the copy installed in the venv (its jobs keep that)
-            self.environment["PYTHONPATH"] = str(REPO)
+            self.environment["PYTHONPATH"] = os.pathsep.join(
+                filter(None, [str(REPO), self.environment.get("PYTHONPATH")]))
 
     def start(self):
         """Start the hub once :data:`PORTS` are free (a stopped hub's proxy may take a moment; another benchmark's
@@ -142,11 +144,21 @@ def sdiag_reset():
     slurm("sdiag", "--reset")
 
 
-def sdiag_rpcs() -> dict[str, int]:
-    """slurmctld's RPC counts by message type since the last reset."""
-    section = slurm("sdiag").split("Remote Procedure Call statistics by message type", 1)[1]
+def rpcs_by_type(report: str) -> dict[str, int]:
+    """RPC counts by message type from ``sdiag`` or ``sacctmgr show stats`` (both print the same section)."""
+    section = report.split("Remote Procedure Call statistics by message type", 1)[1]
     section = section.split("Remote Procedure Call statistics by user", 1)[0]
     return {m.group(1): int(m.group(2)) for line in section.splitlines() if (m := _RPC_LINE.match(line))}
+
+
+def sdiag_rpcs() -> dict[str, int]:
+    """slurmctld's RPC counts by message type since the last reset."""
+    return rpcs_by_type(slurm("sdiag"))
+
+
+def slurmdbd_rpcs() -> dict[str, int]:
+    """slurmdbd's RPC counts by message type since it started (``sacctmgr show stats``; never reset here)."""
+    return rpcs_by_type(slurm("sacctmgr", "show", "stats"))
 
 
 def job_info_rpcs(rpcs: dict[str, int]) -> int:
@@ -191,11 +203,11 @@ class Sleeper:
     host: str = ""  # the node it runs on (squeue's batch host)
 
 
-def start_sleepers(count: int) -> list[Sleeper]:
-    """``count`` one-core sleeping jobs, spread over the test users, all running when this returns."""
+def start_sleepers(count: int, users=USERS) -> list[Sleeper]:
+    """``count`` one-core sleeping jobs, spread over ``users`` (the test users), all running when this returns."""
     sleepers = []
     for index in range(count):
-        user = USERS[index % len(USERS)]
+        user = users[index % len(users)]
         out = slurm("sudo", "-n", "-u", user, "--", "sbatch", "--parsable", "-p", "shared", "-c", "1",
                     "--mem=16M", "-t", "120", "-J", "bench-sleeper", "-o", "/dev/null", "--chdir=/tmp",
                     "--wrap", "exec sleep 7200")
@@ -231,7 +243,7 @@ def seed_servers(hub: BenchHub, sleepers: list[Sleeper], port: int):
 
     session = orm.new_session_factory(hub.db_url)()
     users = {}
-    for name in USERS:
+    for name in {sleeper.user for sleeper in sleepers}:
         users[name] = session.query(orm.User).filter_by(name=name).first() or orm.User(name=name)
         session.add(users[name])
     now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)

@@ -193,9 +193,68 @@ def table(results: dict) -> str:
     if form:
         rows.append(f"| spawn form, server-side render | warm {form['warm_median_ms']:.2f} ms, cold "
                     f"{form['cold_median_ms']:.0f} ms | (no form) | warm under 30 ms |")
+    rows += crowd_rows(results.get("crowd", []))
     where = (f"Measured {machine['date']} on `{machine['host']}` ({machine['cpus']} cores, "
              f"{machine['memory_gib']} GiB), {machine['slurm']}, Python {machine['python']}, by `make bench`.")
     return where + "\n\n" + "\n".join(rows) + "\n"
+
+
+# -- crowd: a thousand users (benchmarks/crowd.py) --------------------------------------------------------------
+def crowd_rows(crowd: list[dict]) -> list[str]:
+    """The main table's rows of the crowd measurement, one set per number of users (dkrzspawner only)."""
+    rows = []
+    for row in crowd:
+        n, form, servers = row["users"], row["form"], row["servers"]
+        hub, client = form["hub_ms"], form["client_ms"]
+        rows += [
+            f"| spawn form, N={n} users within {form['window_s']:g} s, caches cold: hub's render p50 / p95 "
+            f"(browser's) | {hub['p50']} / {hub['p95']} ms ({client['p50']} / {client['p95']} ms), "
+            f"{form['forms_shown']} of {n} shown | (no form) | flat in the number of users |",
+            f"| Slurm calls meanwhile, per minute: the hub's sacctmgr; all its commands; slurmctld, slurmdbd RPCs "
+            f"| {form['sacctmgr_per_minute']:g}; {form['slurm_commands_per_minute']:g}; "
+            f"{form['slurmctld_rpcs_per_minute']:g}, {form['slurmdbd_rpcs_per_minute']:g} | — | "
+            "flat in the number of users |",
+            f"| N={servers['servers']} running servers: one watcher cycle; the hub's CPU per cycle | "
+            f"{servers['cycle_s']:.3f} s; "
+            f"{servers['hub_cpu_s_per_cycle']:.3f} CPU-s ({servers['watcher_cycles']} cycles) | — | "
+            f"well inside the interval ({row['interval_s']:g} s) |",
+        ]
+    return rows
+
+
+def plot_crowd(crowd: list[dict], path: Path):
+    """Against the number of users: the form's render time, the Slurm calls per minute meanwhile, and the
+    watcher's cycle and the hub's CPU per cycle with that many servers."""
+    figure, axes = plt.subplots(1, 3, figsize=(14, 4))
+    n = [row["users"] for row in crowd]
+    for quantile, style in (("p50", "o-"), ("p95", "s--")):
+        axes[0].plot(n, [row["form"]["hub_ms"][quantile] for row in crowd], style, color=COLOURS["dkrz"],
+                     label=f"hub's render, {quantile}")
+    axes[0].set_title("spawn form, caches cold (ms)")
+    for key, label, colour in (("sacctmgr_per_minute", "hub's sacctmgr", "tab:blue"),
+                               ("slurm_commands_per_minute", "hub's Slurm commands", "tab:cyan"),
+                               ("slurmctld_rpcs_per_minute", "slurmctld RPCs", "tab:gray"),
+                               ("slurmdbd_rpcs_per_minute", "slurmdbd RPCs", "tab:brown")):
+        axes[1].plot(n, [max(row["form"][key], 0.1) for row in crowd], "o-", color=colour, label=label)
+    axes[1].set_title("Slurm calls per minute while they open it")
+    running = [row["servers"]["servers"] for row in crowd]
+    axes[2].plot(running, [row["servers"]["cycle_s"] for row in crowd], "o-", color=COLOURS["dkrz"],
+                 label="watcher cycle (s)")
+    axes[2].plot(running, [row["servers"]["hub_cpu_s_per_cycle"] for row in crowd], "s--", color="tab:red",
+                 label="hub CPU per cycle (s)")
+    axes[2].set_title("running servers, one per user")
+    for ax in axes:
+        ax.set_xlabel("users (N)")
+        ax.set_xscale("log")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[1].set_yscale("log")
+    axes[2].set_xlabel("running servers")
+    axes[0].set_ylim(bottom=0)
+    axes[2].set_ylim(bottom=0)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
 
 
 def _kernel_start(row: dict | None) -> str:

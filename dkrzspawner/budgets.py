@@ -1,6 +1,7 @@
 """A user's Slurm accounts with the core-hours used and the budget left: from slurmdbd, cached for a short time.
 
-- accounts and the default account: ``sacctmgr show user U withassoc`` (the same query as the spawn form's);
+- accounts and the default account: the spawn form's table of every user's associations (one
+  ``sacctmgr show user withassoc`` for all users, :class:`~dkrzspawner.cluster.Cluster`);
 - limits: the accounts' ``GrpTRESMins`` and ``GrpTRESRunMins`` (``cpu=``, in core-minutes) from
   ``sacctmgr show assoc``, on the account itself and on the user's own association;
 - usage: ``sacct -X -a -T`` summing ``CPUTimeRAW`` (core-seconds) of every job charged to the accounts since
@@ -13,7 +14,7 @@ against its own decayed usage, so the two can differ on such sites.
 
 Core, used by both the spawn form and the accounts service (:mod:`dkrzspawner.services.accounts`): knows no web
 framework and no JupyterHub, and imports only :mod:`dkrzspawner.slurm`, :mod:`dkrzspawner.cluster` (the
-associations query) and :mod:`dkrzspawner.cache`. The parsers are pure functions.
+associations) and :mod:`dkrzspawner.cache`. The parsers are pure functions.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import datetime
 from dataclasses import dataclass, field
 
 from .cache import TTLCache
-from .cluster import associations_argv, parse_associations
+from .cluster import Cluster
 from .slurm import SlurmError, parsed
 
 
@@ -164,33 +165,41 @@ def period_start(text: str = "", today: datetime.date | None = None) -> str:
 
 
 class Ledger:
-    """Cached statements per user: one ``sacctmgr`` for the accounts, then one ``sacctmgr`` and one ``sacct``
-    concurrently, at most once per ``ttl`` seconds per user (concurrent callers share one load)."""
+    """Cached statements per user, built from answers shared by every user: the accounts from the
+    :class:`~dkrzspawner.cluster.Cluster`'s table of all users' associations, then one ``sacctmgr`` (limits)
+    and one ``sacct`` (usage) concurrently per set of accounts, at most once per ``ttl`` seconds (concurrent
+    callers share one load). A thousand users of the same accounts cost Slurm what one does."""
 
-    def __init__(self, runner, *, ttl: float = 30.0, timeout: float = 10.0, period: str = ""):
+    def __init__(self, runner, *, ttl: float = 30.0, timeout: float = 10.0, period: str = "",
+                 cluster: Cluster | None = None):
         self.runner = runner
         self.timeout = timeout
         period_start(period)  # checked now: a bad setting fails at start, not on every request
         self.period = period  # '' follows the calendar: 1 January of the current year
         self.cache = TTLCache(ttl, error_ttl=5.0, stale_ttl=max(600.0, 10 * ttl))
+        #: where the accounts come from (the hub shares its own; the accounts service makes one)
+        self.cluster = cluster or Cluster(runner, ttl=ttl, timeout=timeout)
 
     async def statement(self, user: str) -> Statement:
         """The user's accounts, usage and limits; raises :class:`~dkrzspawner.slurm.SlurmError` only when
         Slurm could not even say which accounts the user has."""
         return await self.cache.get(user, lambda: self._load(user))
 
-    async def _run(self, argv) -> str:
-        return (await self.runner.run(list(argv), timeout=self.timeout)).stdout
+    async def _text(self, argv) -> str:
+        """``argv``'s output, cached: every user with the same accounts reads the same answer."""
+        async def load():
+            return (await self.runner.run(list(argv), timeout=self.timeout)).stdout
+        return await self.cache.get(("text", *argv), load)
 
     async def _load(self, user: str) -> Statement:
-        access = parsed(lambda text: parse_associations(user, text), await self._run(associations_argv(user)),
-                         associations_argv(user))
+        access = await self.cluster.access(user)
         accounts = access.accounts
         since = period_start(self.period)
         if not accounts:
             return Statement(user, access.default_account, since)
-        limits_text, usage_text = await asyncio.gather(self._run(limits_argv(accounts)),
-                                                       self._run(usage_argv(accounts, since)), return_exceptions=True)
+        limits_text, usage_text = await asyncio.gather(self._text(limits_argv(accounts)),
+                                                       self._text(usage_argv(accounts, since)),
+                                                       return_exceptions=True)
         errors = []
         limits = _part(lambda text: parse_limits(user, text), limits_text, limits_argv(accounts), errors)
         usage = _part(lambda text: parse_usage(user, text), usage_text, usage_argv(accounts, since), errors)

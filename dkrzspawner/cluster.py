@@ -32,6 +32,11 @@ RESERVATIONS_ARGV = ("scontrol", "show", "reservation", "-o")
 NODES_ARGV = ("sinfo", "-h", "-N", "-o", "%N|%o")
 
 
+#: every user's default account and associations in one ``sacctmgr`` call: the table the form reads each user's from
+ALL_ASSOCIATIONS_ARGV = ("sacctmgr", "-n", "-P", "show", "user", "withassoc",
+                         "format=user,defaultaccount,account,partition")
+
+
 def associations_argv(user: str) -> tuple[str, ...]:
     """The user's default account and associations in one ``sacctmgr`` call (the name checked first: sacctmgr
     splits it at commas and reads ``key=value``)."""
@@ -311,6 +316,20 @@ def parse_associations(user: str, text: str) -> Access:
     return Access(user=user, default_account=default, associations=tuple(associations))
 
 
+def parse_all_associations(text: str) -> dict[str, Access]:
+    """Parse :data:`ALL_ASSOCIATIONS_ARGV`'s answer (``user|defaultaccount|account|partition``) into each
+    user's :class:`Access`, as :func:`parse_associations` reads one user's."""
+    lines: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        user, sep, rest = line.partition("|")
+        if not sep or not user.strip():
+            raise ValueError(f"unexpected sacctmgr line: {line!r}")
+        lines.setdefault(user.strip(), []).append(rest)
+    return {user: parse_associations(user, "\n".join(rows)) for user, rows in lines.items()}
+
+
 def _signed_names(text: str | None) -> tuple[tuple[str, ...] | None, bool]:
     names = _names(text)
     if names and names[0].startswith("-"):
@@ -354,10 +373,16 @@ def parse_reservations(text: str) -> tuple[Reservation, ...]:
 
 # -- the shared, cached fact queries --------------------------------------------------------------------------
 class Cluster:
-    """Cached, shared answers from Slurm. One instance per runner serves every spawner of the hub."""
+    """Cached, shared answers from Slurm. One instance per runner serves every spawner of the hub.
 
-    def __init__(self, runner, *, ttl: float = 60.0, timeout: float = 10.0, error_ttl: float = 5.0):
+    ``all_users``: read each user's accounts from one table of every user's associations (a hub, serving
+    many users); False: one query per user (a kernel's process, which only ever asks about its own user).
+    """
+
+    def __init__(self, runner, *, ttl: float = 60.0, timeout: float = 10.0, error_ttl: float = 5.0,
+                 all_users: bool = True):
         self.runner = runner
+        self.all_users = all_users
         self.timeout = timeout
         self.cache = TTLCache(ttl, error_ttl=error_ttl, stale_ttl=max(600.0, 10 * ttl))
         #: when the partition data was last read from Slurm (HH:MM:SS, local time)
@@ -375,8 +400,21 @@ class Cluster:
             return found
         return await self.cache.get("partitions", load)
 
+    async def associations(self) -> dict[str, Access]:
+        """Every user's accounts: one ``sacctmgr`` per refresh for all users, however many open the form."""
+        async def load():
+            return parsed(parse_all_associations, await self._run(ALL_ASSOCIATIONS_ARGV), ALL_ASSOCIATIONS_ARGV)
+        return await self.cache.get("associations", load)
+
     async def access(self, user: str) -> Access:
-        """The user's accounts and the partitions each may be used in."""
+        """The user's accounts and the partitions each may be used in: their rows of :meth:`associations`; a
+        user not in that table (added in Slurm since, or without any association) is asked about alone, so
+        the answer is never older than it was with one query per user."""
+        check_user_name(user)
+        table = await self.associations() if self.all_users else {}
+        if user in table:
+            return table[user]
+
         async def load():
             argv = associations_argv(user)
             return parsed(lambda text: parse_associations(user, text), await self._run(argv), argv)

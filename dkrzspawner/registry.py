@@ -64,7 +64,8 @@ class Registry:
 
     def budgets(self, runner: SlurmRunner, *, ttl: float, timeout: float, period: str) -> Ledger:
         return self._get(("budgets", id(runner), ttl, period),
-                         lambda: Ledger(runner, ttl=ttl, timeout=min(timeout, FACT_TIMEOUT), period=period))
+                         lambda: Ledger(runner, ttl=ttl, timeout=min(timeout, FACT_TIMEOUT), period=period,
+                                        cluster=self.cluster(runner, ttl=ttl, timeout=timeout)))
 
     def modules(self, runner: SlurmRunner, settings: ModuleSettings, *, timeout: float) -> ModuleCatalog:
         """The module catalogue asked with ``settings`` (a spawner's :class:`~dkrzspawner.modules.ModuleSettings`)."""

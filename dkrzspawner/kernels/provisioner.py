@@ -295,7 +295,7 @@ class SlurmProvisioner(ModuleSettings, KernelProvisionerBase):
         return self._site_offer
 
     async def _allocate(self, options: kernelspec.KernelOptions) -> Allocation:
-        cluster = Cluster(self.runner, ttl=0, timeout=self.slurm_timeout)
+        cluster = Cluster(self.runner, ttl=0, timeout=self.slurm_timeout, all_users=False)
         snapshot = await cluster.snapshot(_user())
         facts = self._offer().facts_from(snapshot, modules=await self.offered_modules())
         try:

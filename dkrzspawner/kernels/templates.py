@@ -168,7 +168,7 @@ def kernel_name(name: str) -> str:
 
 async def cluster_facts(runner, user: str, site: siteconfig.SiteConfig, offer: Offer):
     """The cluster's facts for ``user`` (read-only queries, nothing cached) with the site's Lmod catalogue."""
-    snapshot = await Cluster(runner, ttl=0).snapshot(user)
+    snapshot = await Cluster(runner, ttl=0, all_users=False).snapshot(user)
     offered = await site.module_catalog(runner).offered(logging.getLogger("dkrz-kernel"))
     return offer.facts_from(snapshot, modules=offered)
 

@@ -39,7 +39,12 @@ def test_dkrzspawner_side_of_every_benchmark_runs_and_writes_its_files(tmp_path)
     assert results["form"]["warm_median_ms"] > 0
     assert [(r["kind"], r["ready"], r["failed"]) for r in results["class"]["rows"]] == [("dkrz", 2, []), ("floor", 2, [])]
     assert results["class"]["rows"][0]["rpcs"]["submits"] >= 2 and results["class"]["rows"][0]["lag"]["probe"]["n"]
-    for name in ("load.png", "latency.png", "class.png", "summary.md"):
+    (crowd,) = results["crowd"]
+    assert crowd["form"]["forms_shown"] == 3 and crowd["servers"]["servers_still_ready"] == 3
+    commands = crowd["form"]["slurm_commands"]
+    assert (commands.get("sacctmgr"), commands.get("sacct")) == (2, 1), \
+        "for every user: one association table, one budget limits and one usage query"
+    for name in ("load.png", "latency.png", "class.png", "crowd.png", "summary.md"):
         assert (tmp_path / name).stat().st_size > 0
     assert "N=2 servers" in (tmp_path / "summary.md").read_text()
 

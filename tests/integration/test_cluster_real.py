@@ -59,7 +59,7 @@ async def test_one_query_per_kind_and_refresh_however_many_callers(runner):
     spent = {name: runner.calls[name] - before.get(name, 0) for name in runner.calls}
     assert spent["sinfo"] == 1
     assert spent["scontrol"] == 2, "one for partitions, one for reservations"
-    assert spent["sacctmgr"] == 3, "one per user"
+    assert spent["sacctmgr"] == 1, "one for every user's associations"
 
 
 @pytest.fixture

@@ -124,8 +124,8 @@ HUB_CLUSTER = {
     cluster.PARTITIONS_ARGV: recorded.SCONTROL_PARTITIONS,
     cluster.SINFO_ARGV: recorded.SINFO_MIXED,
     cluster.RESERVATIONS_ARGV: recorded.RESERVATIONS,
-    cluster.associations_argv("carol"): recorded.SACCTMGR_CAROL,
-    cluster.associations_argv("alice"): recorded.SACCTMGR_ALICE,
+    cluster.ALL_ASSOCIATIONS_ARGV: recorded.SACCTMGR_ALL,
+    ("sacctmgr", "-n", "-P", "show", "user"): "",  # a user not in that table has no association either
 }
 #: as the kernels' tests see it: idle, no reservations, every user in bb1234 only, allocations of one task of one
 #: core on vm, the recorded module tree (Lmod at /bin/true, as the tests configure it, or at its default path)
@@ -140,10 +140,10 @@ KERNEL_CLUSTER = {
     ("lmod", "bash", "--terse", "avail"): Result("", recorded.LMOD_AVAIL, 0.0),
 }
 
-#: the accounting database: carol's and alice's accounts (anyone else has none), their limits and their usage
+#: the accounting database: every user's accounts (anyone else has none), their limits and their usage
 ACCOUNTING = {
-    ("sacctmgr", "-n", "-P", "show", "user"): lambda argv: {"carol": recorded.SACCTMGR_CAROL,
-                                                            "alice": recorded.SACCTMGR_ALICE}.get(argv[5], ""),
+    cluster.ALL_ASSOCIATIONS_ARGV: recorded.SACCTMGR_ALL,
+    ("sacctmgr", "-n", "-P", "show", "user"): "",
     ("sacctmgr", "-n", "-P", "show", "assoc"): recorded.SACCTMGR_LIMITS,
     "sacct": recorded.SACCT_USAGE,
 }

@@ -65,6 +65,18 @@ SACCTMGR_CAROL = "bb1234|bb1234|\nbb1234|ab0000|\n"
 #: alice: bb1234 only
 SACCTMGR_ALICE = "bb1234|bb1234|\n"
 
+# -- sacctmgr -n -P show user withassoc format=user,defaultaccount,account,partition (every user) ----------------
+#: the local cluster after ci/slurm-up: alice (bb1234), bob (ab0000), carol (bb1234, default, and ab0000), root
+SACCTMGR_ALL = """\
+alice|bb1234|bb1234|
+bob|ab0000|ab0000|
+carol|bb1234|bb1234|
+carol|bb1234|ab0000|
+root|root|bb1234|
+root|root|ab0000|
+root|root|root|
+"""
+
 # -- sacctmgr -n -P show assoc where account=bb1234,ab0000 format=Account,User,GrpTRESMins,GrpTRESRunMins ---------
 #: after ci/slurm-up gave bb1234 GrpTRESMins=cpu=6000
 SACCTMGR_LIMITS = """\

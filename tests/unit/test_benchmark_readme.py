@@ -27,8 +27,8 @@ def test_a_full_run_into_the_results_folder_rewrites_both_tables():
 @pytest.mark.parametrize("argv", [
     ["--only", "latency", "seeded", "--servers", "100", "--results", "/tmp/elsewhere"],  # the run in issue 20
     ["--servers", "100"], ["--spawns", "3"], ["--window", "30"], ["--interval", "5"], ["--kinds", "dkrz"],
-    ["--results", "/tmp/elsewhere"], ["--smoke"], ["--class-size", "12"],
-    ["--only", "seeded", "pending", "latency", "form", "kernels"],
+    ["--results", "/tmp/elsewhere"], ["--smoke"], ["--class-size", "12"], ["--crowd-users", "100"],
+    ["--crowd-servers", "16"], ["--only", "seeded", "pending", "latency", "form", "kernels"], ["--only", "crowd"],
 ])
 def test_a_partial_hub_run_rewrites_no_benchmark_table(argv):
     assert "benchmarks" not in sections(*argv)
@@ -85,3 +85,27 @@ def test_the_class_percentiles_are_nearest_rank():
     assert burst.percentile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.0
     assert burst.percentile([float(i) for i in range(1, 21)], 0.95) == 19.0
     assert burst.distribution([])["p50_s"] is None
+
+
+#: one size of benchmarks/crowd.py's measurement, as it writes it
+CROWD = {"users": 1000, "interval_s": 30,
+         "form": {"users": 1000, "window_s": 60.2, "forms_shown": 1000,
+                  "hub_ms": {"n": 1000, "p50": 14.1, "p95": 40.3, "max": 380.0},
+                  "client_ms": {"n": 1000, "p50": 19.0, "p95": 52.0, "max": 400.0},
+                  "slurm_commands": {"sacctmgr": 1, "scontrol": 2, "sinfo": 1}, "slurm_commands_per_minute": 4.0,
+                  "sacctmgr_per_minute": 1.0, "slurmctld_rpcs_per_minute": 30.0, "slurmctld_rpcs": {},
+                  "slurmdbd_rpcs_per_minute": 12.0, "slurmdbd_rpcs": {}, "rpc_counts_reset_meanwhile": False},
+         "servers": {"servers": 1000, "window_s": 90, "watcher_cycles": 3, "cycle_s": 0.21,
+                     "hub_cpu_s_per_cycle": 0.4, "hub_cpu_percent": 1.3, "slurm_commands": {"squeue": 3},
+                     "servers_still_ready": 1000}}
+
+
+def test_the_crowd_has_its_rows_in_the_table_and_a_plot(tmp_path):
+    results = {"machine": MACHINE, "settings": {"interval_s": 30}, "crowd": [CROWD, {**CROWD, "users": 10}]}
+    bench.write(results, tmp_path)
+    table = (tmp_path / "summary.md").read_text()
+    assert "| spawn form, N=1000 users within 60.2 s, caches cold: hub's render p50 / p95 (browser's) | " \
+           "14.1 / 40.3 ms (19.0 / 52.0 ms), 1000 of 1000 shown |" in table
+    assert "| 1; 4; 30, 12 | — | flat in the number of users |" in table
+    assert "| N=1000 running servers: one watcher cycle; the hub's CPU per cycle | 0.210 s; 0.400 CPU-s" in table
+    assert (tmp_path / "crowd.png").stat().st_size > 0

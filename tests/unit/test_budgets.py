@@ -9,6 +9,7 @@ import pytest
 
 from dkrzspawner.budgets import (Budget, Ledger, Limits, Usage, cpu_minutes, limits_argv, parse_limits,
                                parse_usage, period_start, usage_argv)
+from dkrzspawner.cluster import ALL_ASSOCIATIONS_ARGV
 from dkrzspawner.slurm import SlurmTimeout
 from tests.unit.fakeslurm import ACCOUNTING, FakeRunner, unanswered
 from tests.unit.recorded import SACCT_USAGE, SACCTMGR_LIMITS
@@ -75,6 +76,17 @@ async def test_concurrent_callers_share_one_load_within_the_ttl():
     await asyncio.gather(*(ledger.statement("alice") for _ in range(5)))
     await ledger.statement("alice")
     assert len(runner.commands) == 3
+
+
+async def test_users_of_the_same_accounts_share_the_queries():
+    runner = FakeRunner(ACCOUNTING)
+    ledger = Ledger(runner, ttl=30)
+    alice, carol = await asyncio.gather(ledger.statement("alice"), ledger.statement("carol"))
+    again = await asyncio.gather(*(ledger.statement(user) for user in ("alice", "carol") * 50))
+    assert again[0] == alice and again[1] == carol
+    assert alice.budget("bb1234").user_hours == 66 / 3600 and carol.budget("bb1234").user_hours == 18 / 3600
+    assert runner.count(ALL_ASSOCIATIONS_ARGV) == 1, "one table for all users"
+    assert runner.count("sacct") == 2, "one usage query per set of accounts, not per user"
 
 
 async def test_unanswered_usage_is_named_and_leaves_the_rest():

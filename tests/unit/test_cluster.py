@@ -8,12 +8,12 @@ import datetime
 import pytest
 
 from dkrzspawner import cluster
-from dkrzspawner.cluster import (Access, Cluster, Partition, Reservation, gpu_count, parse_associations,
-                                 parse_partitions, parse_reservations, parse_sinfo)
+from dkrzspawner.cluster import (Access, Cluster, Partition, Reservation, gpu_count, parse_all_associations,
+                                 parse_associations, parse_partitions, parse_reservations, parse_sinfo)
 from dkrzspawner.slurm import Result, SlurmRejected, SlurmTimeout, SlurmUnreachable
 from tests.unit.fakeslurm import HUB_CLUSTER, FakeRunner
-from tests.unit.recorded import (RESERVATIONS, SACCTMGR_ALICE, SACCTMGR_CAROL, SCONTROL_PARTITIONS, SCONTROL_RESTRICTED,
-                                 SINFO_IDLE, SINFO_MIXED, TEST_ONLY)
+from tests.unit.recorded import (RESERVATIONS, SACCTMGR_ALICE, SACCTMGR_ALL, SACCTMGR_CAROL, SCONTROL_PARTITIONS,
+                                 SCONTROL_RESTRICTED, SINFO_IDLE, SINFO_MIXED, TEST_ONLY)
 
 # -- parsers ---------------------------------------------------------------------------------------------
 def test_partitions_from_scontrol():
@@ -151,8 +151,43 @@ async def test_snapshot_asks_each_thing_once_per_ttl():
     assert carol.errors == () and carol.as_of
     programs = sorted(tuple(argv[:2]) for argv in runner.argvs())
     assert programs == sorted([("scontrol", "show"), ("sinfo", "-h"), ("scontrol", "show"),
-                               ("sacctmgr", "-n"), ("sacctmgr", "-n")]), "one sinfo for all partitions"
+                               ("sacctmgr", "-n")]), "one sinfo for all partitions, one sacctmgr for all users"
     assert all(c.user is None for c in runner.commands), "cluster queries run as the hub"
+
+
+def test_every_users_associations_in_one_table():
+    table = parse_all_associations(SACCTMGR_ALL)
+    assert table["carol"] == parse_associations("carol", SACCTMGR_CAROL), "each user as if asked alone"
+    assert table["alice"] == parse_associations("alice", SACCTMGR_ALICE)
+    assert table["bob"].accounts == ("ab0000",) and table["root"].default_account == "root"
+    assert parse_all_associations("") == {}
+    with pytest.raises(ValueError):
+        parse_all_associations("|bb1234|bb1234|\n")
+
+
+async def test_a_thousand_users_cost_one_association_query():
+    crowd = "".join(f"crowd{n:04d}|bb1234|bb1234|\n" for n in range(1, 1001))
+    runner = FakeRunner(HUB_CLUSTER, {cluster.ALL_ASSOCIATIONS_ARGV: SACCTMGR_ALL + crowd}, delay=0.001)
+    shared = Cluster(runner, ttl=60)
+    found = await asyncio.gather(*(shared.access(f"crowd{n:04d}") for n in range(1, 1001)))
+    assert {access.accounts for access in found} == {("bb1234",)}
+    assert runner.argvs() == [list(cluster.ALL_ASSOCIATIONS_ARGV)]
+
+
+async def test_a_user_missing_from_the_table_is_asked_about_alone():
+    runner = FakeRunner(HUB_CLUSTER, {cluster.associations_argv("dave"): "ab0000|ab0000|\n"})
+    shared = Cluster(runner, ttl=60)
+    assert (await shared.access("dave")).accounts == ("ab0000",), "added in Slurm since the table was read"
+    assert (await shared.access("erin")).accounts == (), "no association at all"
+    await shared.access("dave")
+    assert runner.argvs() == [list(cluster.ALL_ASSOCIATIONS_ARGV), list(cluster.associations_argv("dave")),
+                              list(cluster.associations_argv("erin"))]
+
+
+async def test_a_kernel_asks_about_its_own_user_only():
+    runner = FakeRunner(HUB_CLUSTER, {cluster.associations_argv("alice"): SACCTMGR_ALICE})
+    assert (await Cluster(runner, all_users=False).access("alice")).accounts == ("bb1234",)
+    assert runner.argvs() == [list(cluster.associations_argv("alice"))]
 
 
 async def test_reservations_that_ended_are_dropped():
@@ -163,7 +198,7 @@ async def test_reservations_that_ended_are_dropped():
 
 
 async def test_a_failed_part_leaves_the_others():
-    runner = FakeRunner(HUB_CLUSTER, {cluster.associations_argv("carol"):
+    runner = FakeRunner(HUB_CLUSTER, {cluster.ALL_ASSOCIATIONS_ARGV:
                              SlurmUnreachable(["sacctmgr"], 1, "slurmdbd: Connection refused")})
     snapshot = await Cluster(runner).snapshot("carol")
     assert snapshot.access is None and snapshot.partitions is not None and snapshot.reservations is not None

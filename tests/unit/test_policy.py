@@ -252,10 +252,10 @@ async def test_policy_traits_are_documented_and_checked(monkeypatch):
 
 
 # -- fail closed when Slurm does not say which accounts the user has (issue 18 item 4) ----------------------
-def unanswered_sacctmgr(user="carol"):
-    from dkrzspawner.cluster import associations_argv
+def unanswered_sacctmgr():
+    from dkrzspawner.cluster import ALL_ASSOCIATIONS_ARGV
     from dkrzspawner.slurm import SlurmTimeout
-    return {associations_argv(user): SlurmTimeout(["sacctmgr"], None, "", "sacctmgr did not answer within 30 s")}
+    return {ALL_ASSOCIATIONS_ARGV: SlurmTimeout(["sacctmgr"], None, "", "sacctmgr did not answer within 30 s")}
 
 
 async def test_without_sacctmgr_the_one_allowed_account_is_written(monkeypatch):

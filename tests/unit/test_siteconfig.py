@@ -160,7 +160,7 @@ def test_kernel_groups_are_unix_groups_and_the_hub_groups_passed_to_the_job(monk
 
 # -- kernels: the site's presets, partitions and group policy, in the hub's words --------------------------------
 async def kernel_facts(offer):
-    return offer.facts_from(await Cluster(FakeRunner(KERNEL_CLUSTER), ttl=0).snapshot("alice"))
+    return offer.facts_from(await Cluster(FakeRunner(KERNEL_CLUSTER), ttl=0, all_users=False).snapshot("alice"))
 
 
 async def test_a_kernel_gets_a_preset_that_is_not_dkrzs(site_file):
