@@ -6,8 +6,12 @@ PY     := $(VENV)/bin/python
 # `make test-hub5`: the newest JupyterHub 5 in a venv of its own (every other package as in $(VENV)), and the tests
 # it runs: the unit tests and the core end-to-end ones (first spawn and refusals, hub restart, the services)
 HUB5_VENV  := $(PREFIX)/hub5-venv
-HUB5_TESTS := tests/unit tests/e2e/test_first_spawn.py tests/e2e/test_services.py \
-              tests/e2e/test_lifecycle.py::test_hub_restart_recovers_a_running_and_a_pending_server
+# (of the services' tests, those that log in through the hub, use its tokens and its pages; not the ones that wait
+# for an expiry, for sacct's usage or for a service restart, the same on either hub, so it keeps in its time budget)
+HUB5_TESTS := tests/unit tests/e2e/test_first_spawn.py \
+              tests/e2e/test_lifecycle.py::test_hub_restart_recovers_a_running_and_a_pending_server \
+              $(addprefix tests/e2e/test_services.py::test_,alice_sees_only_bb1234_and_carol_both the_accounts_page \
+                the_spawn_form_shows_the_budget_and_warns other_users_may_not_write bad_input_is_refused)
 
 .PHONY: env cluster cluster-down demo test test-hub5 test-unit docs screenshots bench
 
