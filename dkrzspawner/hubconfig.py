@@ -65,7 +65,8 @@ def grant_users(c, scopes) -> None:
 
 
 def _extend_default_user_role() -> None:
-    """Make JupyterHub 5's default ``user`` role carry the running hub's ``c.DKRZUserScopes.scopes`` (once)."""
+    """Make JupyterHub 5's default ``user`` role carry the running hub's ``c.DKRZUserScopes.scopes``: wraps
+    ``jupyterhub.roles.get_default_roles`` (once), which the hub reads when it loads its roles at start-up."""
     from jupyterhub import roles
     from jupyterhub.app import JupyterHub
 
