@@ -3,8 +3,17 @@
 PREFIX ?= /opt/dkrzspawner
 VENV   := $(PREFIX)/venv
 PY     := $(VENV)/bin/python
+# `make test-hub5`: the newest JupyterHub 5 in a venv of its own (every other package as in $(VENV)), and the tests
+# it runs: the unit tests and the core end-to-end ones (first spawn and refusals, hub restart, the services)
+HUB5_VENV  := $(PREFIX)/hub5-venv
+# (of the services' tests, those that log in through the hub, use its tokens and its pages; not the ones that wait
+# for an expiry, for sacct's usage or for a service restart, the same on either hub, so it keeps in its time budget)
+HUB5_TESTS := tests/unit tests/e2e/test_first_spawn.py \
+              tests/e2e/test_lifecycle.py::test_hub_restart_recovers_a_running_and_a_pending_server \
+              $(addprefix tests/e2e/test_services.py::test_,alice_sees_only_bb1234_and_carol_both the_accounts_page \
+                the_spawn_form_shows_the_budget_and_warns other_users_may_not_write bad_input_is_refused)
 
-.PHONY: env cluster cluster-down demo test test-unit docs screenshots bench
+.PHONY: env cluster cluster-down demo test test-hub5 test-unit docs screenshots bench
 
 env:            ## one world-readable virtualenv: hub, proxy, job side, test tools
 	PREFIX=$(PREFIX) bash ci/make-env
@@ -20,6 +29,10 @@ demo: env cluster  ## demo hub on http://127.0.0.1:8000 (users alice, bob, carol
 
 test: env cluster  ## the whole suite: unit, integration (real Slurm), end to end (real hub, proxy, browser)
 	$(PY) -m pytest
+
+test-hub5: env cluster  ## the unit and the core end-to-end tests on JupyterHub 5 (hub and jobs from $(PREFIX)/hub5-venv)
+	PREFIX=$(PREFIX) VENV=$(HUB5_VENV) JUPYTERHUB='jupyterhub>=5.4.3,<6' bash ci/make-env
+	$(HUB5_VENV)/bin/python -m pytest $(HUB5_TESTS)
 
 bench: env cluster  ## dkrzspawner vs batchspawner 1.3.0, and vs Jülich's kernel provisioner: benchmarks/results/, README
 	PREFIX=$(PREFIX) bash benchmarks/run

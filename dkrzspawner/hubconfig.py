@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import socket
 import sys
-import warnings
 
 from . import templates_path
 
@@ -43,19 +42,51 @@ def define_scope(c, scope: str, description: str) -> None:
     c.JupyterHub.custom_scopes.update({scope: {"description": description}})
 
 
-def grant_users(c, scopes) -> None:
-    """Give every hub user ``scopes`` through ``c.JupyterHub.extra_user_scopes``.
+#: the config section where :func:`grant_users` keeps the scopes on JupyterHub 5 (no ``extra_user_scopes``)
+USER_SCOPES_SECTION = "DKRZUserScopes"
 
-    JupyterHub 5 has no ``extra_user_scopes``: there a site adds the scopes to its ``user`` role itself (a
-    drop-in cannot extend a role another file defines); this warns with that advice.
+
+def grant_users(c, scopes) -> None:
+    """Give every hub user ``scopes``: JupyterHub 6's ``c.JupyterHub.extra_user_scopes``.
+
+    JupyterHub 5 has no ``extra_user_scopes``, and a drop-in cannot add to a ``user`` role that another file
+    defines (a role defined twice stops the hub). There the scopes go to ``c.DKRZUserScopes.scopes`` (the same
+    lazy update, so every drop-in's add up) and the hub's default ``user`` role gets them when it is loaded, as
+    JupyterHub 6 does with ``extra_user_scopes``. On either version, a site that defines the ``user`` role's
+    scopes in ``c.JupyterHub.load_roles`` lists these scopes there itself (its own list replaces the default).
     """
     from jupyterhub.app import JupyterHub
 
-    if "extra_user_scopes" not in JupyterHub.class_trait_names():
-        warnings.warn("JupyterHub < 6: add these scopes to the user role in c.JupyterHub.load_roles: "
-                      + ", ".join(scopes), stacklevel=2)
+    if "extra_user_scopes" in JupyterHub.class_trait_names():
+        c.JupyterHub.extra_user_scopes.update(set(scopes))
         return
-    c.JupyterHub.extra_user_scopes.update(set(scopes))
+    c[USER_SCOPES_SECTION].scopes.update(set(scopes))
+    _extend_default_user_role()
+
+
+def _extend_default_user_role() -> None:
+    """Make JupyterHub 5's default ``user`` role carry the running hub's ``c.DKRZUserScopes.scopes``: wraps
+    ``jupyterhub.roles.get_default_roles`` (once), which the hub reads when it loads its roles at start-up."""
+    from jupyterhub import roles
+    from jupyterhub.app import JupyterHub
+
+    default_roles = roles.get_default_roles
+    if getattr(default_roles, "dkrz_user_scopes", False):
+        return
+
+    def get_default_roles():
+        found = default_roles()
+        granted = (JupyterHub.instance().config[USER_SCOPES_SECTION].get("scopes")
+                   if JupyterHub.initialized() else None)
+        if hasattr(granted, "get_value"):  # the lazy update the drop-ins made
+            granted = granted.get_value(set())
+        for role in found:
+            if role["name"] == "user":
+                role["scopes"].extend(sorted(set(granted or ()) - set(role["scopes"])))
+        return found
+
+    get_default_roles.dkrz_user_scopes = True
+    roles.get_default_roles = get_default_roles
 
 
 def add_template_var(c, name: str, value) -> None:
