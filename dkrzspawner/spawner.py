@@ -253,10 +253,11 @@ class DKRZSpawner(ModuleSettings, Spawner):
 
     lean_job_start = Bool(
         True,
-        help="""Start the job's Jupyter server through :mod:`dkrzspawner.leanstart`, which defers the imports
-        listed in ``job_deferred_imports`` to their first use, and pass it ``job_server_args``: the server
-        answers sooner (see :ref:`admin-lean-start`). Off: the job runs ``Spawner.cmd`` exactly as JupyterHub
-        would, with the wrapper that reports the port.""",
+        help="""Start the job's ``jupyterhub-singleuser`` through :mod:`dkrzspawner.leanstart`, which defers
+        the imports listed in ``job_deferred_imports`` to their first use, and pass it ``job_server_args``: the
+        server answers sooner (see :ref:`admin-lean-start`). Off, or with a ``Spawner.cmd`` other than
+        ``jupyterhub-singleuser``: the job runs ``Spawner.cmd`` as JupyterHub would, behind the wrapper that
+        reports the port. The job environment (``job_prefix``) needs this dkrzspawner version or later.""",
     ).tag(config=True)
 
     job_deferred_imports = List(
@@ -771,7 +772,7 @@ class DKRZSpawner(ModuleSettings, Spawner):
         prefix = self.job_prefix.rstrip("/")
         python = f"{prefix}/bin/python"
         cmd = [c if "/" in c else f"{prefix}/bin/{c}" for c in self.cmd[:1]] + list(self.cmd[1:])
-        if self.lean_job_start:
+        if self.lean_job_start and os.path.basename(cmd[0]) == "jupyterhub-singleuser":
             deferred = [arg for name in self.job_deferred_imports for arg in ("--defer", name)]
             cmd = [python, "-m", "dkrzspawner.leanstart", *deferred, "--", *cmd, *self.job_server_args]
         return [python, "-m", "dkrzspawner.singleuser", "--", *cmd, *self.get_args()]

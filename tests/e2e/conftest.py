@@ -100,6 +100,11 @@ class Hub:
         # the hub's account) puts that checkout's code before it in the hub (the jobs keep the venv's).
         if os.environ.get("DKRZ_E2E_HUB_PYTHONPATH"):
             self.environment["PYTHONPATH"] = os.environ["DKRZ_E2E_HUB_PYTHONPATH"]
+        # DKRZ_E2E_JOB_PYTHONPATH (a checkout, readable by the test users) does the same in the jobs, for a change
+        # of the job side (the wrapper, the lean start, the Lab extension's server side).
+        if os.environ.get("DKRZ_E2E_JOB_PYTHONPATH"):
+            job_path = os.environ["DKRZ_E2E_JOB_PYTHONPATH"]
+            extra_config += f"\nc.DKRZSpawner.environment = {{'PYTHONPATH': {job_path!r}}}\n"
         # The repository's config (it loads every drop-in beside it), copied: the hub's account may not be able
         # to read a clone under root's home.
         site = workdir / "site"

@@ -108,3 +108,9 @@ async def test_without_the_lean_start_the_job_runs_the_command_as_jupyterhub_wou
     spawner, _ = make_spawner(monkeypatch, job_prefix="/env", lean_job_start=False)
     text = spawner.submission(await request_of(monkeypatch, spawner)).script
     assert "exec /env/bin/python -m dkrzspawner.singleuser -- /env/bin/jupyterhub-singleuser\n" in text
+
+
+async def test_a_site_command_of_its_own_runs_as_it_is(monkeypatch):
+    spawner, _ = make_spawner(monkeypatch, job_prefix="/env", cmd=["site-server", "--x"])
+    text = spawner.submission(await request_of(monkeypatch, spawner)).script
+    assert "exec /env/bin/python -m dkrzspawner.singleuser -- /env/bin/site-server --x\n" in text
