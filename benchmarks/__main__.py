@@ -14,10 +14,10 @@ import json
 import statistics
 from pathlib import Path
 
-from benchmarks import form_render, harness, kernels, report, scenarios
+from benchmarks import form_render, harness, jobside, kernels, report, scenarios
 
 #: the hub measurements: README's main table is theirs, and only a run of all of them rewrites it
-HUB_MEASUREMENTS = ("seeded", "pending", "latency", "form")
+HUB_MEASUREMENTS = ("seeded", "pending", "latency", "form", "jobside")
 #: the settings README's tables were measured with: a run with any other value is partial
 HUB_SETTINGS = ("servers", "interval", "window", "spawns", "kinds")
 KERNEL_SETTINGS = ("kernel_kinds", "kernel_rounds", "kernel_limit", "kernel_window")
@@ -32,7 +32,8 @@ def parse_args(argv=None):
     parser.add_argument("--interval", type=float, default=30,
                         help="poll interval of both hubs, seconds (default: JupyterHub's 30)")
     parser.add_argument("--window", type=float, default=90, help="seconds of polling to count (default: 90)")
-    parser.add_argument("--spawns", type=int, default=10, help="spawns per latency series (default: 10)")
+    parser.add_argument("--spawns", type=int, default=10,
+                        help="spawns per latency series, and job-side starts of each kind (default: 10)")
     parser.add_argument("--kinds", nargs="+", default=list(harness.KINDS), choices=harness.KINDS)
     parser.add_argument("--only", nargs="+", default=[*HUB_MEASUREMENTS, "kernels"],
                         choices=[*HUB_MEASUREMENTS, "kernels"], help="the measurements to run (default: all)")
@@ -81,6 +82,9 @@ def run(args, saved=lambda results: None) -> dict:
         timings = asyncio.run(form_render.measure("carol", 3 if args.smoke else 20))
         results["form"] = {f"{kind}_median_ms": round(statistics.median(values), 3)
                            for kind, values in timings.items()}
+        saved(results)
+    if "jobside" in args.only and "dkrz" in args.kinds:  # default jupyterhub-singleuser vs our lean start
+        results["jobside"] = jobside.run(args.spawns)
         saved(results)
     if "kernels" in args.only:
         results["kernels"] = kernels.run(args.kernel_kinds, args.kernel_rounds, args.kernel_limit,

@@ -37,9 +37,13 @@ def test_dkrzspawner_side_of_every_benchmark_runs_and_writes_its_files(tmp_path)
     assert results["pending"][0]["job_state_during_window"].startswith("PENDING")
     assert [r["kind"] for r in results["latency"]] == ["dkrz", "floor"]
     assert results["form"]["warm_median_ms"] > 0
+    jobside = results["jobside"]
+    assert (jobside["default"]["n"], jobside["lean"]["n"]) == (1, 1)
+    assert "dkrzspawner.leanstart" in jobside["commands"]["lean"]
     for name in ("load.png", "latency.png", "summary.md"):
         assert (tmp_path / name).stat().st_size > 0
     assert "N=2 servers" in (tmp_path / "summary.md").read_text()
+    assert "| job side: bare sbatch -> first 200" in (tmp_path / "summary.md").read_text()
 
 
 def test_batchspawner_side_runs_too(tmp_path):
