@@ -253,7 +253,7 @@ class DKRZSpawner(ModuleSettings, Spawner):
 
     lean_job_start = Bool(
         True,
-        help="""Start the job's ``jupyterhub-singleuser`` through :mod:`dkrzspawner.leanstart`, which defers
+        help="""Start the job's ``jupyterhub-singleuser`` through ``dkrzspawner.leanstart``, which defers
         the imports listed in ``job_deferred_imports`` to their first use, and pass it ``job_server_args``: the
         server answers sooner (see :ref:`admin-lean-start`). Off, or with a ``Spawner.cmd`` other than
         ``jupyterhub-singleuser``: the job runs ``Spawner.cmd`` as JupyterHub would, behind the wrapper that

@@ -15,7 +15,7 @@ from jupyter_server.utils import url_path_join
 from ..slurm import SlurmError
 
 # The handlers import the kernels' modules (pydantic, the offer, the provisioner) on their first call, not when the
-# server loads the extension: the server answers the hub sooner (docs/admin/lab.rst, "The job's lean start").
+# server loads the extension: the server answers the hub sooner (docs/admin/jobstart.rst).
 
 #: the settings key under which the extension keeps its :class:`~dkrzspawner.lab.Lab`
 SETTINGS_KEY = "dkrzspawner_lab"
