@@ -71,7 +71,7 @@ def start_once(kind: str) -> float:
                           capture_output=True, text=True, timeout=60, check=True)
     job_id = done.stdout.strip().split(";")[0]
     try:
-        wait_for(lambda: answers_200(f"http://{scenarios.FLOOR_NODE}:{port}/user/alice/api"), timeout=120,
+        wait_for(lambda: answers_200(f"http://{scenarios.FLOOR_NODE}:{port}/user/alice/api"), timeout=300,
                  interval=0.01, what=f"the {kind} server answering")
         seconds = time.monotonic() - started
     finally:
