@@ -53,3 +53,16 @@ def test_a_partial_run_writes_its_files_and_says_it_left_the_readme_alone(tmp_pa
 
     bench.write(results, args.results, readme, {"benchmarks"})
     assert "warm 4.00 ms" in readme.read_text() and "the full run's table" not in readme.read_text()
+
+
+def test_the_job_side_rows_put_the_lean_start_against_the_default_server():
+    def spread(median):
+        return {"n": 10, "median_s": median, "min_s": median - 0.5, "max_s": median + 1}
+
+    results = {"machine": MACHINE, "settings": {"interval_s": 30},
+               "jobside": {"default": spread(3.5), "lean": spread(2.0), "lean_minus_default_s": -1.5}}
+    table = report.table(results)
+    assert ("| job side: bare sbatch -> first 200, median (range) | lean start: 2.00 s (1.50–3.00, n=10) | "
+            "(not measured) | floor, default jupyterhub-singleuser: 3.50 s (3.00–4.50, n=10) |") in table
+    assert "| job side: lean start minus the default | -1.50 s | | below 0 |" in table
+    assert "jobside" in bench.parse_args([]).only, "part of the default run"
