@@ -15,10 +15,10 @@ import json
 import statistics
 from pathlib import Path
 
-from benchmarks import burst, crowd, form_render, harness, kernels, report, scenarios
+from benchmarks import burst, crowd, form_render, harness, jobside, kernels, report, scenarios
 
 #: the hub measurements: README's main table is theirs, and only a run of all of them rewrites it
-HUB_MEASUREMENTS = ("seeded", "pending", "latency", "form", "class", "crowd")
+HUB_MEASUREMENTS = ("seeded", "pending", "latency", "form", "class", "crowd", "jobside")
 #: the settings README's tables were measured with: a run with any other value is partial
 HUB_SETTINGS = ("servers", "interval", "window", "spawns", "kinds", "class_size", "crowd_users", "crowd_window",
                 "crowd_servers")
@@ -34,7 +34,8 @@ def parse_args(argv=None):
     parser.add_argument("--interval", type=float, default=30,
                         help="poll interval of both hubs, seconds (default: JupyterHub's 30)")
     parser.add_argument("--window", type=float, default=90, help="seconds of polling to count (default: 90)")
-    parser.add_argument("--spawns", type=int, default=10, help="spawns per latency series (default: 10)")
+    parser.add_argument("--spawns", type=int, default=10,
+                        help="spawns per latency series, and job-side starts of each kind (default: 10)")
     parser.add_argument("--class-size", type=int, default=burst.SIZE,
                         help=f"class: users who spawn at once (default: {burst.SIZE})")
     parser.add_argument("--kinds", nargs="+", default=list(harness.KINDS), choices=harness.KINDS)
@@ -71,8 +72,8 @@ def run(args, saved=lambda results: None) -> dict:
     results = {"machine": harness.machine(), "settings": {
         "servers": args.servers, "interval_s": args.interval, "window_s": args.window, "spawns": args.spawns,
         "class_size": args.class_size, "crowd_users": args.crowd_users, "crowd_window_s": args.crowd_window}}
-    # the class clears its own users' jobs, the crowd has users of its own
-    if (set(HUB_MEASUREMENTS) - {"class", "crowd"}) & set(args.only):
+    # the class clears its own users' jobs, the crowd has users of its own, the job side alone cancels no one's
+    if (set(HUB_MEASUREMENTS) - {"class", "crowd", "jobside"}) & set(args.only):
         harness.clear_queue()
     if "seeded" in args.only:
         responder = harness.Responder()
@@ -102,6 +103,9 @@ def run(args, saved=lambda results: None) -> dict:
     if "crowd" in args.only and "dkrz" in args.kinds:  # batchspawner has no form to measure
         results["crowd"] = crowd.run(args.crowd_users, args.crowd_window, args.window, args.interval,
                                      args.crowd_servers)
+        saved(results)
+    if "jobside" in args.only and "dkrz" in args.kinds:  # default jupyterhub-singleuser vs our lean start
+        results["jobside"] = jobside.run(args.spawns)
         saved(results)
     if "kernels" in args.only:
         results["kernels"] = kernels.run(args.kernel_kinds, args.kernel_rounds, args.kernel_limit,

@@ -194,6 +194,7 @@ def table(results: dict) -> str:
         rows.append(f"| spawn form, server-side render | warm {form['warm_median_ms']:.2f} ms, cold "
                     f"{form['cold_median_ms']:.0f} ms | (no form) | warm under 30 ms |")
     rows += crowd_rows(results.get("crowd", []))
+    rows += _jobside_rows(results.get("jobside"))
     where = (f"Measured {machine['date']} on `{machine['host']}` ({machine['cpus']} cores, "
              f"{machine['memory_gib']} GiB), {machine['slurm']}, Python {machine['python']}, by `make bench`.")
     return where + "\n\n" + "\n".join(rows) + "\n"
@@ -255,6 +256,15 @@ def plot_crowd(crowd: list[dict], path: Path):
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
+
+
+def _jobside_rows(jobside: dict | None) -> list[str]:
+    """The job side's rows (benchmarks/jobside.py): our lean start against a default jupyterhub-singleuser."""
+    if not jobside:
+        return []
+    return [f"| job side: bare sbatch -> first 200, median (range) | lean start: {_spread(jobside['lean'])} | "
+            f"(not measured) | floor, default jupyterhub-singleuser: {_spread(jobside['default'])} |",
+            f"| job side: lean start minus the default | {jobside['lean_minus_default_s']:+.2f} s | | below 0 |"]
 
 
 def _kernel_start(row: dict | None) -> str:
@@ -320,6 +330,7 @@ def kernel_table(kernels: dict) -> str:
             row("restarter: restarts; gave up", lambda w: f"{w['restarts']}; {w['restart_failed']}"),
             row(f"the kernel after {span}", _window_state),
         ]
+    rows += _jobside_rows(results.get("jobside"))
     where = (f"Measured {machine['date']} on `{machine['host']}` ({machine['cpus']} cores), {machine['slurm']}, "
              f"by `make bench` (its kernels part, `benchmarks/run --only kernels`): as `{settings['user']}`, "
              f"one node, one task, one core, {settings['request']['memory']} on `{settings['request']['partition']}`, "

@@ -122,7 +122,8 @@ TOPICS: tuple[Topic, ...] = (
         Jinja2 template a site can extend, see :ref:`admin-templates`), its output file, umask and name; then how
         long a start may take (the queue, then the server's first answer), how long a stop waits for Slurm, and
         what a user is shown when a job ends early. The timeouts in context: :doc:`/admin/operations`.""",
-        ("job_prefix", "job_path", "bind_ip", "batch_script_template", "template_paths", "output_path",
+        ("job_prefix", "job_path", "bind_ip", "lean_job_start", "job_deferred_imports", "job_server_args",
+         "batch_script_template", "template_paths", "output_path",
          "job_umask", "job_name_template", "queue_timeout", "server_timeout", "stop_timeout",
          "server_end_confirm", "output_tail_lines"),
     ),

@@ -13,21 +13,16 @@ than at its next poll. Signals the job receives (``scancel --signal``) are passe
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import signal
 import socket
-import ssl
 import subprocess
 import sys
-import tempfile
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 
-from . import jobcerts  # the standard library only, like this module
+# What only the port report, the end report or internal_ssl needs (json, ssl, tempfile, urllib.request and
+# jobcerts, the standard library only like this module) is imported there: the server starts sooner.
 
 PORT_PATH = "/dkrzspawner/port"
 ENDED_PATH = "/dkrzspawner/ended"
@@ -55,6 +50,10 @@ def install_certs(environ) -> str | None:
     them). Returns the folder, or None without internal_ssl."""
     if "DKRZSPAWNER_SSL_KEY" not in environ:
         return None
+    import tempfile
+
+    from . import jobcerts
+
     folder = tempfile.mkdtemp(prefix="dkrzspawner-ssl-")
     for name, target in jobcerts.ENV.items():
         path = os.path.join(folder, target.rsplit("_", 1)[-1].lower() + ".pem")
@@ -69,6 +68,8 @@ def hub_context(environ) -> ssl.SSLContext | None:
     certificate as the client's. None without internal_ssl."""
     if "JUPYTERHUB_SSL_KEYFILE" not in environ:
         return None
+    import ssl
+
     context = ssl.create_default_context(cafile=environ["JUPYTERHUB_SSL_CLIENT_CA"])
     context.load_cert_chain(environ["JUPYTERHUB_SSL_CERTFILE"], environ["JUPYTERHUB_SSL_KEYFILE"])
     return context
@@ -76,6 +77,10 @@ def hub_context(environ) -> ssl.SSLContext | None:
 
 def report_port(api_url: str, token: str, port: int, attempts: int = 10, context=None) -> None:
     """POST the port to the hub; retry while the hub cannot be reached, give up if it refuses."""
+    import json
+    import urllib.error
+    import urllib.request
+
     request = urllib.request.Request(
         api_url.rstrip("/") + PORT_PATH,
         data=json.dumps({"port": port}).encode(),
@@ -140,6 +145,8 @@ def wait_until_listening(server: subprocess.Popen, port: int, interval: float = 
 
 def tell_hub_ended(api_url: str, token: str, context=None) -> None:
     """Tell the hub the server has ended (best effort: Slurm's word decides, the hub only asks sooner)."""
+    import urllib.request
+
     request = urllib.request.Request(api_url.rstrip("/") + ENDED_PATH, data=b"{}", method="POST",
                                      headers={"Authorization": f"token {token}", "Content-Type": "application/json"})
     try:
@@ -169,6 +176,8 @@ def main(argv=None) -> None:
         serve(args, port, api_url, token)
     finally:
         if certs:
+            import shutil
+
             shutil.rmtree(certs, ignore_errors=True)
 
 

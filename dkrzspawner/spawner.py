@@ -260,6 +260,35 @@ class DKRZSpawner(ModuleSettings, Spawner):
         help="Address the Jupyter server binds on the compute node; the hub connects to the node's name.",
     ).tag(config=True)
 
+    lean_job_start = Bool(
+        True,
+        help="""Start the job's ``jupyterhub-singleuser`` through ``dkrzspawner.leanstart``, which defers
+        the imports listed in ``job_deferred_imports`` to their first use, and pass it ``job_server_args``: the
+        server answers sooner (see :ref:`admin-lean-start`). Off, or with a ``Spawner.cmd`` other than
+        ``jupyterhub-singleuser``: the job runs ``Spawner.cmd`` as JupyterHub would, behind the wrapper that
+        reports the port. The job environment (``job_prefix``) needs this dkrzspawner version or later.""",
+    ).tag(config=True)
+
+    job_deferred_imports = List(
+        Unicode(),
+        ["rfc3987_syntax"],
+        help="""Modules that the lean start replaces by a stand-in until one of their functions is first called
+        (each must be used only through its functions). The default, ``rfc3987_syntax``, is jsonschema's ``iri``
+        format check, whose import builds a grammar (about a second) that no schema the server loads asks for.""",
+    ).tag(config=True)
+
+    job_server_args = List(
+        Unicode(),
+        ["--ServerApp.jpserver_extensions=jupyter_lsp=False",
+         "--ServerApp.jpserver_extensions=notebook_shim=False",
+         "--LabApp.extension_manager=readonly"],
+        help="""Arguments the lean start gives the Jupyter server before ``Spawner.args`` (which can override
+        them). The default switches off what a hub user cannot use in the job: ``jupyter_lsp`` (the job
+        environment has no language servers), ``notebook_shim`` (no classic notebook server), and JupyterLab's
+        PyPI extension manager (users cannot install into the shared environment; the read-only manager still
+        lists what is installed). Set to ``[]`` to keep jupyter_server's and JupyterLab's defaults.""",
+    ).tag(config=True)
+
     batch_script_template = Unicode(
         "batch_script.sh.j2",
         help="Name of the Jinja2 batch-script template, looked up in ``template_paths`` then the package's own.",
@@ -757,8 +786,12 @@ class DKRZSpawner(ModuleSettings, Spawner):
 
     def _command(self) -> list[str]:
         prefix = self.job_prefix.rstrip("/")
+        python = f"{prefix}/bin/python"
         cmd = [c if "/" in c else f"{prefix}/bin/{c}" for c in self.cmd[:1]] + list(self.cmd[1:])
-        return [f"{prefix}/bin/python", "-m", "dkrzspawner.singleuser", "--", *cmd, *self.get_args()]
+        if self.lean_job_start and os.path.basename(cmd[0]) == "jupyterhub-singleuser":
+            deferred = [arg for name in self.job_deferred_imports for arg in ("--defer", name)]
+            cmd = [python, "-m", "dkrzspawner.leanstart", *deferred, "--", *cmd, *self.job_server_args]
+        return [python, "-m", "dkrzspawner.singleuser", "--", *cmd, *self.get_args()]
 
     def _job_env(self, home: str) -> dict[str, str]:
         env = {k: str(v) for k, v in self.get_env().items()}

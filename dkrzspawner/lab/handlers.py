@@ -12,9 +12,11 @@ import tornado.web
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 
-from ..kernels import templates
 from ..slurm import SlurmError
-from . import allocations, choices, hubapi
+from . import hubapi
+
+# The handlers import the kernels' modules (pydantic, the offer, the provisioner) on their first call, not when the
+# server loads the extension: the server answers the hub sooner (docs/admin/jobstart.rst).
 
 #: the settings key under which the extension keeps its :class:`~dkrzspawner.lab.Lab`
 SETTINGS_KEY = "dkrzspawner_lab"
@@ -97,12 +99,14 @@ class ExtendHandler(LabHandler):
 class AllocationsHandler(LabHandler):
     @tornado.web.authenticated
     async def get(self):
+        from . import allocations
         self.finish(json.dumps(await allocations.listing(self.kernel_manager, self.lab.runner)))
 
 
 class AllocationHandler(LabHandler):
     @tornado.web.authenticated
     async def delete(self, job_id: str):
+        from . import allocations
         try:
             await allocations.cancel_allocation(self.kernel_manager, self.lab.runner, job_id)
         except allocations.NotOurs:
@@ -116,12 +120,14 @@ class AllocationHandler(LabHandler):
 class TemplatesHandler(LabHandler):
     @tornado.web.authenticated
     def get(self):
+        from ..kernels import templates
         self.finish(json.dumps({"templates": templates.template_list()}))
 
 
 class OfferHandler(LabHandler):
     @tornado.web.authenticated
     async def get(self):
+        from . import choices
         self.finish(json.dumps(await choices.offered(self.lab.runner)))
 
 
@@ -134,6 +140,7 @@ def kernel_json(kernel: dict) -> dict:
 class KernelsHandler(LabHandler):
     @tornado.web.authenticated
     def get(self):
+        from ..kernels import templates
         self.finish(json.dumps({"kernels": [kernel_json(kernel) for kernel in templates.installed()]}))
 
     @tornado.web.authenticated
@@ -142,6 +149,7 @@ class KernelsHandler(LabHandler):
 
     async def write_kernel(self, name: str | None):
         """Create (``name`` None: the body's) or replace kernel ``name``, validated like ``dkrz-kernel``."""
+        from ..kernels import templates
         data = self.body(KERNEL_FIELDS)
         if data is None:
             return
@@ -163,12 +171,14 @@ class KernelsHandler(LabHandler):
 class KernelHandler(KernelsHandler):
     @tornado.web.authenticated
     async def put(self, name: str):
+        from ..kernels import templates
         if name not in {kernel["name"] for kernel in templates.installed()}:
             return self.refuse(404, f"You have no kernel named {name}.", "name")
         await self.write_kernel(name)
 
     @tornado.web.authenticated
     def delete(self, name: str):
+        from ..kernels import templates
         if not self.lab.config.templates:
             return self.refuse(403, "This site has switched kernel templates off in JupyterLab.")
         try:
@@ -182,6 +192,7 @@ class KernelHandler(KernelsHandler):
 class EnvironmentsHandler(LabHandler):
     @tornado.web.authenticated
     async def post(self):
+        from ..kernels import templates
         data = self.body(ENVIRONMENT_FIELDS)
         if data is None:
             return

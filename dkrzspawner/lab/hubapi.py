@@ -13,7 +13,6 @@ from typing import Mapping
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
-from ..extension import SCOPE
 from ..singleuser import hub_context
 
 
@@ -55,6 +54,8 @@ class HubAPI:
     async def may_extend(self) -> bool:
         """Whether this server's token carries :data:`~dkrzspawner.extension.SCOPE` (asked once; False, and asked
         again next time, while the hub cannot be reached)."""
+        from ..extension import SCOPE  # the options' module with it: on first use, not at the server's start
+
         if self._may_extend is None:
             if not (self.url and self.token):
                 return False

@@ -7,6 +7,7 @@ import json
 import os
 import pwd
 import secrets
+import shlex
 import shutil
 import signal
 import subprocess
@@ -100,6 +101,15 @@ class Hub:
         # the hub's account) puts that checkout's code before it in the hub (the jobs keep the venv's).
         if os.environ.get("DKRZ_E2E_HUB_PYTHONPATH"):
             self.environment["PYTHONPATH"] = os.environ["DKRZ_E2E_HUB_PYTHONPATH"]
+        # DKRZ_E2E_JOB_PYTHONPATH (a checkout, readable by the test users) does the same in the jobs, for a change
+        # of the job side (the wrapper, the lean start, the Lab extension's server side): a site template exports
+        # it in the batch script (sudo passes no PYTHONPATH to sbatch, rightly).
+        if os.environ.get("DKRZ_E2E_JOB_PYTHONPATH"):
+            (workdir / "job-pythonpath.sh.j2").write_text(
+                '{% extends "batch_script.sh.j2" %}{% block prologue %}{{ super() }}'
+                f'export PYTHONPATH={shlex.quote(os.environ["DKRZ_E2E_JOB_PYTHONPATH"])}\n{{% endblock %}}')
+            extra_config += (f"\nc.DKRZSpawner.template_paths = [{str(workdir)!r}]"
+                             "\nc.DKRZSpawner.batch_script_template = 'job-pythonpath.sh.j2'\n")
         # The repository's config (it loads every drop-in beside it), copied: the hub's account may not be able
         # to read a clone under root's home.
         site = workdir / "site"

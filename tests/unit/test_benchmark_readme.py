@@ -109,3 +109,16 @@ def test_the_crowd_has_its_rows_in_the_table_and_a_plot(tmp_path):
     assert "| 1; 4; 30, 12 | — | flat in the number of users |" in table
     assert "| N=1000 running servers: one watcher cycle; the hub's CPU per cycle | 0.210 s; 0.400 CPU-s" in table
     assert (tmp_path / "crowd.png").stat().st_size > 0
+
+
+def test_the_job_side_rows_put_the_lean_start_against_the_default_server():
+    def spread(median):
+        return {"n": 10, "median_s": median, "min_s": median - 0.5, "max_s": median + 1}
+
+    results = {"machine": MACHINE, "settings": {"interval_s": 30},
+               "jobside": {"default": spread(3.5), "lean": spread(2.0), "lean_minus_default_s": -1.5}}
+    table = report.table(results)
+    assert ("| job side: bare sbatch -> first 200, median (range) | lean start: 2.00 s (1.50–3.00, n=10) | "
+            "(not measured) | floor, default jupyterhub-singleuser: 3.50 s (3.00–4.50, n=10) |") in table
+    assert "| job side: lean start minus the default | -1.50 s | | below 0 |" in table
+    assert "jobside" in bench.parse_args([]).only, "part of the default run"

@@ -21,7 +21,7 @@ LAYERS = [
                                  "migrate"]),
     ("a job's life; kernels", ["lifecycle", "recent", "registry", "kernels", "kernels.*"]),
     ("the JupyterHub glue and the services", ["spawner", "handlers", "errors", "hubconfig", "config_reference",
-                                             "singleuser", "services", "services.*", "lab", "lab.*", ""]),
+                                             "singleuser", "leanstart", "services", "services.*", "lab", "lab.*", ""]),
 ]
 #: the only modules that may import JupyterHub or tornado (the kernels and the lifecycle never do)
 HUB_SIDE = {"spawner", "handlers", "errors", "hubconfig", "", "services.web", "services.accounts",
