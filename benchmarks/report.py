@@ -330,7 +330,6 @@ def kernel_table(kernels: dict) -> str:
             row("restarter: restarts; gave up", lambda w: f"{w['restarts']}; {w['restart_failed']}"),
             row(f"the kernel after {span}", _window_state),
         ]
-    rows += _jobside_rows(results.get("jobside"))
     where = (f"Measured {machine['date']} on `{machine['host']}` ({machine['cpus']} cores), {machine['slurm']}, "
              f"by `make bench` (its kernels part, `benchmarks/run --only kernels`): as `{settings['user']}`, "
              f"one node, one task, one core, {settings['request']['memory']} on `{settings['request']['partition']}`, "

@@ -20,6 +20,10 @@ import subprocess
 import sys
 import time
 import urllib.parse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import ssl
 
 # What only the port report, the end report or internal_ssl needs (json, ssl, tempfile, urllib.request and
 # jobcerts, the standard library only like this module) is imported there: the server starts sooner.
