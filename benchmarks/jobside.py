@@ -18,8 +18,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import requests
-
 from benchmarks import harness, scenarios
 from dkrzspawner.singleuser import free_port
 from tests.slurmtools import head_address, wait_for
@@ -71,20 +69,13 @@ def start_once(kind: str) -> float:
                           capture_output=True, text=True, timeout=60, check=True)
     job_id = done.stdout.strip().split(";")[0]
     try:
-        wait_for(lambda: answers_200(f"http://{scenarios.FLOOR_NODE}:{port}/user/alice/api"), timeout=300,
+        wait_for(lambda: scenarios.answers(f"http://{scenarios.FLOOR_NODE}:{port}/user/alice/api"), timeout=300,
                  interval=0.01, what=f"the {kind} server answering")
         seconds = time.monotonic() - started
     finally:
         harness.cancel_jobs([job_id])
     time.sleep(2)
     return seconds
-
-
-def answers_200(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=0.5).status_code == 200
-    except requests.RequestException:
-        return False
 
 
 def run(rounds: int) -> dict:

@@ -21,6 +21,12 @@ KERNEL_LABELS = {"dkrz": "dkrzspawner", "juelich": "jupyter-slurm-provisioner 0.
 KERNEL_COLOURS = {"dkrz": "tab:blue", "juelich": "tab:green", "floor": "tab:gray"}
 
 
+def _save(figure, path: Path):
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
 def plot_load(seeded: list[dict], path: Path):
     """slurmctld job queries and the hub's Slurm commands per poll interval, against N servers."""
     figure, axes = plt.subplots(1, 2, figsize=(10, 4))
@@ -41,9 +47,7 @@ def plot_load(seeded: list[dict], path: Path):
         ax.set_yscale("log")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    _save(figure, path)
 
 
 def _distributions(ax, rows: list[dict], names: list[str], colours: dict):
@@ -63,9 +67,7 @@ def plot_latency(latencies: list[dict], path: Path):
     ax.set_xlim(left=0)
     ax.set_xlabel("request -> server answers (s)")
     ax.set_title("Spawn latency on an empty node")
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    _save(figure, path)
 
 
 def _sacct_seconds(value: str, origin: datetime.datetime) -> float | None:
@@ -120,9 +122,7 @@ def plot_kernels(kernels: dict, path: Path):
                         fontsize=10)
     right.set_xlabel("seconds since the kernel was started")
     right.grid(True, axis="x", alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    _save(figure, path)
 
 
 def _by(results: list[dict], kind: str, **match) -> dict | None:
@@ -253,9 +253,7 @@ def plot_crowd(crowd: list[dict], path: Path):
     axes[2].set_xlabel("running servers")
     axes[0].set_ylim(bottom=0)
     axes[2].set_ylim(bottom=0)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    _save(figure, path)
 
 
 def _jobside_rows(jobside: dict | None) -> list[str]:
@@ -357,9 +355,7 @@ def plot_class(result: dict, path: Path):
     right.set_title("The hub's event loop: a probe every 50 ms")
     right.grid(True, which="both", alpha=0.3)
     right.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    _save(figure, path)
 
 
 def _class_cell(row: dict | None, text) -> str:
