@@ -88,7 +88,7 @@ def test_the_wheel_has_every_file_the_docs_promise_and_each_loads(tmp_path):
     found = json.loads(done.stdout.strip().splitlines()[-1])
 
     assert found["package"].startswith(str(venv)), "dkrzspawner must come from the wheel, not the project venv"
-    assert found["dropins"] == ["accounts", "announcements", "pages", "site-example"]
+    assert found["dropins"] == ["accounts", "announcements", "extend", "pages", "site-example"]
     assert found["site_example_presets"] == ["prepost", "shared"]
     assert found["services"] == ["accounts", "announcements"]
     assert {"spawn.html", "spawn_pending.html", "home.html", "options_form.html"} <= set(found["page_templates"])
@@ -108,7 +108,7 @@ def test_dropins_come_out_of_the_package(tmp_path, names):
     run = [sys.executable, "-m", "dkrzspawner.dropins", str(target), *names]
     done = subprocess.run(run, capture_output=True, text=True, cwd=tmp_path, env=TREE, timeout=60)
     assert done.returncode == 0, done.stderr
-    expected = names or ["accounts", "announcements", "pages", "site-example"]
+    expected = names or ["accounts", "announcements", "extend", "pages", "site-example"]
     assert sorted(p.stem for p in target.glob("*.py")) == sorted(expected)
     again = subprocess.run(run, capture_output=True, text=True, cwd=tmp_path, env=TREE, timeout=60)
     assert again.returncode == 2 and "Not overwriting" in again.stderr and "--force" in again.stderr
@@ -118,5 +118,5 @@ def test_an_unknown_dropin_is_refused_by_name(tmp_path):
     done = subprocess.run([sys.executable, "-m", "dkrzspawner.dropins", str(tmp_path / "d"), "acounts"],
                           capture_output=True, text=True, env=TREE, timeout=60)
     assert done.returncode == 2
-    assert "No drop-in 'acounts'; there are: accounts, announcements, pages, site-example." in done.stderr
+    assert "No drop-in 'acounts'; there are: accounts, announcements, extend, pages, site-example." in done.stderr
     assert not (tmp_path / "d").exists()
