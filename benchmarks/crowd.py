@@ -60,17 +60,33 @@ def add_users(users: list[str]):
 
 
 def remove_users():
-    """Every ``crowd`` user's jobs, associations and Unix account (also those an earlier, broken run left)."""
-    known = [user for user in slurm("sacctmgr", "-n", "-P", "show", "user", "format=user").split()
-             if re.fullmatch(PREFIX + r"\d{4}", user)]
-    jobs = [job for user in known for job in slurm("squeue", "-h", "-u", user, "-o", "%i", check=False).split()]
-    harness.cancel_jobs(jobs)
+    """Every ``crowd`` user's jobs, associations and Unix account (also those an earlier, broken run left).
+
+    Each Slurm step is tried again while slurmctld or slurmdbd is slow to answer (a thousand jobs ending at once),
+    so one timeout does not leave a thousand users behind."""
+    crowd = re.compile(PREFIX + r"\d{4}")
+    known = [user for user in patiently(slurm, "sacctmgr", "-n", "-P", "show", "user", "format=user").split()
+             if crowd.fullmatch(user)]
+    queue = patiently(slurm, "squeue", "-h", "-o", "%i %u").split("\n")
+    jobs = [line.split()[0] for line in queue if line.strip() and crowd.fullmatch(line.split()[1])]
+    patiently(harness.cancel_jobs, jobs)
     if known:
-        slurm("sacctmgr", "-i", "delete", "user", ",".join(known))
+        patiently(slurm, "sacctmgr", "-i", "delete", "user", ",".join(known))
     for line in Path("/etc/passwd").read_text().splitlines():
         user = line.split(":", 1)[0]
-        if re.fullmatch(PREFIX + r"\d{4}", user):
+        if crowd.fullmatch(user):
             slurm("userdel", user)
+
+
+def patiently(step, *args, attempts: int = 5):
+    """``step(*args)``, tried again (up to ``attempts`` times, a little longer apart each time) when it fails."""
+    for attempt in range(attempts):
+        try:
+            return step(*args)
+        except (RuntimeError, TimeoutError, subprocess.TimeoutExpired):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(2 * (attempt + 1))
 
 
 # -- what the hub process costs ---------------------------------------------------------------------------------

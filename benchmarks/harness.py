@@ -15,14 +15,17 @@ objects load their state, poll through Slurm and keep polling, exactly as with l
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime
 import http.server
 import os
 import platform
 import re
 import socket
+import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -204,18 +207,34 @@ class Sleeper:
 
 
 def start_sleepers(count: int, users=USERS) -> list[Sleeper]:
-    """``count`` one-core sleeping jobs, spread over ``users`` (the test users), all running when this returns."""
-    sleepers = []
-    for index in range(count):
+    """``count`` one-core jobs spread over ``users`` (the test users), all running when this returns.
+
+    Each is an allocation with nothing running in it (``salloc --no-shell``): Slurm holds its core and lists it
+    RUNNING like a server's job, and no process runs for it on the node, so a thousand stand-ins cost the compute
+    nodes nothing (a thousand batch jobs of ``sleep`` had the 2-CPU machine's load at 900 and slurmctld's
+    answers timing out). They are asked for eight at a time, each retried when slurmctld is slow to answer."""
+    def allocate(index: int) -> Sleeper:
         user = users[index % len(users)]
-        out = slurm("sudo", "-n", "-u", user, "--", "sbatch", "--parsable", "-p", "shared", "-c", "1",
-                    "--mem=16M", "-t", "120", "-J", "bench-sleeper", "-o", "/dev/null", "--chdir=/tmp",
-                    "--wrap", "exec sleep 7200")
-        sleepers.append(Sleeper(user, f"s{index}", out.strip().split(";")[0]))
+        argv = ["sudo", "-n", "-u", user, "--", "salloc", "--no-shell", "-p", "shared", "-c", "1", "--mem=16M",
+                "-t", "120", "-J", "bench-sleeper"]
+        said = ""
+        for attempt in range(5):
+            try:
+                said = subprocess.run(argv, capture_output=True, text=True, timeout=120).stderr
+            except subprocess.TimeoutExpired:
+                said = "no answer in 120 s"
+            granted = re.search(r"Granted job allocation (\d+)", said)
+            if granted:
+                return Sleeper(user, f"s{index}", granted.group(1))
+            time.sleep(1 + attempt)
+        raise RuntimeError(f"salloc for {user} failed 5 times: {said.strip()}")
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        sleepers = list(pool.map(allocate, range(count)))
     ids = ",".join(s.job_id for s in sleepers)
     if ids:
         wait_for(lambda: len(slurm("squeue", "-h", "-t", "R", "-j", ids, "-o", "%i").split()) == count,
-                 timeout=300, interval=1, what=f"{count} sleeper jobs running")
+                 timeout=300, interval=1, what=f"{count} stand-in jobs running")
         hosts = dict(line.split() for line in slurm("squeue", "-h", "-j", ids, "-o", "%i %B").splitlines())
         sleepers = [Sleeper(s.user, s.name, s.job_id, hosts[s.job_id]) for s in sleepers]
     return sleepers

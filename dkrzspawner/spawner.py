@@ -841,14 +841,15 @@ class DKRZSpawner(ModuleSettings, Spawner):
     @staticmethod
     def _token_scopes(spawner) -> list[str]:
         """JupyterHub's ``server`` role, and extending this one server where extending is switched on and the hub
-        defines the scope (the drop-in ``extend``): JupyterLab's status bar extends with this token."""
+        defines the scope (the drop-in ``extend``): JupyterLab's status bar extends with this token. Nothing
+        (JupyterHub then gives the ``server`` role) where extending is off."""
         from jupyterhub.orm import Role
         from jupyterhub.scopes import scope_definitions
 
-        granted = list(Role.find(spawner.db, "server").scopes)
-        if spawner.extend_walltime and extension.SCOPE in scope_definitions:
-            granted.append(f"{extension.SCOPE}!server")
-        return granted
+        if not (spawner.extend_walltime and extension.SCOPE in scope_definitions):
+            return []
+        role = Role.find(object_session(spawner.orm_spawner), "server")
+        return [*role.scopes, f"{extension.SCOPE}!server"]
 
     async def move_certs(self, paths):
         """The key, certificate and CA bundle go to the job through its environment; nothing stays on the hub."""

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import secrets
+import signal
 from http import HTTPStatus
 from urllib.parse import urlparse
 
@@ -111,14 +112,23 @@ def make_app(routes, **context) -> web.Application:
 
 
 def serve(app: web.Application, name: str) -> None:
-    """Listen where the hub expects the service (``JUPYTERHUB_SERVICE_URL``) until stopped."""
+    """Listen where the hub expects the service (``JUPYTERHUB_SERVICE_URL``) until SIGINT or SIGTERM.
+
+    JupyterHub stops a managed service with SIGINT and waits before it sends SIGTERM. Both are handled here, not
+    left to Python's default: a hub started in the background by a shell (a CI script, ``nohup``) passes SIGINT
+    on ignored, and then the service would hold the hub's shutdown until SIGTERM."""
     logging.basicConfig(level=logging.INFO, format=f"[%(levelname)1.1s %(asctime)s {name}] %(message)s")
     url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10101"))
+    log = logging.getLogger(name)
 
     async def run():
-        app.listen(url.port or 80, address=url.hostname or "127.0.0.1", xheaders=True)
-        logging.getLogger(name).info("listening on %s://%s:%s%s", url.scheme, url.hostname, url.port,
-                                     service_prefix())
-        await asyncio.Event().wait()
+        stopped = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for stop in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(stop, lambda stop=stop: (log.info("stopping (%s)", stop.name), stopped.set()))
+        server = app.listen(url.port or 80, address=url.hostname or "127.0.0.1", xheaders=True)
+        log.info("listening on %s://%s:%s%s", url.scheme, url.hostname, url.port, service_prefix())
+        await stopped.wait()
+        server.stop()
 
     asyncio.run(run())

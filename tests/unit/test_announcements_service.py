@@ -151,3 +151,34 @@ def test_the_hub_template_escapes_the_text():
 async def test_a_role_with_the_write_scope_makes_an_editor(call):
     created = await call("POST", "api/announcements", user="operator", json_body=body())
     assert created.code == 201 and json.loads(created.body)["author"] == "operator"
+
+
+def test_the_service_stops_at_the_hubs_sigint_even_when_its_parent_ignored_sigint(tmp_path):
+    """JupyterHub stops a managed service with SIGINT, then waits (about 30 s) before SIGTERM. A hub started in
+    the background by a shell passes SIGINT on ignored; the service still stops at once."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {"PATH": "/usr/bin:/bin", "JUPYTERHUB_SERVICE_URL": f"http://127.0.0.1:{port}",
+           "JUPYTERHUB_SERVICE_PREFIX": "/services/announcements/", "JUPYTERHUB_API_TOKEN": "t",
+           "JUPYTERHUB_API_URL": "http://127.0.0.1:1/hub/api", "JUPYTERHUB_CLIENT_ID": "service-announcements"}
+    service = subprocess.Popen([sys.executable, "-m", "dkrzspawner.services.announcements",
+                                "--db-url", f"sqlite:///{tmp_path / 'a.sqlite'}"], env=env, stderr=subprocess.PIPE,
+                               text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        deadline = time.monotonic() + 30
+        while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
+            assert service.poll() is None and time.monotonic() < deadline, "the service did not start"
+            time.sleep(0.1)
+        service.send_signal(signal.SIGINT)
+        assert service.wait(10) == 0
+        assert "stopping (SIGINT)" in service.stderr.read()
+    finally:
+        service.kill()
+        service.wait()

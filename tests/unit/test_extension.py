@@ -129,15 +129,19 @@ def test_a_servers_token_may_extend_that_server_only_where_the_hub_defines_the_s
     from jupyterhub import orm, scopes
     from types import SimpleNamespace
 
+    from dkrzspawner import spawner as spawner_module
     from dkrzspawner.extension import SCOPE, SCOPES
     from dkrzspawner.spawner import DKRZSpawner
 
-    monkeypatch.setattr(orm.Role, "find", classmethod(lambda cls, db, name: SimpleNamespace(
+    seen = []
+    monkeypatch.setattr(orm.Role, "find", classmethod(lambda cls, db, name: seen.append(db) or SimpleNamespace(
         scopes=["users:activity!user", "access:servers!server"]) if name == "server" else None))
+    monkeypatch.setattr(spawner_module, "object_session", lambda orm_spawner: f"session of {orm_spawner.name}")
     role = ["users:activity!user", "access:servers!server"]
     token_scopes = DKRZSpawner(extend_walltime=True).server_token_scopes
-    assert token_scopes(DKRZSpawner(extend_walltime=True)) == role, "no drop-in: the scope is not defined"
+    assert token_scopes(DKRZSpawner(extend_walltime=True)) == [], "no drop-in: JupyterHub's server role alone"
     monkeypatch.setitem(scopes.scope_definitions, SCOPE, SCOPES[SCOPE])
-    assert token_scopes(DKRZSpawner(extend_walltime=True)) == [*role, f"{SCOPE}!server"]
-    assert token_scopes(DKRZSpawner()) == role, "extending is off: JupyterHub's server role alone"
+    assert token_scopes(DKRZSpawner(extend_walltime=True, orm_spawner=SimpleNamespace(name="ORM", server=None))) == [*role, f"{SCOPE}!server"]
+    assert seen == ["session of ORM"], "the role is read in the spawner's own database session"
+    assert token_scopes(DKRZSpawner()) == [], "extending is off: JupyterHub's server role alone"
     assert DKRZSpawner(server_token_scopes=["access:servers!server"]).server_token_scopes == ["access:servers!server"]
