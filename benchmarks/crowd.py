@@ -10,9 +10,9 @@ For each size N (``--crowd-users``), on one dkrzspawner hub (the repository's co
   Meanwhile: the hub's Slurm commands (its DEBUG log), slurmctld's RPCs (``sdiag``) and slurmdbd's
   (``sacctmgr show stats``), per minute. Both RPC counts are the whole cluster's, read before and after (never
   reset: other work on the cluster would lose its counts; a reset by someone else meanwhile is flagged).
-- **servers**: N running servers (at most ``most_servers``), one per user: one-core sleeping jobs stand in,
-  seeded into the hub's database as :func:`scenarios.seeded` does; the hub restarts onto them and runs
-  ``window`` seconds. Then: one watcher cycle's duration (the hub's
+- **servers**: N running servers (at most ``most_servers``), one per user: one-core stand-in jobs
+  (:func:`harness.start_sleepers`), seeded into the hub's database as :func:`scenarios.seeded` does; the hub
+  restarts onto them and runs ``window`` seconds. Then: one watcher cycle's duration (the hub's
   ``dkrzspawner_watcher_cycle_duration_seconds``) and the hub process's CPU seconds (``/proc/PID/stat``) per
   cycle.
 

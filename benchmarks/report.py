@@ -142,8 +142,13 @@ def _load(result: dict | None) -> str:
     if not result:
         return "not measured"
     steady = result["steady"]
-    return (f"{steady['job_info_rpcs_per_interval']:g} job queries, "
-            f"{steady['slurm_commands_per_interval']:g} Slurm commands")
+    return (f"{counted(steady['job_info_rpcs_per_interval'], 'job query', 'job queries')}, "
+            f"{counted(steady['slurm_commands_per_interval'], 'Slurm command')}")
+
+
+def counted(number: float, one: str, many: str | None = None) -> str:
+    """``1 job query``, ``0.67 job queries``, ``9 job queries``."""
+    return f"{number:g} {one if number == 1 else many or one + 's'}"
 
 
 def _queued(result: dict | None) -> str:
@@ -155,7 +160,7 @@ def _restart(result: dict | None) -> str:
         return "not measured"
     restart = result["restart"]
     checked = f"{restart['init_spawners_s']:.2f} s" if restart["init_spawners_s"] is not None else "?"
-    return (f"{restart['job_info_rpcs']} job queries; spawners checked in {checked}; "
+    return (f"{counted(restart['job_info_rpcs'], 'job query', 'job queries')}; spawners checked in {checked}; "
             f"all ready {restart['launch_to_all_ready_s']:.1f} s after launch")
 
 
