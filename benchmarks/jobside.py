@@ -52,7 +52,7 @@ def command(kind: str, venv: Path) -> list[str]:
 
     traits = DKRZSpawner.class_traits()
     deferred = [arg for name in traits["job_deferred_imports"].default() for arg in ("--defer", name)]
-    return [f"{venv}/bin/python", "-m", "dkrzspawner.leanstart", *deferred, "--", *server,
+    return [f"{venv}/bin/dkrzspawner-leanstart", *deferred, "--", *server,
             *traits["job_server_args"].default()]
 
 

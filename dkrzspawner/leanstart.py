@@ -1,6 +1,6 @@
 """Job side: start the Jupyter server in this interpreter with the imports it does not need to answer deferred.
 
-Usage: ``python -m dkrzspawner.leanstart [--defer MODULE]... -- COMMAND [ARGS...]``. The spawner puts it between
+Usage: ``dkrzspawner-leanstart [--defer MODULE]... -- COMMAND [ARGS...]``. The spawner puts it between
 the wrapper (:mod:`dkrzspawner.singleuser`) and ``jupyterhub-singleuser`` when ``DKRZSpawner.lean_job_start`` is
 on. Each ``--defer`` module is replaced by a stand-in until one of its functions is first called, at which
 moment the real module is imported and the call goes to it: nothing is lost, only moved to the first use. The
@@ -21,7 +21,7 @@ import runpy
 import sys
 import types
 
-USAGE = "usage: python -m dkrzspawner.leanstart [--defer MODULE]... -- COMMAND [ARGS...]"
+USAGE = "usage: dkrzspawner-leanstart [--defer MODULE]... -- COMMAND [ARGS...]"
 
 
 class Deferred(types.ModuleType):
@@ -85,7 +85,7 @@ def main(argv=None) -> None:
     for name in deferred:
         defer(name)
     sys.argv = command
-    sys.path[0] = os.path.dirname(os.path.abspath(command[0]))  # as if Python ran the script: not ``-m``'s cwd
+    sys.path[0] = os.path.dirname(os.path.abspath(command[0]))  # as if Python ran the script (never the cwd)
     runpy.run_path(command[0], run_name="__main__")
 
 

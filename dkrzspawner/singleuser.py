@@ -1,7 +1,8 @@
 """Job side: pick a free port, start the Jupyter server, report the port once *that server* listens on it.
 
 Runs inside the Slurm job as the user, as the parent of the server. Imports only the standard library, so it adds
-little to the start. Usage: ``python -m dkrzspawner.singleuser [--] COMMAND [ARGS...]``.
+little to the start. Usage: ``dkrzspawner-singleuser [--] COMMAND [ARGS...]`` (the console script: ``python -m``
+would put the user's home first on ``sys.path``).
 
 Another user's process on the same node could bind a port between the moment it is found free and the moment
 the server binds it. So the port is reported only when the kernel's socket table (``/proc/net/tcp``) shows a

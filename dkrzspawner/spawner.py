@@ -262,7 +262,7 @@ class DKRZSpawner(ModuleSettings, Spawner):
 
     lean_job_start = Bool(
         True,
-        help="""Start the job's ``jupyterhub-singleuser`` through ``dkrzspawner.leanstart``, which defers
+        help="""Start the job's ``jupyterhub-singleuser`` through ``dkrzspawner-leanstart``, which defers
         the imports listed in ``job_deferred_imports`` to their first use, and pass it ``job_server_args``: the
         server answers sooner (see :ref:`admin-lean-start`). Off, or with a ``Spawner.cmd`` other than
         ``jupyterhub-singleuser``: the job runs ``Spawner.cmd`` as JupyterHub would, behind the wrapper that
@@ -785,13 +785,15 @@ class DKRZSpawner(ModuleSettings, Spawner):
             raise spawn_error(f"User {self.user.name} has no Unix account on this system.", reason="no_account")
 
     def _command(self) -> list[str]:
+        """The job's command line. The job side's two steps are the environment's console scripts, not ``python
+        -m``, which would put the job's working directory (the user's home) first on ``sys.path``: a
+        ``~/socket.py`` would then stop the user's every server before it started."""
         prefix = self.job_prefix.rstrip("/")
-        python = f"{prefix}/bin/python"
         cmd = [c if "/" in c else f"{prefix}/bin/{c}" for c in self.cmd[:1]] + list(self.cmd[1:])
         if self.lean_job_start and os.path.basename(cmd[0]) == "jupyterhub-singleuser":
             deferred = [arg for name in self.job_deferred_imports for arg in ("--defer", name)]
-            cmd = [python, "-m", "dkrzspawner.leanstart", *deferred, "--", *cmd, *self.job_server_args]
-        return [python, "-m", "dkrzspawner.singleuser", "--", *cmd, *self.get_args()]
+            cmd = [f"{prefix}/bin/dkrzspawner-leanstart", *deferred, "--", *cmd, *self.job_server_args]
+        return [f"{prefix}/bin/dkrzspawner-singleuser", "--", *cmd, *self.get_args()]
 
     def _job_env(self, home: str) -> dict[str, str]:
         env = {k: str(v) for k, v in self.get_env().items()}

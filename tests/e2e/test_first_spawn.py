@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime
 import os
+import pwd
 import subprocess
+from pathlib import Path
 
 import pytest
 import requests
@@ -111,5 +113,26 @@ def test_job_that_dies_before_its_server_fails_the_spawn_with_its_output(hub):
         message = response.json()["message"]
         assert response.status_code >= 400
     assert "before its Jupyter server started" in message, message
-    assert "/nonexistent/env/bin/python" in message, "the tail of the job's output is shown"
+    assert "/nonexistent/env/bin/dkrzspawner-singleuser" in message, "the tail of the job's output is shown"
     assert hub.server("carol", "broken") is None or not hub.server("carol", "broken")["ready"]
+
+
+def test_python_files_in_the_users_home_do_not_replace_the_job_sides_modules(hub):
+    """The job starts in the user's home; a ``socket.py`` or ``signal.py`` there (a course's exercise) must not
+    be imported instead of the standard library's by the job side (``python -m`` would put the home first)."""
+    account = pwd.getpwnam("bob")
+    planted = [Path(account.pw_dir) / name for name in ("socket.py", "signal.py", "json.py")]
+    for path in planted:
+        path.write_text("raise SystemExit(f'{__file__} was imported by the job side')\n")
+        os.chown(path, account.pw_uid, account.pw_gid)
+    try:
+        assert hub.spawn("bob", "homefiles", options={"preset": "shared", "cores": 1}).status_code in (201, 202)
+        hub.wait_ready("bob", "homefiles")
+        token = hub.user_token("bob")
+        status = requests.get(f"{hub.public_url}/user/bob/homefiles/api/status",
+                              headers={"Authorization": f"token {token}"}, timeout=30)
+        assert status.status_code == 200, status.text
+    finally:
+        for path in planted:
+            path.unlink(missing_ok=True)
+    hub.stop_server("bob", "homefiles")

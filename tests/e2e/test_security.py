@@ -148,7 +148,7 @@ def server_process(user: str, server_name: str) -> int:
             environ = (proc / "environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"jupyterhub-singleuser" in cmdline and b"dkrzspawner.singleuser" not in cmdline \
+        if b"jupyterhub-singleuser" in cmdline and b"dkrzspawner-singleuser" not in cmdline \
                 and f"JUPYTERHUB_SERVER_NAME={server_name}".encode() in environ:
             return int(proc.name)
     raise AssertionError(f"no server process of {user}/{server_name}")

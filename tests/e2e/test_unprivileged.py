@@ -67,7 +67,7 @@ def server_process(user) -> tuple[int, dict[str, str]]:
             cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
         except OSError:
             continue
-        if b"jupyterhub-singleuser" in cmdline or b"dkrzspawner.singleuser" in cmdline:
+        if b"jupyterhub-singleuser" in cmdline or b"dkrzspawner-singleuser" in cmdline:
             env = dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
             if "JUPYTERHUB_API_TOKEN" in env:
                 return int(entry), env

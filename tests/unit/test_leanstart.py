@@ -97,7 +97,7 @@ async def request_of(monkeypatch, spawner):
 async def test_the_job_starts_the_server_through_the_lean_start_by_default(monkeypatch):
     spawner, _ = make_spawner(monkeypatch, job_prefix="/env", args=["--ServerApp.jpserver_extensions=jupyter_lsp=True"])
     text = spawner.submission(await request_of(monkeypatch, spawner)).script
-    assert ("exec /env/bin/python -m dkrzspawner.singleuser -- /env/bin/python -m dkrzspawner.leanstart "
+    assert ("exec /env/bin/dkrzspawner-singleuser -- /env/bin/dkrzspawner-leanstart "
             "--defer rfc3987_syntax -- /env/bin/jupyterhub-singleuser "
             "--ServerApp.jpserver_extensions=jupyter_lsp=False --ServerApp.jpserver_extensions=notebook_shim=False "
             "--LabApp.extension_manager=readonly --ServerApp.jpserver_extensions=jupyter_lsp=True\n") in text, \
@@ -107,10 +107,10 @@ async def test_the_job_starts_the_server_through_the_lean_start_by_default(monke
 async def test_without_the_lean_start_the_job_runs_the_command_as_jupyterhub_would(monkeypatch):
     spawner, _ = make_spawner(monkeypatch, job_prefix="/env", lean_job_start=False)
     text = spawner.submission(await request_of(monkeypatch, spawner)).script
-    assert "exec /env/bin/python -m dkrzspawner.singleuser -- /env/bin/jupyterhub-singleuser\n" in text
+    assert "exec /env/bin/dkrzspawner-singleuser -- /env/bin/jupyterhub-singleuser\n" in text
 
 
 async def test_a_site_command_of_its_own_runs_as_it_is(monkeypatch):
     spawner, _ = make_spawner(monkeypatch, job_prefix="/env", cmd=["site-server", "--x"])
     text = spawner.submission(await request_of(monkeypatch, spawner)).script
-    assert "exec /env/bin/python -m dkrzspawner.singleuser -- /env/bin/site-server --x\n" in text
+    assert "exec /env/bin/dkrzspawner-singleuser -- /env/bin/site-server --x\n" in text

@@ -189,7 +189,7 @@ def test_the_last_modules_are_preselected_when_still_offered():
 def render(request):
     return script.render("batch_script.sh.j2", request=request, job_name="jupyterhub-x", comment="dkrzspawner:x",
                          output="/home/alice/out", workdir="/home/alice", export_names=["A"], path="/env/bin",
-                         command=["/env/bin/python", "-m", "dkrzspawner.singleuser"],
+                         command=["/env/bin/dkrzspawner-singleuser"],
                          modules_init="/usr/share/lmod/lmod/init/bash", module_path=["/m1", "/m2"])
 
 
@@ -201,9 +201,9 @@ def test_the_script_loads_the_modules_before_the_server_and_stops_if_loading_fai
                        "tools/1.0 example/2.0 >&2; exit 1; }")
     assert lines[load - 2] == "export MODULEPATH=/m1:/m2"
     assert lines[load - 1].startswith("source /usr/share/lmod/lmod/init/bash || {")
-    assert [line for line in lines[load + 1:] if line][0].startswith("exec /env/bin/python")
+    assert [line for line in lines[load + 1:] if line][0].startswith("exec /env/bin/dkrzspawner-singleuser")
 
 
 def test_no_modules_no_module_lines():
     text = render(validate({"partition": "gpu"}, PRESETS, facts=facts()))
-    assert "module" not in text.replace("dkrzspawner.singleuser", "")
+    assert "module" not in text

@@ -29,7 +29,7 @@ SETTINGS = dict(
     workdir="/home/alice",
     export_names=["PATH", "JUPYTERHUB_API_TOKEN", "HOME"],
     path="/opt/dkrzspawner/venv/bin:/usr/bin:/bin",
-    command=["/opt/dkrzspawner/venv/bin/python", "-m", "dkrzspawner.singleuser", "--", "jupyterhub-singleuser"],
+    command=["/opt/dkrzspawner/venv/bin/dkrzspawner-singleuser", "--", "jupyterhub-singleuser"],
 )
 # The lines after the #SBATCH block, for SETTINGS.
 TAIL = [
@@ -40,7 +40,7 @@ TAIL = [
     "export SLURM_EXPORT_ENV=ALL",
     "",
     "",
-    "exec /opt/dkrzspawner/venv/bin/python -m dkrzspawner.singleuser -- jupyterhub-singleuser",
+    "exec /opt/dkrzspawner/venv/bin/dkrzspawner-singleuser -- jupyterhub-singleuser",
     "",
 ]
 
@@ -225,7 +225,7 @@ def test_admin_template_folder_overrides_the_packaged_one(tmp_path):
                                       "{% block command %}{% endblock %}")
     text = render(SHARED_2, extra_paths=[str(tmp_path)])
     assert text.splitlines() == ["#!/bin/bash", "#SBATCH --partition=shared",
-                                 "exec site-wrapper /opt/dkrzspawner/venv/bin/python -m dkrzspawner.singleuser -- "
+                                 "exec site-wrapper /opt/dkrzspawner/venv/bin/dkrzspawner-singleuser -- "
                                  "jupyterhub-singleuser"]
 
 
