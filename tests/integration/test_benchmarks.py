@@ -46,7 +46,7 @@ def test_dkrzspawner_side_of_every_benchmark_runs_and_writes_its_files(tmp_path)
         "for every user: one association table, one budget limits and one usage query"
     jobside = results["jobside"]
     assert (jobside["default"]["n"], jobside["lean"]["n"]) == (1, 1)
-    assert "dkrzspawner.leanstart" in jobside["commands"]["lean"]
+    assert "bin/dkrzspawner-leanstart" in jobside["commands"]["lean"]
     for name in ("load.png", "latency.png", "class.png", "crowd.png", "summary.md"):
         assert (tmp_path / name).stat().st_size > 0
     assert "N=2 servers" in (tmp_path / "summary.md").read_text()
