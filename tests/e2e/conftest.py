@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import fcntl
 import json
 import os
@@ -31,6 +32,11 @@ USERS = ("alice", "bob", "carol")
 # The e2e hub runs as this unprivileged system account (made by `make env`, with the sudoers drop-in of
 # dkrzspawner/share/sudoers.d/), as a site runs it.
 HUB_ACCOUNT = "jupyterhub"
+#: the budget period of every test hub (the accounts drop-in's $DKRZ_BUDGET_PERIOD_START) starts with this test
+#: session: the budget tests see this session's own usage only, not what earlier runs and benchmarks on the same
+#: machine charged to bb1234 since 1 January (a machine's accounting outlives a checkout; such usage had left
+#: bb1234's 100 core-hours at 0 and failed the budget and extend tests)
+BUDGET_PERIOD_START = datetime.datetime.now().isoformat(timespec="seconds")
 
 TEST_CONFIG = """
 load_subconfig({repo_config!r})
@@ -96,7 +102,8 @@ class Hub:
         self.log_path = log_path or ARTIFACTS / "hub.log"
         #: the hub's whole environment; a job must get none of it (test_unprivileged.py)
         self.environment = {"PATH": f"{venv_bin}:{VENV_BIN}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
-                            "LANG": "C.UTF-8", "HOME": str(workdir), "DKRZ_E2E_HUB": "only the hub has this"}
+                            "LANG": "C.UTF-8", "HOME": str(workdir), "DKRZ_E2E_HUB": "only the hub has this",
+                            "DKRZ_BUDGET_PERIOD_START": BUDGET_PERIOD_START}
         # The venv holds the package as `make env` installed it; DKRZ_E2E_HUB_PYTHONPATH (a checkout, readable by
         # the hub's account) puts that checkout's code before it in the hub (the jobs keep the venv's).
         if os.environ.get("DKRZ_E2E_HUB_PYTHONPATH"):
