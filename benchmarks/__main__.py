@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import statistics
+import sys
 from pathlib import Path
 
 from benchmarks import burst, crowd, form_render, harness, jobside, kernels, report, scenarios
@@ -165,7 +167,17 @@ def settings(args, names) -> list:
     return [frozenset(value) if isinstance(value, list) else value for value in (getattr(args, n) for n in names)]
 
 
+def stop_on_signals():
+    """SIGTERM and SIGHUP end the run as an exception would: every measurement's clean-up runs (its hubs stop,
+    its users and jobs go), where the default action would leave hubs holding the benchmark's ports."""
+    def stop(signum, _frame):
+        sys.exit(128 + signum)
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stop)
+
+
 def main(argv=None):
+    stop_on_signals()
     args = parse_args(argv)
     partial = args.results / "benchmarks.partial.json"
     args.results.mkdir(parents=True, exist_ok=True)
