@@ -65,28 +65,17 @@ def remove_users():
     Each Slurm step is tried again while slurmctld or slurmdbd is slow to answer (a thousand jobs ending at once),
     so one timeout does not leave a thousand users behind."""
     crowd = re.compile(PREFIX + r"\d{4}")
-    known = [user for user in patiently(slurm, "sacctmgr", "-n", "-P", "show", "user", "format=user").split()
+    known = [user for user in harness.patiently(slurm, "sacctmgr", "-n", "-P", "show", "user", "format=user").split()
              if crowd.fullmatch(user)]
-    queue = patiently(slurm, "squeue", "-h", "-o", "%i %u").split("\n")
+    queue = harness.patiently(slurm, "squeue", "-h", "-o", "%i %u").split("\n")
     jobs = [line.split()[0] for line in queue if line.strip() and crowd.fullmatch(line.split()[1])]
-    patiently(harness.cancel_jobs, jobs)
+    harness.patiently(harness.cancel_jobs, jobs)
     if known:
-        patiently(slurm, "sacctmgr", "-i", "delete", "user", ",".join(known))
+        harness.patiently(slurm, "sacctmgr", "-i", "delete", "user", ",".join(known))
     for line in Path("/etc/passwd").read_text().splitlines():
         user = line.split(":", 1)[0]
         if crowd.fullmatch(user):
             slurm("userdel", user)
-
-
-def patiently(step, *args, attempts: int = 5):
-    """``step(*args)``, tried again (up to ``attempts`` times, a little longer apart each time) when it fails."""
-    for attempt in range(attempts):
-        try:
-            return step(*args)
-        except (RuntimeError, TimeoutError, subprocess.TimeoutExpired):
-            if attempt == attempts - 1:
-                raise
-            time.sleep(2 * (attempt + 1))
 
 
 # -- what the hub process costs ---------------------------------------------------------------------------------

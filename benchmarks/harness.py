@@ -206,6 +206,18 @@ class Sleeper:
     host: str = ""  # the node it runs on (squeue's batch host)
 
 
+def patiently(step, *args, attempts: int = 5):
+    """``step(*args)``, tried again (up to ``attempts`` times, a little longer apart each time) when it fails:
+    with a thousand stand-ins slurmctld and slurmdbd are sometimes slow to answer."""
+    for attempt in range(attempts):
+        try:
+            return step(*args)
+        except (RuntimeError, TimeoutError, subprocess.TimeoutExpired):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(2 * (attempt + 1))
+
+
 def start_sleepers(count: int, users=USERS) -> list[Sleeper]:
     """``count`` one-core jobs spread over ``users`` (the test users), all running when this returns.
 
@@ -217,17 +229,13 @@ def start_sleepers(count: int, users=USERS) -> list[Sleeper]:
         user = users[index % len(users)]
         argv = ["sudo", "-n", "-u", user, "--", "salloc", "--no-shell", "-p", "shared", "-c", "1", "--mem=16M",
                 "-t", "120", "-J", "bench-sleeper"]
-        said = ""
-        for attempt in range(5):
-            try:
-                said = subprocess.run(argv, capture_output=True, text=True, timeout=120).stderr
-            except subprocess.TimeoutExpired:
-                said = "no answer in 120 s"
+        def ask() -> Sleeper:
+            said = subprocess.run(argv, capture_output=True, text=True, timeout=120).stderr
             granted = re.search(r"Granted job allocation (\d+)", said)
-            if granted:
-                return Sleeper(user, f"s{index}", granted.group(1))
-            time.sleep(1 + attempt)
-        raise RuntimeError(f"salloc for {user} failed 5 times: {said.strip()}")
+            if not granted:
+                raise RuntimeError(f"salloc for {user}: {said.strip()}")
+            return Sleeper(user, f"s{index}", granted.group(1))
+        return patiently(ask)
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
         sleepers = list(pool.map(allocate, range(count)))
