@@ -12,7 +12,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 # a measurement's shape: set up, wait, and clean up in `finally` (where the hubs are stopped)
 MEASUREMENT = """
-import sys, time
+import time
 from benchmarks.__main__ import stop_on_signals
 stop_on_signals()
 try:
